@@ -1,0 +1,90 @@
+"""Self-describing model checkpoints: weights plus model name, arguments, labels and preprocessing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.preprocessing import Preprocessing
+from ..errors import FerkitError
+from ..io import atomic_open, existing_file
+from .registry import create_model
+
+FORMAT = "ferkit-model/1"
+
+
+@dataclass
+class ModelInfo:
+    """Everything inference needs besides the weights."""
+
+    name: str
+    args: dict
+    labels: tuple[str, ...]
+    preprocessing: Preprocessing
+    metrics: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "model": self.name,
+            "model_args": dict(self.args),
+            "labels": list(self.labels),
+            "preprocessing": self.preprocessing.to_dict(),
+            "metrics": dict(self.metrics),
+            "config": dict(self.config),
+        }
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, info: ModelInfo, *, half: bool = False) -> Path:
+    """Write ``model``'s weights and ``info`` to ``path`` atomically; ``half`` stores floats as fp16."""
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
+        for k, v in model.state_dict().items()
+    }
+    payload = {**info.to_dict(), "state_dict": state}
+    with atomic_open(path, "wb") as handle:
+        torch.save(payload, handle)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint file's dictionary, with clear errors for files that are not ferkit checkpoints."""
+    path = existing_file(path, "checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise FerkitError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or "state_dict" not in payload:
+        raise FerkitError(f"{path}: not a ferkit checkpoint (no weights inside)")
+    if "model" not in payload:
+        # a training-state file: its model checkpoint sits under "model_checkpoint"
+        inner = payload.get("model_checkpoint")
+        if not isinstance(inner, dict):
+            raise FerkitError(f"{path}: not a ferkit checkpoint (no model name inside)")
+        payload = inner
+    return payload
+
+
+def load_model(path: str | os.PathLike) -> tuple[nn.Module, ModelInfo]:
+    """Rebuild the model stored at ``path`` (fp32, eval mode) and return it with its :class:`ModelInfo`."""
+    payload = read_checkpoint(path)
+    info = ModelInfo(
+        name=payload["model"],
+        args=dict(payload.get("model_args", {})),
+        labels=tuple(payload["labels"]),
+        preprocessing=Preprocessing.from_dict(payload.get("preprocessing", {})),
+        metrics=dict(payload.get("metrics", {})),
+        config=dict(payload.get("config", {})),
+    )
+    model = create_model(info.name, **info.args)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise FerkitError(f"{path}: weights do not fit model {info.name!r}: {str(exc).splitlines()[0]}") from None
+    return model.eval(), info

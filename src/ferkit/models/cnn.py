@@ -1,0 +1,82 @@
+"""VGG-style CNNs: stacks of 3x3 conv blocks, each ending in a max-pool (optionally SE before it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from .layers import SqueezeExcite, conv_bn_relu
+from .registry import register_model
+
+
+class ConvNet(nn.Module):
+    """``len(widths)`` blocks of ``convs_per_block`` 3x3 convs + max-pool, then a dense head.
+
+    ``se_reduction`` > 0 puts a Squeeze-and-Excitation block before each pool. ``head`` is the
+    hidden dense widths; with ``global_pool`` the features are averaged instead of flattened.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 7,
+        in_channels: int = 1,
+        input_size: int = 48,
+        widths: Sequence[int] = (32, 64, 128),
+        convs_per_block: int = 2,
+        head: Sequence[int] = (256,),
+        batch_norm: bool = True,
+        se_reduction: int = 0,
+        dropout: float = 0.5,
+        global_pool: bool = False,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = in_channels
+        for width in widths:
+            for _ in range(convs_per_block):
+                layers += conv_bn_relu(cin, width, batch_norm=batch_norm)
+                cin = width
+            if se_reduction:
+                layers.append(SqueezeExcite(width, se_reduction))
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        side = input_size // 2 ** len(widths)
+        flat = cin if global_pool else cin * side * side
+        head_layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity(), nn.Flatten()]
+        for hidden in head:
+            head_layers += [nn.Dropout(dropout), nn.Linear(flat, hidden), nn.ReLU(inplace=True)]
+            flat = hidden
+        head_layers += [nn.Dropout(dropout), nn.Linear(flat, num_classes)]
+        self.classifier = nn.Sequential(*head_layers)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@register_model()
+def ferkit_cnn(num_classes: int = 7, in_channels: int = 1, input_size: int = 48, dropout: float = 0.4) -> ConvNet:
+    """ferkit's default: 4 blocks (32-64-128-256) of two conv-BN-ReLU, global-average pool, dense 256."""
+    return ConvNet(
+        num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+        widths=(32, 64, 128, 256), head=(256,), dropout=dropout, global_pool=True,
+    )
+
+
+@register_model()
+def ferkit_cnn_large(num_classes: int = 7, in_channels: int = 1, input_size: int = 48, dropout: float = 0.4) -> ConvNet:
+    """Twice the default's widths (64-128-256-512): ~4x the compute, for GPU runs."""
+    return ConvNet(
+        num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+        widths=(64, 128, 256, 512), head=(256,), dropout=dropout, global_pool=True,
+    )
+
+
+@register_model()
+def ferkit_cnn_small(num_classes: int = 7, in_channels: int = 1, input_size: int = 48, dropout: float = 0.3) -> ConvNet:
+    """A fast small CNN (3 blocks 32-64-128, global pool): for smoke runs and tests."""
+    return ConvNet(
+        num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+        widths=(32, 64, 128), head=(128,), dropout=dropout, global_pool=True,
+    )

@@ -28,7 +28,11 @@ def _read_text(path: Path) -> str:
     try:
         with path.open("rb") as raw:
             gz = raw.read(2) == b"\x1f\x8b"
-        data = gzip.open(path, "rb").read() if gz else path.read_bytes()
+        if gz:
+            with gzip.open(path, "rb") as handle:
+                data = handle.read()
+        else:
+            data = path.read_bytes()
     except (EOFError, OSError, zlib.error) as exc:
         raise FerkitError(f"{path}: cannot read the file ({exc}); is it truncated?") from None
     try:

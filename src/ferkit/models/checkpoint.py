@@ -40,15 +40,19 @@ class ModelInfo:
         }
 
 
-def save_model(path: str | os.PathLike, model: nn.Module, info: ModelInfo, *, half: bool = False) -> Path:
-    """Write ``model``'s weights and ``info`` to ``path`` atomically; ``half`` stores floats as fp16."""
+def model_payload(model: nn.Module, info: ModelInfo, *, half: bool = False) -> dict:
+    """The checkpoint dictionary: ``info`` plus the weights (floats as fp16 when ``half``)."""
     state = {
-        k: (v.half() if half and v.is_floating_point() else v).detach().cpu()
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
         for k, v in model.state_dict().items()
     }
-    payload = {**info.to_dict(), "state_dict": state}
+    return {**info.to_dict(), "state_dict": state}
+
+
+def save_model(path: str | os.PathLike, model: nn.Module, info: ModelInfo, *, half: bool = False) -> Path:
+    """Write ``model``'s weights and ``info`` to ``path`` atomically; ``half`` stores floats as fp16."""
     with atomic_open(path, "wb") as handle:
-        torch.save(payload, handle)
+        torch.save(model_payload(model, info, half=half), handle)
     return Path(path)
 
 
@@ -59,14 +63,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
         raise FerkitError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(payload, dict) or "state_dict" not in payload:
-        raise FerkitError(f"{path}: not a ferkit checkpoint (no weights inside)")
-    if "model" not in payload:
-        # a training-state file: its model checkpoint sits under "model_checkpoint"
-        inner = payload.get("model_checkpoint")
-        if not isinstance(inner, dict):
-            raise FerkitError(f"{path}: not a ferkit checkpoint (no model name inside)")
-        payload = inner
+    if isinstance(payload, dict) and "model" not in payload and isinstance(payload.get("model_checkpoint"), dict):
+        payload = payload["model_checkpoint"]  # a training-state file (last.pt) holds one inside
+    if not isinstance(payload, dict) or "state_dict" not in payload or "model" not in payload:
+        raise FerkitError(f"{path}: not a ferkit checkpoint (no model name and weights inside)")
     return payload
 
 

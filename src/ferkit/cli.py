@@ -1,0 +1,96 @@
+"""The ``ferkit`` command: thin calls into the package's modules."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .errors import FerkitError
+
+log = logging.getLogger("ferkit")
+
+EXAMPLES = {
+    "train": """examples:
+  ferkit train configs/default.toml
+  ferkit train configs/default.toml train.epochs=5 data.train_limit=2000 name=smoke
+  ferkit train configs/default.toml --resume          # continue runs/default after an interruption""",
+    "evaluate": """examples:
+  ferkit evaluate runs/default/best.pt --data ../shared/data/fer2013/fer2013.csv.gz
+  ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv --split PublicTest --tta --out reports/""",
+    "lr-find": """examples:
+  ferkit lr-find configs/default.toml
+  ferkit lr-find configs/default.toml --start 1e-6 --end 1 --steps 150 --out lr.png""",
+    "models": """examples:
+  ferkit models""",
+    "predict": """examples:
+  ferkit predict photo.jpg                       # table on the terminal, annotated copy in ferkit-out/
+  ferkit predict a.jpg b.png --out results/ --model runs/default/best.pt --detector haar""",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferkit", description="Facial emotion recognition toolkit.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("train", "Train a model from a config file; key=value pairs override the config.")
+    p.add_argument("config", help="TOML config (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=0.001 data.path=...")
+    p.add_argument("--resume", action="store_true", help="continue the run in the config's run folder")
+
+    p = add("evaluate", "Evaluate a checkpoint on a data set split: report, confusion matrix, TTA.")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", required=True, help="FER2013 CSV, or a folder tree <root>/<class>/<images>")
+    p.add_argument("--format", default="", help="fer2013 | ferplus | folder | kdef (default: from the path)")
+    p.add_argument("--ferplus", default="", help="fer2013new.csv, for --format ferplus")
+    p.add_argument("--split", default="PrivateTest", help="split to evaluate (FER2013 Usage), default PrivateTest")
+    p.add_argument("--tta", action="store_true", help="also report flip and ten-crop test-time augmentation")
+    p.add_argument("--rounds", type=int, default=0, help="also run K rounds of --round-size random images")
+    p.add_argument("--round-size", type=int, default=100)
+    p.add_argument("--out", default="", help="folder for report.txt/json and confusion PNGs")
+    p.add_argument("--cache-dir", default="", help="cache parsed CSVs here")
+
+    p = add("lr-find", "Sweep the learning rate exponentially; plot loss vs LR and suggest a rate.")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.add_argument("--start", type=float, default=1e-7)
+    p.add_argument("--end", type=float, default=1.0)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--out", default="", help="plot path (default: <run dir>/lr_find.png)")
+
+    add("models", "List the registered models.")
+
+    p = add("predict", "Find every face in photos and recognise its emotion.")
+    p.add_argument("paths", nargs="+", metavar="PHOTO")
+    p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--detector", default="yunet")
+    p.add_argument("--out", default="ferkit-out", help="folder for annotated copies and the results table")
+    p.add_argument("--no-draw", action="store_true", help="do not write annotated copies")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname).1s %(message)s", datefmt="%H:%M:%S")
+    from . import commands
+
+    try:
+        return getattr(commands, args.command.replace("-", "_"))(args)
+    except FerkitError as exc:
+        print(f"ferkit {args.command}: error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except KeyboardInterrupt:
+        hint = " (continue with --resume)" if args.command == "train" else ""
+        print(f"ferkit {args.command}: interrupted{hint}", file=sys.stderr)  # noqa: T201
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

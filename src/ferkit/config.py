@@ -1,0 +1,202 @@
+"""Experiment settings as dataclasses: defaults < TOML file < ``key=value`` overrides; unknown keys raise."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from .errors import FerkitError
+
+
+@dataclass
+class DataConfig:
+    """Where the faces come from and how they are split (see ``ferkit.data.sources``)."""
+
+    format: str = "fer2013"  # fer2013 | ferplus | folder | kdef
+    path: str = ""
+    ferplus_path: str = ""  # fer2013new.csv when format = "ferplus"
+    cache_dir: str = ""
+    train_split: str = "Training"
+    val_split: str = "PublicTest"
+    test_split: str = "PrivateTest"
+    train_limit: int = 0  # keep only the first N training images (0 = all), stratified
+    val_ratio: float = 0.1  # for formats without official splits
+    test_ratio: float = 0.2
+    split_by: str = "random"  # random | subject (formats with subject ids)
+    contempt: bool = False
+    soft_labels: bool = False
+    split_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "ferkit_cnn"
+    args: dict[str, Any] = field(default_factory=dict)
+    mean: float = 0.0
+    std: float = 1.0
+    input_size: int = 48
+    channels: int = 1
+
+
+@dataclass
+class AugmentConfig:
+    shift: float = 0.1
+    rotation: float = 10.0
+    zoom: float = 0.1
+    shear: float = 0.0
+    flip: float = 0.5
+    erasing: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    scheduler: str = "plateau"  # none | plateau | onecycle | cosine
+    plateau_factor: float = 0.5
+    plateau_patience: int = 5
+    min_lr: float = 1e-6
+    onecycle_pct_start: float = 0.3
+    monitor: str = "val_acc"
+    mode: str = "max"
+    early_stopping_patience: int = 0  # 0 = off
+    label_smoothing: float = 0.0
+    freeze_body_epochs: int = 0
+    bf16: bool = True
+    channels_last: bool = True
+    threads: int = 0  # 0 = torch's default
+    seed: int = 0
+    eval_batch_size: int = 512
+
+
+@dataclass
+class Config:
+    name: str = "experiment"
+    out_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _valid(obj) -> list[str]:
+    return [f.name for f in fields(obj)]
+
+
+def _set(obj, key: str, value: Any, where: str, prefix: str = "") -> None:
+    """Set dotted ``key`` on nested dataclasses, checking names and types."""
+    head, _, rest = key.partition(".")
+    if head not in _valid(obj):
+        valid = ", ".join(prefix + name for name in _valid(obj))
+        raise FerkitError(f"{where}: unknown key {prefix + key!r}; valid keys: {valid}")
+    current = getattr(obj, head)
+    if is_dataclass(current):
+        if rest:
+            return _set(current, rest, value, where, f"{prefix}{head}.")
+        if not isinstance(value, dict):
+            raise FerkitError(f"{where}: {prefix + head!r} is a section, not a value")
+        for k, v in value.items():
+            _set(current, k, v, where, f"{prefix}{head}.")
+        return None
+    if isinstance(current, dict):
+        if rest:
+            current[rest] = value
+        elif isinstance(value, dict):
+            current.update(value)
+        else:
+            raise FerkitError(f"{where}: {head!r} is a table of values")
+        return None
+    if rest:
+        raise FerkitError(f"{where}: {head!r} is a value, not a section")
+    setattr(obj, head, _coerce(value, current, key, where))
+    return None
+
+
+def _coerce(value: Any, current: Any, key: str, where: str) -> Any:
+    kind = type(current)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise FerkitError(f"{where}: {key} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _parse_value(text: str) -> Any:
+    """Read a command-line value as TOML (numbers, booleans, lists, quoted strings), else a plain string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the TOML file at ``path``, then ``key=value`` overrides (dotted keys)."""
+    config = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FerkitError(f"config file not found: {path}")
+        try:
+            table = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise FerkitError(f"{path}: not valid TOML ({exc})") from None
+        for key, value in table.items():
+            _set(config, key, value, str(path))
+        if "name" not in table:
+            config.name = path.stem
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise FerkitError(f"override {item!r} is not of the form key=value (e.g. train.lr=0.001)")
+        _set(config, key.strip(), _parse_value(text.strip()), "command line")
+    return config
+
+
+def config_from_dict(table: dict) -> Config:
+    """Rebuild a Config from ``Config.to_dict()`` output (e.g. one stored in a checkpoint)."""
+    config = Config()
+    for key, value in table.items():
+        _set(config, key, value, "stored config")
+    return config
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def to_toml(config: Config) -> str:
+    """The resolved config as TOML (loadable by :func:`load_config`)."""
+    table = config.to_dict()
+    lines = [f"{k} = {_toml_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    for section, values in table.items():
+        if not isinstance(values, dict):
+            continue
+        lines += ["", f"[{section}]"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
+        for sub, inner in values.items():
+            if isinstance(inner, dict):
+                lines += ["", f"[{section}.{sub}]"]
+                lines += [f"{k} = {_toml_value(v)}" for k, v in inner.items()]
+    return "\n".join(lines) + "\n"

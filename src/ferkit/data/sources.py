@@ -1,0 +1,93 @@
+"""Turn a :class:`~ferkit.config.DataConfig` into train / validation / test :class:`FaceData`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import DataConfig
+from ..errors import FerkitError
+from .dataset import FaceData
+
+log = logging.getLogger(__name__)
+FORMATS = ("fer2013", "ferplus", "folder", "kdef")
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: FaceData
+    val: FaceData
+    test: FaceData | None = None
+
+    def describe(self) -> str:
+        parts = [f"{name} {len(d)}" for name, d in (("train", self.train), ("val", self.val), ("test", self.test))
+                 if d is not None]
+        return ", ".join(parts)
+
+
+def read_source(cfg: DataConfig) -> FaceData:
+    """Read the whole data set named by ``cfg.format`` and ``cfg.path``."""
+    if not cfg.path:
+        raise FerkitError("no data path given: set data.path (e.g. data.path=../shared/data/fer2013/fer2013.csv.gz)")
+    cache = cfg.cache_dir or None
+    if cfg.format == "fer2013":
+        from .fer2013 import read_fer2013
+
+        return read_fer2013(cfg.path, cache_dir=cache)
+    if cfg.format == "ferplus":
+        from .fer2013 import read_fer2013
+        from .ferplus import ferplus_facedata, read_ferplus
+
+        if not cfg.ferplus_path:
+            raise FerkitError("format 'ferplus' needs data.ferplus_path (the fer2013new.csv file)")
+        return ferplus_facedata(read_fer2013(cfg.path, cache_dir=cache), read_ferplus(cfg.ferplus_path),
+                                contempt=cfg.contempt)
+    if cfg.format == "folder":
+        from .folder import read_folder
+
+        return read_folder(cfg.path, contempt=cfg.contempt)
+    if cfg.format == "kdef":
+        from .filenames import read_kdef
+
+        return read_kdef(cfg.path)
+    raise FerkitError(f"unknown data format {cfg.format!r}; valid formats: {', '.join(FORMATS)}")
+
+
+def _limit(data: FaceData, limit: int, seed: int) -> FaceData:
+    """A stratified subset of ``limit`` rows (all rows when ``limit`` is 0 or too large)."""
+    if not limit or limit >= len(data):
+        return data
+    from .splits import stratified_split
+
+    keep, _ = stratified_split(data.labels, ratios=(limit / len(data), 1 - limit / len(data)), seed=seed)
+    return data.subset(np.sort(keep))
+
+
+def load_splits(cfg: DataConfig) -> Splits:
+    """Official splits where the data has them (FER2013 Usage), else ratio splits by image or by subject."""
+    data = read_source(cfg)
+    if data.splits is not None and cfg.train_split in set(data.splits.tolist()):
+        names = set(data.splits.tolist())
+        for name in (cfg.val_split, cfg.test_split):
+            if name and name not in names:
+                raise FerkitError(f"split {name!r} not in the data; it has {sorted(names)}")
+        train = data.split(cfg.train_split)
+        val = data.split(cfg.val_split)
+        test = data.split(cfg.test_split) if cfg.test_split else None
+    else:
+        from .splits import stratified_split, subject_split
+
+        ratios = (1 - cfg.val_ratio - cfg.test_ratio, cfg.val_ratio, cfg.test_ratio)
+        if cfg.split_by == "subject":
+            if data.subjects is None:
+                raise FerkitError(f"{cfg.path}: split_by='subject' needs subject ids, which this data lacks")
+            parts = subject_split(data.subjects, data.labels, ratios=ratios, seed=cfg.split_seed)
+        elif cfg.split_by == "random":
+            parts = stratified_split(data.labels, ratios=ratios, seed=cfg.split_seed)
+        else:
+            raise FerkitError(f"unknown split_by {cfg.split_by!r}; valid: random, subject")
+        train, val, test = (data.subset(np.sort(p)) for p in parts)
+    train = _limit(train, cfg.train_limit, cfg.split_seed)
+    return Splits(train=train, val=val, test=test if test is not None and len(test) else None)

@@ -1,0 +1,47 @@
+"""Evaluation: metrics (pure functions), reports, confusion plots, protocols, TTA prediction, model size."""
+
+from .confusion import plot_confusion
+from .metrics import (
+    McNemarResult,
+    accuracy,
+    bootstrap_accuracy_ci,
+    confusion_matrix,
+    expected_calibration_error,
+    log_loss,
+    macro_f1,
+    mcnemar,
+    normalize_confusion,
+    per_class_precision_recall_f1,
+    top_k_accuracy,
+)
+from .model_size import count_parameters, measure_latency, size_on_disk_mb, state_dict_mb
+from .predict import TTA_MODES, evaluate_model, evaluate_with_tta, predict_logits, tta_views
+from .protocols import RoundsResult, random_rounds
+from .report import ClassificationReport
+
+__all__ = [
+    "TTA_MODES",
+    "ClassificationReport",
+    "McNemarResult",
+    "RoundsResult",
+    "accuracy",
+    "bootstrap_accuracy_ci",
+    "confusion_matrix",
+    "count_parameters",
+    "evaluate_model",
+    "evaluate_with_tta",
+    "expected_calibration_error",
+    "log_loss",
+    "macro_f1",
+    "mcnemar",
+    "measure_latency",
+    "normalize_confusion",
+    "per_class_precision_recall_f1",
+    "plot_confusion",
+    "predict_logits",
+    "random_rounds",
+    "size_on_disk_mb",
+    "state_dict_mb",
+    "top_k_accuracy",
+    "tta_views",
+]

@@ -1,0 +1,180 @@
+"""Face detectors, declared in one place: :data:`DETECTORS` maps a name to its factory.
+
+Every detector is a callable taking an RGB ``(H, W, 3)`` or gray ``(H, W)`` uint8 array and
+returning a list of :class:`Detection` in the input's pixel coordinates, best score first.
+Large images are shrunk so their long side is at most ``max_side`` before detection (both
+detectors work best, and fastest, around that size) and the boxes are scaled back.
+
+The default, ``yunet``, was chosen on the 14 shared photos (``python benchmarks/detection.py``):
+YuNet counts the faces exactly on 14 of 14 photos at every score threshold from 0.3 to 0.9
+(0.2 adds strays, 0.92 starts losing faces), with no false face on the landscape; ``haar``
+gets 13 of 14 (a false second face at its default threshold, a missed face of the group at 0.6).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import yuface
+
+log = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]
+Point = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One face: ``box`` is ``(x, y, w, h)`` in pixels, ``score`` in 0-1, ``landmarks`` 5 points or None.
+
+    YuNet's landmarks are, in order: right eye, left eye, nose tip, right and left mouth corner
+    (right/left of the person in the photo).
+    """
+
+    box: Box
+    score: float
+    landmarks: tuple[Point, ...] | None = None
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    """Validate a detector input; return it as a contiguous uint8 (H, W) or (H, W, 3) array."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"expected a gray (H, W) or RGB (H, W, 3) image, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image of shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+def _shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Shrink ``image`` so its long side is at most ``max_side``; return it and the factor applied."""
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _clip_box(x: float, y: float, w: float, h: float, width: int, height: int) -> Box | None:
+    """Round a box and clip it to the image; None if nothing of it is left inside."""
+    x0, y0 = max(0, round(x)), max(0, round(y))
+    x1, y1 = min(width, round(x + w)), min(height, round(y + h))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+class YuNetDetector:
+    """libfacedetection's YuNet CNN (the ``yuface`` package, model compiled in): fast, gives landmarks.
+
+    ``score_threshold`` is YuNet's confidence (0-1); true faces on the benchmark photos score
+    0.91-0.95 and the strays it reports on large images 0.21-0.29, so the default 0.6 sits in
+    the gap with room on both sides. Faces smaller than ``min_face`` pixels (the box's shorter
+    side, in input pixels) are dropped.
+    """
+
+    def __init__(self, *, min_face: int = 20, score_threshold: float = 0.6, max_side: int = 960) -> None:
+        if not 0.0 <= score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        self.min_face = int(min_face)
+        self.score_threshold = float(score_threshold)
+        self.max_side = int(max_side)
+
+    def __call__(self, image: np.ndarray) -> list[Detection]:
+        image = _check_image(image)
+        height, width = image.shape[:2]
+        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, ::-1]
+        small, scale = _shrink(np.ascontiguousarray(bgr), self.max_side)
+        raw = yuface.c_detect(small)  # int16 rows: score 0-100, x, y, w, h, 5 (x, y) landmarks, spare
+        found = []
+        for row in np.asarray(raw, dtype=np.float64).reshape(-1, 16):
+            score = row[0] / 100.0
+            box = _clip_box(*(row[1:5] / scale), width, height)
+            if score < self.score_threshold or box is None or min(box[2], box[3]) < self.min_face:
+                continue
+            points = row[5:15].reshape(5, 2) / scale
+            landmarks = tuple((round(px), round(py)) for px, py in points)
+            found.append(Detection(box, float(score), landmarks))
+        return sorted(found, key=lambda d: -d.score)
+
+
+class HaarDetector:
+    """OpenCV's Viola-Jones frontal-face cascade (``haarcascade_frontalface_default.xml``).
+
+    A cascade has no probability; its ``score`` here is ``n / (n + 5)`` where ``n`` is the
+    number of raw hits merged into the box, so the default threshold 0.5 is OpenCV's usual
+    ``minNeighbors=5``. Scores below 2/7 cannot occur. No landmarks.
+    """
+
+    CASCADE = "haarcascade_frontalface_default.xml"
+
+    def __init__(
+        self, *, min_face: int = 20, score_threshold: float = 0.5, max_side: int = 960, scale_factor: float = 1.1
+    ) -> None:
+        self.min_face = int(min_face)
+        self.score_threshold = float(score_threshold)
+        self.max_side = int(max_side)
+        self.scale_factor = float(scale_factor)
+        path = cv2.data.haarcascades + self.CASCADE
+        self._cascade = cv2.CascadeClassifier(path)
+        if self._cascade.empty():
+            raise RuntimeError(f"OpenCV could not load its face cascade {path}")
+
+    def __call__(self, image: np.ndarray) -> list[Detection]:
+        image = _check_image(image)
+        height, width = image.shape[:2]
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        small, scale = _shrink(gray, self.max_side)
+        min_size = max(1, math.floor(self.min_face * scale))
+        boxes, hits = self._cascade.detectMultiScale2(
+            small, scaleFactor=self.scale_factor, minNeighbors=1, minSize=(min_size, min_size)
+        )
+        found = []
+        for (x, y, w, h), n in zip(np.reshape(boxes, (-1, 4)), np.ravel(hits)):
+            score = float(n) / (float(n) + 5.0)
+            box = _clip_box(x / scale, y / scale, w / scale, h / scale, width, height)
+            if score < self.score_threshold or box is None or min(box[2], box[3]) < self.min_face:
+                continue
+            found.append(Detection(box, score, None))
+        return sorted(found, key=lambda d: -d.score)
+
+
+Detector = Callable[[np.ndarray], list[Detection]]
+
+#: The one declaration of the supported detectors: name -> factory taking keyword options.
+DETECTORS: dict[str, Callable[..., Detector]] = {
+    "yunet": YuNetDetector,
+    "haar": HaarDetector,
+}
+
+DEFAULT_DETECTOR = "yunet"
+
+
+def list_detectors() -> list[str]:
+    """Names accepted by :func:`create_detector`, the default first."""
+    return [DEFAULT_DETECTOR, *sorted(n for n in DETECTORS if n != DEFAULT_DETECTOR)]
+
+
+def create_detector(name: str = DEFAULT_DETECTOR, **opts) -> Detector:
+    """Build the detector ``name`` with options such as ``min_face`` and ``score_threshold``."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; valid detectors: {', '.join(list_detectors())}")
+    try:
+        return DETECTORS[name](**opts)
+    except TypeError as exc:
+        if "unexpected keyword" not in str(exc):
+            raise
+        valid = [p for p in inspect.signature(DETECTORS[name]).parameters if p != "self"]
+        raise ValueError(f"detector {name!r}: {exc}; valid options: {', '.join(valid)}") from None

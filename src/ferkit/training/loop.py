@@ -1,0 +1,111 @@
+"""The training loop as plain functions: ``train_one_epoch`` and ``evaluate``."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ..data.augment import Augment
+from ..data.preprocessing import Preprocessing
+from .callbacks import Callback, LoopState
+
+
+def batches(n: int, batch_size: int, *, generator: torch.Generator | None = None,
+            shuffle: bool = False, drop_last: bool = False) -> Iterator[torch.Tensor]:
+    """Index batches over ``n`` rows, shuffled with ``generator`` when asked."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
+def autocast(enabled: bool):
+    """bf16 autocast on CPU when ``enabled``, otherwise a no-op context."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+
+
+def _progress(total: int, desc: str):
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None,
+                mininterval=0.5 if interactive else 30.0)
+
+
+def train_one_epoch(
+    state: LoopState,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    preprocessing: Preprocessing,
+    augment: Augment,
+    batch_size: int,
+    generator: torch.Generator,
+    callbacks: Sequence[Callback] = (),
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    bf16: bool = False,
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """One pass over ``images`` (uint8 ``(N, H, W)``) and ``targets`` (class ids or soft labels).
+
+    Returns the mean loss and accuracy (against the arg-max of soft targets).
+    """
+    model, optimizer = state.model, state.optimizer
+    model.train()
+    loss_fn = loss_fn or F.cross_entropy
+    total_loss, correct, seen = 0.0, 0, 0
+    with _progress(len(images), f"epoch {state.epoch}/{state.epochs}") as bar:
+        for index in batches(len(images), batch_size, generator=generator, shuffle=True, drop_last=True):
+            x = augment(preprocessing(images[index]), generator)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = targets[index]
+            with autocast(bf16):
+                logits = model(x)
+            loss = loss_fn(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            state.step += 1
+            for cb in callbacks:
+                cb.on_batch_end(state)
+            hard = y.argmax(1) if y.ndim == 2 else y
+            total_loss += loss.item() * len(index)
+            correct += int((logits.argmax(1) == hard).sum())
+            seen += len(index)
+            bar.update(len(index))
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
+            "lr": optimizer.param_groups[0]["lr"]}
+
+
+@torch.inference_mode()
+def predict_proba(model: nn.Module, images: torch.Tensor, *, preprocessing: Preprocessing,
+                  batch_size: int = 512, bf16: bool = False, channels_last: bool = False) -> np.ndarray:
+    """Softmax probabilities ``(N, classes)`` for uint8 faces ``(N, H, W)``, model in eval mode."""
+    model.eval()
+    out = []
+    for index in batches(len(images), batch_size):
+        x = preprocessing(images[index])
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(bf16):
+            out.append(torch.softmax(model(x).float(), 1))
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, preprocessing: Preprocessing,
+             batch_size: int = 512, bf16: bool = False, channels_last: bool = False,
+             prefix: str = "val") -> dict[str, float]:
+    """Loss and accuracy of ``model`` on uint8 faces and integer ``labels``."""
+    probs = torch.from_numpy(predict_proba(model, images, preprocessing=preprocessing, batch_size=batch_size,
+                                           bf16=bf16, channels_last=channels_last))
+    labels = torch.as_tensor(labels)
+    hard = labels.argmax(1) if labels.ndim == 2 else labels
+    loss = F.nll_loss(torch.log(probs.clamp_min(1e-12)), hard).item()
+    return {f"{prefix}_loss": loss, f"{prefix}_acc": float((probs.argmax(1) == hard).float().mean())}

@@ -1,0 +1,51 @@
+"""Parameter counts, serialised sizes and latency of a small model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from ferkit.evaluation import count_parameters, measure_latency, size_on_disk_mb, state_dict_mb
+from ferkit.models import create_model
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    return create_model("ferkit_cnn_small")
+
+
+def test_parameter_count_is_sum_of_numel(model):
+    assert count_parameters(model) == sum(p.numel() for p in model.parameters())
+    model.classifier[-1].weight.requires_grad_(False)
+    try:
+        frozen = model.classifier[-1].weight.numel()
+        assert count_parameters(model, trainable_only=True) == count_parameters(model) - frozen
+    finally:
+        model.classifier[-1].weight.requires_grad_(True)
+
+
+def test_fp16_state_is_about_half_of_fp32(model):
+    fp32 = state_dict_mb(model)
+    fp16 = state_dict_mb(model, torch.float16)
+    assert fp32 == pytest.approx(count_parameters(model) * 4 / 2**20, rel=0.1)
+    assert 0.45 < fp16 / fp32 < 0.6
+    assert state_dict_mb(model) == fp32  # the model itself is not cast
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_size_on_disk(tmp_path, model):
+    path = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), path)
+    assert size_on_disk_mb(path) == pytest.approx(path.stat().st_size / 2**20)
+    assert size_on_disk_mb(path) == pytest.approx(state_dict_mb(model), rel=0.02)
+
+
+def test_latency(model):
+    model.train()
+    stats = measure_latency(model, (1, 16, 16), batch_size=2, warmup=1, repeats=3)
+    assert model.training  # the training flag is restored
+    assert stats["batch_size"] == 2 and stats["repeats"] == 3
+    assert stats["ms_per_batch"] > 0
+    assert stats["ms_per_image"] == pytest.approx(stats["ms_per_batch"] / 2)
+    assert stats["images_per_s"] == pytest.approx(2000 / stats["ms_per_batch"])

@@ -1,0 +1,110 @@
+"""ClassificationReport (text, JSON round trip, saved files) and the confusion heatmaps."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferkit.evaluation import ClassificationReport, metrics, plot_confusion
+from ferkit.labels import EMOTIONS
+
+
+@pytest.fixture(scope="module")
+def preds():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 7, 200)
+    y_pred = np.where(rng.random(200) < 0.7, y_true, rng.integers(0, 7, 200))
+    y_pred[y_pred == 1] = 0  # "disgust" never predicted: zero-division path
+    logits = rng.normal(size=(200, 7)) + 3.0 * np.eye(7)[y_pred]
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return y_true, y_pred, probs
+
+
+@pytest.fixture(scope="module")
+def report(preds):
+    y_true, y_pred, probs = preds
+    return ClassificationReport.from_predictions(y_true, y_pred, EMOTIONS, probs)
+
+
+def test_report_numbers(report, preds):
+    y_true, y_pred, _ = preds
+    assert report.accuracy == pytest.approx(metrics.accuracy(y_true, y_pred))
+    low, high = report.accuracy_ci
+    assert low <= report.accuracy <= high
+    assert report.n == 200 and sum(report.support) == 200
+    assert report.macro_f1 == pytest.approx(metrics.macro_f1(y_true, y_pred, 7))
+    assert report.precision[EMOTIONS.index("disgust")] == 0.0
+    np.testing.assert_array_equal(report.confusion, metrics.confusion_matrix(y_true, y_pred, 7))
+    assert set(report.extras) == {"top2_accuracy", "log_loss", "ece"}
+    assert report.extras["top2_accuracy"] >= report.accuracy
+
+
+def test_weighted_average_matches_sklearn(report, preds):
+    sk = pytest.importorskip("sklearn.metrics")
+    y_true, y_pred, _ = preds
+    p, r, f, _ = sk.precision_recall_fscore_support(
+        y_true, y_pred, labels=list(range(7)), average="weighted", zero_division=0
+    )
+    assert report.weighted_avg == pytest.approx({"precision": p, "recall": r, "f1": f}, abs=1e-12)
+
+
+def test_text_is_an_aligned_table_with_every_label(report):
+    text = report.to_text()
+    for name in (*EMOTIONS, "accuracy", "macro avg", "weighted avg", "bootstrap interval"):
+        assert name in text
+    rows = [line for line in text.splitlines() if line.strip().split(" ")[0] in EMOTIONS]
+    assert len(rows) == 7
+    assert len({len(line) for line in rows}) == 1  # aligned columns
+    happy = text.splitlines()[2 + EMOTIONS.index("happy")]
+    assert happy.split()[-1] == str(report.support[EMOTIONS.index("happy")])
+
+
+def test_json_round_trip(report):
+    text = report.to_json()
+    back = ClassificationReport.from_json(text)
+    assert back == report
+    assert back.to_dict() == report.to_dict()
+    np.testing.assert_array_equal(back.confusion, report.confusion)
+    assert json.loads(text)["per_class"]["happy"]["support"] == report.support[3]
+
+
+def test_probabilities_of_wrong_shape_raise(preds):
+    y_true, y_pred, probs = preds
+    with pytest.raises(ValueError, match="shape"):
+        ClassificationReport.from_predictions(y_true, y_pred, EMOTIONS, probs[:, :6])
+
+
+def test_save_writes_valid_files(report, tmp_path):
+    paths = report.save(tmp_path / "out", title="test")
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["confusion.png", "confusion_normalized.png", "report.json", "report.txt"]
+    assert paths["text"].read_text() == report.to_text()
+    assert ClassificationReport.from_json(paths["json"].read_text()) == report
+    for key in ("confusion", "confusion_normalized"):
+        with Image.open(paths[key]) as image:
+            image.verify()
+            assert image.format == "PNG"
+            assert image.size[0] > 200 and image.size[1] > 200
+
+
+def test_plot_confusion_uses_no_pyplot(tmp_path):
+    cm = np.array([[5, 1, 0], [0, 0, 0], [2, 3, 4]])  # a class with no support: normalised row stays 0
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    for normalize in (False, True):
+        path = plot_confusion(cm, ["a", "b", "c"], tmp_path / f"cm_{normalize}.png", normalize=normalize)
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+    assert had_pyplot or "matplotlib.pyplot" not in sys.modules
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+    with pytest.raises(ValueError, match="labels"):
+        plot_confusion(cm, ["a", "b"], tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_normalized_confusion_rows():
+    cm = np.array([[3, 1], [0, 0]])
+    np.testing.assert_allclose(metrics.normalize_confusion(cm), [[0.75, 0.25], [0.0, 0.0]])

@@ -60,7 +60,16 @@ def test_vote_distribution_after_outlier_removal():
 
 
 def test_ferplus_order_maps_explicitly_onto_canonical():
-    assert FERPLUS_EMOTIONS == ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+    assert FERPLUS_EMOTIONS == (
+        "neutral",
+        "happiness",
+        "surprise",
+        "sadness",
+        "anger",
+        "disgust",
+        "fear",
+        "contempt",
+    )
     # neutral->6, happiness->3, surprise->5, sadness->4, anger->0, disgust->1, fear->2, contempt->7
     assert to_canonical(np.arange(10)).tolist() == [6, 3, 5, 4, 0, 1, 2, 7, -1, -1]
     assert to_canonical(np.arange(10), contempt=False).tolist() == [6, 3, 5, 4, 0, 1, 2, -1, -1, -1]
@@ -139,8 +148,13 @@ def test_bad_ferplus_files_name_file_row_and_problem(tmp_path: Path, edit: str, 
 
 def _fer2013(n: int = 4, usages=("Training", "PublicTest", "PrivateTest", "Training")) -> FaceData:
     images = np.random.default_rng(3).integers(0, 256, size=(n, 48, 48), dtype=np.uint8)
-    return FaceData(images=images, labels=np.array([6, 0, 1, 2][:n]), splits=np.array(usages[:n]),
-                    sources=np.arange(n), meta={"source": "fer.csv"})
+    return FaceData(
+        images=images,
+        labels=np.array([6, 0, 1, 2][:n]),
+        splits=np.array(usages[:n]),
+        sources=np.arange(n),
+        meta={"source": "fer.csv"},
+    )
 
 
 def test_merge_keeps_valid_rows_with_canonical_labels(tmp_path: Path):
@@ -209,7 +223,9 @@ def test_real_ferplus_majority(shared_data: Path):
     votes = read_ferplus(path)
     assert len(votes) == 35887
     assert {u: int((votes.usage == u).sum()) for u in ("Training", "PublicTest", "PrivateTest")} == {
-        "Training": 28709, "PublicTest": 3589, "PrivateTest": 3589,
+        "Training": 28709,
+        "PublicTest": 3589,
+        "PrivateTest": 3589,
     }
     labels, keep = votes.majority()
     assert 30000 < keep.sum() < 33000  # FER+ keeps roughly 31k faces with a clear majority

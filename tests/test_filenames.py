@@ -33,8 +33,15 @@ def test_parse_kdef():
 
 @pytest.mark.parametrize(
     ("code", "label"),
-    [("AF", "fear"), ("AN", "angry"), ("DI", "disgust"), ("HA", "happy"), ("NE", "neutral"), ("SA", "sad"),
-     ("SU", "surprise")],
+    [
+        ("AF", "fear"),
+        ("AN", "angry"),
+        ("DI", "disgust"),
+        ("HA", "happy"),
+        ("NE", "neutral"),
+        ("SA", "sad"),
+        ("SU", "surprise"),
+    ],
 )
 def test_kdef_expressions(code: str, label: str):
     assert parse_kdef(f"AM12{code}FL.JPG").label == label
@@ -46,8 +53,18 @@ def test_kdef_angles(angle: str):
 
 
 @pytest.mark.parametrize(
-    "bad", ["AF01ANX.JPG", "CF01ANS.JPG", "AX01ANS.JPG", "AF1ANS.JPG", "AF01XXS.JPG", "AF01ANS.txt", "AF01ANSS.JPG",
-            "xAF01ANS.JPG", "AF01AN.JPG"],
+    "bad",
+    [
+        "AF01ANX.JPG",
+        "CF01ANS.JPG",
+        "AX01ANS.JPG",
+        "AF1ANS.JPG",
+        "AF01XXS.JPG",
+        "AF01ANS.txt",
+        "AF01ANSS.JPG",
+        "xAF01ANS.JPG",
+        "AF01AN.JPG",
+    ],
 )
 def test_bad_kdef_names(bad: str):
     with pytest.raises(FerkitError, match="not a KDEF file name") as err:
@@ -64,8 +81,10 @@ def test_parse_jaffe():
     assert parse_jaffe("UY.NE2.116.png").image == 116
 
 
-@pytest.mark.parametrize("bad", ["KA.XX1.39.tiff", "KA.AN.39.tiff", "K.AN1.39.tiff", "KA.AN1.tiff", "KA_AN1_39.tiff",
-                                 "KA.AN1.39.txt"])
+@pytest.mark.parametrize(
+    "bad",
+    ["KA.XX1.39.tiff", "KA.AN.39.tiff", "K.AN1.39.tiff", "KA.AN1.tiff", "KA_AN1_39.tiff", "KA.AN1.39.txt"],
+)
 def test_bad_jaffe_names(bad: str):
     with pytest.raises(FerkitError, match="not a JAFFE file name") as err:
         parse_jaffe(bad)
@@ -79,7 +98,9 @@ def test_parse_ckplus():
     assert parse_ckplus("anger/S132_006_00000023.png").subject == "S132"
 
 
-@pytest.mark.parametrize("bad", ["S005_001.png", "005_001_00000011.png", "S005-001-00000011.png", "S005_001_x.png"])
+@pytest.mark.parametrize(
+    "bad", ["S005_001.png", "005_001_00000011.png", "S005-001-00000011.png", "S005_001_x.png"]
+)
 def test_bad_ckplus_names(bad: str):
     with pytest.raises(FerkitError, match="not a CK\\+ file name") as err:
         parse_ckplus(bad)

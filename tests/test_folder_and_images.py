@@ -76,8 +76,13 @@ def test_load_gray_errors_name_the_file(tmp_path: Path):
     jpg = tmp_path / "good.jpg"
     Image.fromarray(_gray(64, 64)).save(jpg)
     cases["cut.jpg"] = jpg.read_bytes()[:300]
-    needles = {"missing.png": "not found", "empty.png": "empty", "notes.png": "not an image",
-               "cut.png": "truncated", "cut.jpg": "truncated"}
+    needles = {
+        "missing.png": "not found",
+        "empty.png": "empty",
+        "notes.png": "not an image",
+        "cut.png": "truncated",
+        "cut.jpg": "truncated",
+    }
     for name, content in cases.items():
         path = tmp_path / name
         if content is not None:
@@ -99,6 +104,7 @@ def test_resize_gray():
 
 
 # ---- read_folder ----
+
 
 def _save(path: Path, value: int, size: tuple[int, int] = (60, 60), fmt: str | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -194,8 +200,16 @@ def test_real_ckplus48(shared_data: Path):
     data = read_folder(root, contempt=True)
     assert len(data) == 981 and data.images.shape == (981, 48, 48)
     assert len(set(data.subjects.tolist())) == 118
-    assert data.class_counts() == {"angry": 135, "disgust": 177, "fear": 75, "happy": 207, "sad": 84,
-                                   "surprise": 249, "neutral": 0, "contempt": 54}
+    assert data.class_counts() == {
+        "angry": 135,
+        "disgust": 177,
+        "fear": 75,
+        "happy": 207,
+        "sad": 84,
+        "surprise": 249,
+        "neutral": 0,
+        "contempt": 54,
+    }
     sequences = {s.rsplit("_", 1)[0].split("/")[-1] for s in data.sources.tolist()}
     assert len(sequences) == 327
     first = data.sources.tolist().index("anger/S010_004_00000017.png")

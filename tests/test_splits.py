@@ -17,8 +17,9 @@ def _is_partition(parts, n: int) -> bool:
 
 def test_usage_split():
     splits = np.array(["PrivateTest", "Training", "PublicTest", "Training", "Training"])
-    data = FaceData(images=np.zeros((5, 4, 4), np.uint8), labels=np.arange(5) % 7, splits=splits,
-                    sources=np.arange(5))
+    data = FaceData(
+        images=np.zeros((5, 4, 4), np.uint8), labels=np.arange(5) % 7, splits=splits, sources=np.arange(5)
+    )
     parts = usage_split(data)
     assert list(parts) == ["Training", "PublicTest", "PrivateTest"]
     assert parts["Training"].sources.tolist() == [1, 3, 4]
@@ -80,7 +81,7 @@ def test_subject_split_never_shares_a_subject(subjects):
     assert abs(len(test) / len(subj) - 0.2) < 0.03
     # class balance: each part holds about the overall share of class 1
     overall = lab.mean()
-    assert abs(lab[test].mean() - overall) < 0.05 and abs(lab[train].mean() - overall) < 0.05
+    assert abs(lab[test].mean() - overall) < 0.02 and abs(lab[train].mean() - overall) < 0.02
 
 
 def test_subject_split_three_parts_seeded_and_errors(subjects):
@@ -102,8 +103,8 @@ def test_subject_split_three_parts_seeded_and_errors(subjects):
 
 
 def test_subject_split_gives_every_part_a_subject():
-    subj = np.array(["big"] * 50 + ["small"])
-    train, test = subject_split(subj, ratios=(0.5, 0.5))
+    subj = np.array(["a"] * 10 + ["b"] * 10)  # greedy alone would put both in the 90% part
+    train, test = subject_split(subj, ratios=(0.9, 0.1))
     assert len(train) and len(test) and not set(subj[train]) & set(subj[test])
 
 
@@ -122,7 +123,7 @@ def test_subject_kfold(subjects):
     again = subject_kfold(subj, k=5, seed=0)
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))
     balanced = subject_kfold(subj, k=3, labels=lab)
-    assert all(abs(lab[test].mean() - lab.mean()) < 0.08 for _, test in balanced)
+    assert all(abs(lab[test].mean() - lab.mean()) < 0.02 for _, test in balanced)
     with pytest.raises(FerkitError, match="k >= 2"):
         subject_kfold(subj, k=1)
     with pytest.raises(FerkitError, match="subject"):

@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return getattr(commands, args.command.replace("-", "_"))(args)
-    except FerkitError as exc:
+    except (FerkitError, ValueError) as exc:  # ValueError: a bad option value, named by the API
+        if args.verbose:
+            raise
         print(f"ferkit {args.command}: error: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     except KeyboardInterrupt:

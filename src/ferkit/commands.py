@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 log = logging.getLogger("ferkit")
 
@@ -24,4 +25,123 @@ def models(args: argparse.Namespace) -> int:
     for name in list_models():
         doc = (model_builder(name).__doc__ or "").strip().splitlines()[0]
         print(f"{name:24s} {doc}")  # noqa: T201
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import DataConfig
+    from .data.sources import read_source
+    from .evaluation import evaluate_model, evaluate_with_tta, random_rounds, size_on_disk_mb
+    from .evaluation.model_size import count_parameters
+    from .models import load_model
+
+    model, info = load_model(args.checkpoint)
+    fmt = args.format or ("folder" if Path(args.data).is_dir() else "ferplus" if args.ferplus else "fer2013")
+    data = read_source(DataConfig(format=fmt, path=args.data, ferplus_path=args.ferplus, cache_dir=args.cache_dir,
+                                  contempt="contempt" in info.labels))
+    if data.splits is not None:
+        names = sorted(set(data.splits.tolist()))
+        if args.split not in names:
+            from .errors import FerkitError
+
+            raise FerkitError(f"{args.data}: no split {args.split!r}; it has {names}")
+        data = data.split(args.split)
+        where = f"{args.data} [{args.split}]"
+    else:
+        where = str(args.data)
+    reports = evaluate_with_tta(model, info, data) if args.tta else {"plain": evaluate_model(model, info, data)}
+    print(f"{args.checkpoint}: {info.name}, {count_parameters(model):,} parameters, "  # noqa: T201
+          f"{size_on_disk_mb(args.checkpoint):.2f} MB on disk; {len(data)} images from {where}")
+    for name, report in reports.items():
+        print(f"\n== {name} ==\n{report.to_text()}")  # noqa: T201
+    if args.rounds:
+        plain = reports["plain"]
+        rounds = random_rounds(plain.y_true, plain.y_pred, rounds=args.rounds, n=args.round_size)
+        print(f"\n== {args.rounds} rounds of {args.round_size} random images ==\n{rounds.to_text()}")  # noqa: T201
+    if args.out:
+        for name, report in reports.items():
+            report.save(Path(args.out) / name, title=f"{info.name} on {where} ({name})")
+        log.info("reports written to %s", args.out)
+    return 0
+
+
+def lr_find(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .training.lr_finder import lr_find_from_config
+
+    config = load_config(args.config, args.overrides)
+    result = lr_find_from_config(config, start=args.start, end=args.end, steps=args.steps, out=args.out or None)
+    print(f"suggested learning rate: {result.suggestion:.2e}")  # noqa: T201
+    return 0
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _expand(paths: list[str]) -> list:
+    """Files as given; folders walked recursively for images."""
+    from pathlib import Path
+
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        else:
+            out.append(p)
+    return out
+
+
+def _face_table(results) -> str:
+    from pathlib import Path
+
+    lines = [f"{'image':30s} {'face':>4s} {'box (x,y,w,h)':>22s}  {'emotion':9s} {'conf':>5s}  runner-up"]
+    for r in results:
+        name = Path(r.path).name[-30:] if r.path else "(array)"
+        if not r.faces:
+            lines.append(f"{name:30s} {'-':>4s} {'no face found':>22s}")
+        for i, f in enumerate(r.faces):
+            second = sorted(f.scores.items(), key=lambda kv: -kv[1])[1]
+            box = ",".join(map(str, f.box))
+            lines.append(f"{name:30s} {i:4d} {box:>22s}  {f.label:9s} {f.confidence:5.0%}  {second[0]} {second[1]:.0%}")
+    return "\n".join(lines)
+
+
+def predict(args: argparse.Namespace) -> int:
+    import csv
+    import io
+    from pathlib import Path
+
+    from .errors import FerkitError
+    from .inference import Recognizer, draw_faces, load_rgb, results_to_rows, save_rgb
+    from .io import atomic_write_text
+
+    rec = Recognizer(checkpoint=args.model, detector=args.detector)
+    out = Path(args.out)
+    results, failed = [], []
+    for path in _expand(args.paths):
+        try:
+            result = rec(str(path))
+        except FerkitError as exc:
+            failed.append((path, str(exc)))
+            print(f"ferkit predict: skipped: {exc}", file=sys.stderr)  # noqa: T201
+            continue
+        results.append(result)
+        if not args.no_draw:
+            target = out / f"{path.stem}_annotated{path.suffix if path.suffix.lower() in {'.png', '.jpg'} else '.jpg'}"
+            save_rgb(target, draw_faces(load_rgb(path), result.faces))
+    if results:
+        print(_face_table(results))  # noqa: T201
+        rows = results_to_rows(results)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(out / "results.csv", buffer.getvalue())
+        n_faces = sum(len(r.faces) for r in results)
+        log.info("%d image(s), %d face(s); table and annotated copies in %s/", len(results), n_faces, out)
+    if failed:
+        print(f"ferkit predict: {len(failed)} of {len(failed) + len(results)} input(s) skipped", file=sys.stderr)  # noqa: T201
+        return 1 if results else 2
     return 0

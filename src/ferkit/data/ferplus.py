@@ -192,7 +192,7 @@ def ferplus_facedata(
             n = int(clash[0])
             raise FerkitError(
                 f"{where}: row {n + 1} has Usage {str(votes.usage[n])!r} but FER2013 row {n + 1} has "
-                f"{str(fer2013.splits[n])!r} ({len(clash)} row(s) differ); are the two files from the same release?"
+                f"{str(fer2013.splits[n])!r} ({len(clash)} row(s) differ); the files are not aligned"
             )
     ferplus_labels, keep = majority_vote(votes.votes)
     labels = to_canonical(ferplus_labels, contempt=contempt)
@@ -206,7 +206,12 @@ def ferplus_facedata(
         soft_labels=soft,
         splits=splits,
         sources=fer2013.sources if fer2013.sources is not None else np.arange(len(fer2013)),
-        meta={**fer2013.meta, "format": "ferplus", "ferplus_source": votes.source, "split_source": split_source},
+        meta={
+            **fer2013.meta,
+            "format": "ferplus",
+            "ferplus_source": votes.source,
+            "split_source": split_source,
+        },
     )
     log.info("FER+: kept %d of %d rows with a valid majority", int(keep.sum()), len(keep))
     return merged.subset(keep)

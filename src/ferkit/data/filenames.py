@@ -19,16 +19,31 @@ log = logging.getLogger(__name__)
 
 #: KDEF expression codes and their meaning.
 KDEF_EXPRESSIONS: dict[str, str] = {
-    "AF": "afraid", "AN": "angry", "DI": "disgusted", "HA": "happy", "NE": "neutral", "SA": "sad",
+    "AF": "afraid",
+    "AN": "angry",
+    "DI": "disgusted",
+    "HA": "happy",
+    "NE": "neutral",
+    "SA": "sad",
     "SU": "surprised",
 }
 #: KDEF camera angles: full left, half left, straight, half right, full right.
 KDEF_ANGLES: dict[str, str] = {
-    "FL": "full left", "HL": "half left", "S": "straight", "HR": "half right", "FR": "full right",
+    "FL": "full left",
+    "HL": "half left",
+    "S": "straight",
+    "HR": "half right",
+    "FR": "full right",
 }
 #: JAFFE expression codes and their meaning.
 JAFFE_EXPRESSIONS: dict[str, str] = {
-    "AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "NE": "neutral", "SA": "sad", "SU": "surprise",
+    "AN": "angry",
+    "DI": "disgust",
+    "FE": "fear",
+    "HA": "happy",
+    "NE": "neutral",
+    "SA": "sad",
+    "SU": "surprise",
 }
 
 _EXT = r"\.(?:png|jpe?g|bmp|tiff?|gif|webp|pgm|ppm)"
@@ -157,7 +172,9 @@ def read_kdef(
             paths.append(path)
             names.append(parsed)
     if not paths:
-        raise FerkitError(f"{root}: no KDEF images with angles {sorted(wanted)} and sessions {sorted(want_sessions)}")
+        raise FerkitError(
+            f"{root}: no KDEF images with angles {sorted(wanted)} and sessions {sorted(want_sessions)}"
+        )
     images, _ = load_images(paths, size)
     return FaceData(
         images=images,
@@ -165,5 +182,10 @@ def read_kdef(
         label_names=EMOTIONS,
         subjects=np.array([n.subject for n in names]),
         sources=np.array([p.relative_to(root).as_posix() for p in paths]),
-        meta={"source": str(root), "format": "kdef", "angles": sorted(wanted), "sessions": sorted(want_sessions)},
+        meta={
+            "source": str(root),
+            "format": "kdef",
+            "angles": sorted(wanted),
+            "sessions": sorted(want_sessions),
+        },
     )

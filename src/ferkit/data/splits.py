@@ -28,7 +28,8 @@ def _check_ratios(ratios: Sequence[float]) -> np.ndarray:
     r = np.asarray(ratios, dtype=np.float64)
     if r.ndim != 1 or len(r) < 2 or np.any(r < 0) or abs(r.sum() - 1.0) > 1e-6:
         raise FerkitError(
-            f"split ratios must be two or more numbers >= 0 adding up to 1, got {tuple(float(x) for x in ratios)}"
+            "split ratios must be two or more numbers >= 0 adding up to 1, "
+            f"got {tuple(float(x) for x in ratios)}"
         )
     return r
 

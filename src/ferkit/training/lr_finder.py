@@ -1,0 +1,221 @@
+"""Learning-rate range test: sweep the LR exponentially over mini-batches and suggest one from the loss curve."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import Config, TrainConfig
+from ..data.augment import Augment
+from ..data.preprocessing import Preprocessing
+from ..io import atomic_savefig
+from .callbacks import model_body, set_trainable
+from .loop import autocast, batches
+
+log = logging.getLogger(__name__)
+
+OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer]
+
+
+@dataclass
+class LRFinderResult:
+    """The sweep: learning rates, bias-corrected smoothed losses, raw losses and the suggested LR."""
+
+    lrs: list[float]
+    losses: list[float]
+    raw_losses: list[float]
+    suggestion: float | None
+
+    def plot(self, path: str | os.PathLike, title: str = "") -> Path:
+        """Write the smoothed loss against the LR (log axis), the suggestion marked, as an image at ``path``."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6, 4), dpi=100)
+        ax = fig.subplots()
+        ax.plot(self.lrs, self.raw_losses, color="0.75", linewidth=0.8, label="raw")
+        ax.plot(self.lrs, self.losses, label="smoothed")
+        if self.suggestion is not None:
+            i = int(np.argmin(np.abs(np.log(self.lrs) - math.log(self.suggestion))))
+            ax.axvline(self.suggestion, color="tab:red", linestyle="--", linewidth=1)
+            ax.plot([self.lrs[i]], [self.losses[i]], "o", color="tab:red",
+                    label=f"suggested {self.suggestion:.2e}")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        if self.losses:  # raw spikes at the divergent end would squash the curve
+            low, high = min(self.losses), self.losses[0]
+            ax.set_ylim(low - 0.1 * abs(high - low) - 1e-6, max(self.losses[: len(self.losses) // 2 + 1]) * 1.3)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+        ax.set_title(title or "learning-rate range test")
+        fig.tight_layout()
+        atomic_savefig(fig, path)
+        return Path(path)
+
+
+def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = None,
+               skip_end: int | None = None) -> float | None:
+    """The LR where the smoothed loss falls fastest: the most negative d(loss)/d(log lr).
+
+    The first ``skip_start`` points (noisy, the average is still warming up) and the last
+    ``skip_end`` (where the sweep diverges) are ignored; by default 10% and 5% of the points,
+    at most 10 and 5, at least 1 each. Falls back to the whole curve when too few points remain,
+    and returns None for fewer than 3 points.
+    """
+    n = len(lrs)
+    if n < 3:
+        return None
+    skip_start = max(1, min(10, n // 10)) if skip_start is None else skip_start
+    skip_end = max(1, min(5, n // 20)) if skip_end is None else skip_end
+    lo, hi = skip_start, n - skip_end
+    if hi - lo < 3:
+        lo, hi = 0, n
+    x = np.log10(np.asarray(lrs[lo:hi], dtype=np.float64))
+    y = np.asarray(losses[lo:hi], dtype=np.float64)
+    return float(lrs[lo + int(np.argmin(np.gradient(y, x)))])
+
+
+def _cycle(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Shuffled index batches, reshuffled and repeated for as long as asked."""
+    while True:
+        yield from batches(n, batch_size, generator=generator, shuffle=True, drop_last=True)
+
+
+def lr_find(
+    model: nn.Module,
+    images_uint8: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    preprocessing: Preprocessing,
+    optimizer: str | OptimizerFactory = "adam",
+    weight_decay: float = 0.0,
+    start_lr: float = 1e-7,
+    end_lr: float = 1.0,
+    steps: int = 100,
+    batch_size: int = 64,
+    smoothing: float = 0.98,
+    diverge_factor: float = 4.0,
+    augment: Augment | None = None,
+    bf16: bool = False,
+    seed: int = 0,
+) -> LRFinderResult:
+    """Train ``steps`` mini-batches with the LR rising geometrically from ``start_lr`` to ``end_lr``.
+
+    ``optimizer`` is a name (``adam``, ``adamw``, ``sgd``, built like training does, with
+    ``weight_decay``) or a function ``model -> optimizer``. The loss is smoothed with a
+    bias-corrected exponential average; the sweep stops early once it exceeds ``diverge_factor``
+    times the best so far (or is not finite). The model's weights, buffers and train/eval mode
+    are restored afterwards and the global RNG is left untouched.
+    """
+    if not 0 < start_lr < end_lr:
+        raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}")
+    if len(images_uint8) == 0:
+        raise ValueError("no images to sweep over")
+    images, targets = torch.as_tensor(images_uint8), torch.as_tensor(targets)
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    lrs: list[float] = []
+    losses: list[float] = []
+    raw: list[float] = []
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed)
+            if callable(optimizer):
+                opt = optimizer(model)
+            else:
+                from .run import build_optimizer  # run.py imports the whole engine; keep it lazy
+
+                opt = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=start_lr, weight_decay=weight_decay))
+            model.train()
+            ratio = (end_lr / start_lr) ** (1 / (steps - 1))
+            avg, best = 0.0, math.inf
+            for i, index in zip(range(steps), _cycle(len(images), batch_size, generator)):
+                lr = start_lr * ratio**i
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                x = preprocessing(images[index])
+                if augment is not None:
+                    x = augment(x, generator)
+                with autocast(bf16):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), targets[index])
+                value = loss.item()
+                if not math.isfinite(value):
+                    log.info("lr_find: loss is %s at lr %.2e; stopping", value, lr)
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                avg = smoothing * avg + (1 - smoothing) * value
+                smooth = avg / (1 - smoothing ** (i + 1))
+                lrs.append(lr)
+                raw.append(value)
+                losses.append(smooth)
+                best = min(best, smooth)
+                if smooth > diverge_factor * best:
+                    log.info("lr_find: loss diverged at lr %.2e after %d steps", lr, i + 1)
+                    break
+    finally:
+        model.load_state_dict(saved)
+        model.train(was_training)
+    suggestion = suggest_lr(lrs, losses)
+    log.info("lr_find: %d steps from %.1e to %.1e, suggested lr %s", len(lrs), start_lr, lrs[-1] if lrs else start_lr,
+             f"{suggestion:.2e}" if suggestion is not None else "none (too few points)")
+    return LRFinderResult(lrs=lrs, losses=losses, raw_losses=raw, suggestion=suggestion)
+
+
+def lr_find_from_config(
+    config: Config,
+    *,
+    start: float = 1e-7,
+    end: float = 1.0,
+    steps: int = 100,
+    out: str | os.PathLike | None = None,
+    frozen: bool | None = None,
+    checkpoint: str | os.PathLike | None = None,
+) -> LRFinderResult:
+    """Run :func:`lr_find` on the training split of ``config``'s data and plot it (default ``<run_dir>/lr_find.png``).
+
+    The model, optimiser, batch size, augmentation and bf16 follow the config as in training.
+    ``frozen`` (default: ``train.freeze_body_epochs > 0``) freezes the body, giving the LR for the
+    frozen phase; for the second search of the freeze-then-unfreeze protocol pass
+    ``frozen=False`` and the ``checkpoint`` (e.g. ``last.pt``) the frozen phase ended with.
+    """
+    from ..data.sources import load_splits
+    from ..models import create_model, load_model
+    from .run import _targets, build_optimizer, model_info
+    from .seed import seed_everything
+
+    tc = config.train
+    seed_everything(tc.seed)
+    splits = load_splits(config.data)
+    if checkpoint is not None:
+        model, info = load_model(checkpoint)
+    else:
+        info = model_info(config, splits.train.label_names)
+        model = create_model(info.name, **info.args)
+    frozen = tc.freeze_body_epochs > 0 if frozen is None else frozen
+    if frozen:
+        set_trainable(model_body(model), False)
+    result = lr_find(
+        model, torch.from_numpy(splits.train.images), _targets(splits.train, config.data.soft_labels),
+        preprocessing=info.preprocessing, optimizer=lambda m: build_optimizer(m, replace(tc, lr=start)),
+        start_lr=start, end_lr=end, steps=steps, batch_size=tc.batch_size,
+        augment=Augment(**config.augment.__dict__), bf16=tc.bf16, seed=tc.seed,
+    )
+    path = Path(out) if out is not None else config.run_dir / "lr_find.png"
+    result.plot(path, title=f"{config.name}: LR range test{' (body frozen)' if frozen else ''}")
+    log.info("lr_find: plot written to %s", path)
+    return result

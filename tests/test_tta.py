@@ -1,4 +1,4 @@
-"""predict_logits with and without test-time augmentation, and evaluation into reports."""
+"""predict_proba with and without test-time augmentation, and evaluation into reports."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import nn
 
 from ferkit.data import FaceData
 from ferkit.data.preprocessing import Preprocessing
-from ferkit.evaluation import ClassificationReport, evaluate_model, evaluate_with_tta, predict_logits, tta_views
+from ferkit.evaluation import ClassificationReport, evaluate_model, evaluate_with_tta, predict_proba, tta_views
 from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model
 
@@ -39,7 +39,7 @@ def images() -> np.ndarray:
 
 @pytest.mark.parametrize("tta", ["none", "flip", "tencrop"])
 def test_probabilities_sum_to_one(model, images, tta):
-    probs = predict_logits(model, images, PRE, tta=tta)
+    probs = predict_proba(model, images, PRE, tta=tta)
     assert probs.shape == (5, 7) and probs.dtype == np.float32
     assert (probs >= 0).all()
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
@@ -47,16 +47,16 @@ def test_probabilities_sum_to_one(model, images, tta):
 
 def test_flip_on_a_symmetric_image_equals_plain(model, images):
     symmetric = np.concatenate([images[:, :, :16], images[:, :, :16][:, :, ::-1]], axis=2)
-    plain = predict_logits(model, symmetric, PRE)
-    np.testing.assert_allclose(predict_logits(model, symmetric, PRE, tta="flip"), plain, atol=1e-6)
+    plain = predict_proba(model, symmetric, PRE)
+    np.testing.assert_allclose(predict_proba(model, symmetric, PRE, tta="flip"), plain, atol=1e-6)
     # on ordinary images the mirror does change the answer
-    assert not np.allclose(predict_logits(model, images, PRE, tta="flip"), predict_logits(model, images, PRE))
+    assert not np.allclose(predict_proba(model, images, PRE, tta="flip"), predict_proba(model, images, PRE))
 
 
 def test_flip_is_the_mean_of_image_and_mirror(model, images):
-    plain = predict_logits(model, images, PRE)
-    mirror = predict_logits(model, np.ascontiguousarray(images[:, :, ::-1]), PRE)
-    np.testing.assert_allclose(predict_logits(model, images, PRE, tta="flip"), (plain + mirror) / 2, atol=1e-6)
+    plain = predict_proba(model, images, PRE)
+    mirror = predict_proba(model, np.ascontiguousarray(images[:, :, ::-1]), PRE)
+    np.testing.assert_allclose(predict_proba(model, images, PRE, tta="flip"), (plain + mirror) / 2, atol=1e-6)
 
 
 def test_tencrop_views():
@@ -76,16 +76,16 @@ def test_tencrop_views():
 
 
 def test_tencrop_shape_and_effect(model, images):
-    probs = predict_logits(model, images, PRE, batch_size=3, tta="tencrop")
+    probs = predict_proba(model, images, PRE, batch_size=3, tta="tencrop")
     assert probs.shape == (len(images), 7)
-    assert not np.allclose(probs, predict_logits(model, images, PRE, tta="flip"))
+    assert not np.allclose(probs, predict_proba(model, images, PRE, tta="flip"))
 
 
 def test_batch_size_and_training_flag_do_not_change_the_answer(model, images):
-    full = predict_logits(model, images, PRE)
+    full = predict_proba(model, images, PRE)
     model.train()
     try:
-        small = predict_logits(model, images, PRE, batch_size=2)
+        small = predict_proba(model, images, PRE, batch_size=2)
         assert model.training  # restored
     finally:
         model.eval()
@@ -94,17 +94,17 @@ def test_batch_size_and_training_flag_do_not_change_the_answer(model, images):
 
 def test_bf16_is_close_to_fp32(model, images):
     np.testing.assert_allclose(
-        predict_logits(model, images[:2], PRE, bf16=True), predict_logits(model, images[:2], PRE), atol=0.05
+        predict_proba(model, images[:2], PRE, bf16=True), predict_proba(model, images[:2], PRE), atol=0.05
     )
 
 
 def test_unknown_tta_names_the_valid_ones(model, images):
     with pytest.raises(ValueError, match="none, flip, tencrop"):
-        predict_logits(model, images, PRE, tta="fivecrop")
+        predict_proba(model, images, PRE, tta="fivecrop")
 
 
 def test_evaluate_model_maps_labels_by_name(model, images):
-    probs = predict_logits(model, images, PRE)
+    probs = predict_proba(model, images, PRE)
     predicted = probs.argmax(1)
     names = tuple(reversed(EMOTIONS))  # same classes, another order
     data = FaceData(images=images, labels=len(EMOTIONS) - 1 - predicted, label_names=names)

@@ -15,7 +15,7 @@ from .metrics import (
     top_k_accuracy,
 )
 from .model_size import count_parameters, measure_latency, size_on_disk_mb, state_dict_mb
-from .predict import TTA_MODES, evaluate_model, evaluate_with_tta, predict_logits, tta_views
+from .predict import TTA_MODES, evaluate_model, evaluate_with_tta, predict_proba, tta_views
 from .protocols import RoundsResult, random_rounds
 from .report import ClassificationReport
 
@@ -38,7 +38,7 @@ __all__ = [
     "normalize_confusion",
     "per_class_precision_recall_f1",
     "plot_confusion",
-    "predict_logits",
+    "predict_proba",
     "random_rounds",
     "size_on_disk_mb",
     "state_dict_mb",

@@ -51,7 +51,7 @@ def tta_views(x: torch.Tensor, tta: str = "none") -> Iterator[torch.Tensor]:
         yield x.flip(-1)
 
 
-def predict_logits(
+def predict_proba(
     model: nn.Module,
     images_uint8: np.ndarray,
     preprocessing: Preprocessing,
@@ -109,7 +109,7 @@ def evaluate_model(
 ) -> ClassificationReport:
     """Predict ``data`` with ``model`` (preprocessing from ``info``) and score it over ``info.labels``."""
     y_true = _labels_in_model_order(info, data)
-    probs = predict_logits(model, data.images, info.preprocessing, batch_size, tta, bf16)
+    probs = predict_proba(model, data.images, info.preprocessing, batch_size, tta, bf16)
     report = ClassificationReport.from_predictions(y_true, probs.argmax(1), info.labels, probs)
     log.info("%s tta=%s: accuracy %.4f on %d images", info.name, tta, report.accuracy, len(data))
     return report

@@ -26,8 +26,10 @@ def plot_history(history: list[dict[str, float]], path: str | Path, title: str =
     from matplotlib.figure import Figure
 
     epochs = [row["epoch"] for row in history]
-    fig = Figure(figsize=(10, 4), dpi=100)
-    for ax, metric in zip(fig.subplots(1, 2), ("loss", "acc")):
+    metrics = [m for m in ("loss", "acc") if any(f"{s}_{m}" in row for row in history for s in ("train", "val"))]
+    metrics = metrics or ["loss"]
+    fig = Figure(figsize=(5 * len(metrics), 4), dpi=100)
+    for ax, metric in zip(fig.subplots(1, len(metrics), squeeze=False)[0], metrics):
         for split in ("train", "val"):
             key = f"{split}_{metric}"
             if any(key in row for row in history):

@@ -6,7 +6,6 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +13,7 @@ from tqdm import tqdm
 
 from ..data.augment import Augment
 from ..data.preprocessing import Preprocessing
+from ..evaluation.predict import predict_proba
 from .callbacks import Callback, LoopState
 
 
@@ -84,27 +84,11 @@ def train_one_epoch(
             "lr": optimizer.param_groups[0]["lr"]}
 
 
-@torch.inference_mode()
-def predict_proba(model: nn.Module, images: torch.Tensor, *, preprocessing: Preprocessing,
-                  batch_size: int = 512, bf16: bool = False, channels_last: bool = False) -> np.ndarray:
-    """Softmax probabilities ``(N, classes)`` for uint8 faces ``(N, H, W)``, model in eval mode."""
-    model.eval()
-    out = []
-    for index in batches(len(images), batch_size):
-        x = preprocessing(images[index])
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(bf16):
-            out.append(torch.softmax(model(x).float(), 1))
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
-
-
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, preprocessing: Preprocessing,
-             batch_size: int = 512, bf16: bool = False, channels_last: bool = False,
-             prefix: str = "val") -> dict[str, float]:
+             batch_size: int = 512, bf16: bool = False, prefix: str = "val") -> dict[str, float]:
     """Loss and accuracy of ``model`` on uint8 faces and integer ``labels``."""
-    probs = torch.from_numpy(predict_proba(model, images, preprocessing=preprocessing, batch_size=batch_size,
-                                           bf16=bf16, channels_last=channels_last))
+    probs = torch.from_numpy(predict_proba(model, images.numpy() if torch.is_tensor(images) else images,
+                                           preprocessing, batch_size, bf16=bf16))
     labels = torch.as_tensor(labels)
     hard = labels.argmax(1) if labels.ndim == 2 else labels
     loss = F.nll_loss(torch.log(probs.clamp_min(1e-12)), hard).item()

@@ -17,9 +17,13 @@ from torch import nn
 from ..config import Config, TrainConfig
 from ..data.augment import Augment
 from ..data.preprocessing import Preprocessing
+from ..data.sources import load_splits
 from ..io import atomic_savefig
+from ..models import create_model, load_model
 from .callbacks import model_body, set_trainable
 from .loop import autocast, batches
+from .run import _targets, build_optimizer, model_info
+from .seed import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +55,10 @@ class LRFinderResult:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss")
-        if self.losses:  # raw spikes at the divergent end would squash the curve
-            low, high = min(self.losses), self.losses[0]
-            ax.set_ylim(low - 0.1 * abs(high - low) - 1e-6, max(self.losses[: len(self.losses) // 2 + 1]) * 1.3)
+        if self.losses:  # scale to the smoothed curve; raw spikes may leave the frame
+            low, high = min(self.losses), max(self.losses)
+            pad = 0.05 * (high - low) or 0.05 * abs(high) or 0.1
+            ax.set_ylim(low - pad, high + pad)
         ax.grid(alpha=0.3, which="both")
         ax.legend()
         ax.set_title(title or "learning-rate range test")
@@ -135,8 +140,6 @@ def lr_find(
             if callable(optimizer):
                 opt = optimizer(model)
             else:
-                from .run import build_optimizer  # run.py imports the whole engine; keep it lazy
-
                 opt = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=start_lr, weight_decay=weight_decay))
             model.train()
             ratio = (end_lr / start_lr) ** (1 / (steps - 1))
@@ -193,11 +196,6 @@ def lr_find_from_config(
     frozen phase; for the second search of the freeze-then-unfreeze protocol pass
     ``frozen=False`` and the ``checkpoint`` (e.g. ``last.pt``) the frozen phase ended with.
     """
-    from ..data.sources import load_splits
-    from ..models import create_model, load_model
-    from .run import _targets, build_optimizer, model_info
-    from .seed import seed_everything
-
     tc = config.train
     seed_everything(tc.seed)
     splits = load_splits(config.data)

@@ -159,7 +159,7 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
         metrics.update(train_one_epoch(state, train_x, train_y, preprocessing=prep, augment=augment,
                                        batch_size=tc.batch_size, generator=generator,
                                        callbacks=list(callbacks.values()), loss_fn=loss_fn, **fast))
-        metrics.update(evaluate(model, val_x, val_y, preprocessing=prep, batch_size=tc.eval_batch_size, **fast))
+        metrics.update(evaluate(model, val_x, val_y, preprocessing=prep, batch_size=tc.eval_batch_size, bf16=tc.bf16))
         metrics["seconds"] = round(time.time() - started, 1)
         state.extra = {k: metrics[k] for k in ("val_acc", "val_loss")}
         for cb in callbacks.values():
@@ -184,17 +184,19 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     return TrainResult(run_dir, best_path, history, stop_reason, _finish(config, splits, best_path, stop_reason))
 
 
-def _finish(config: Config, splits, best_path: Path, stop_reason: str) -> dict[str, float]:
-    """Evaluate the best checkpoint on the test split (reported, never selected on) and write metrics.json."""
+def _finish(config: Config, splits, best_path: Path, stop_reason: str) -> dict:
+    """Report the best checkpoint on the test split (reported, never selected on); write metrics.json."""
+    from ..evaluation import evaluate_model
     from ..models import load_model
 
     model, info = load_model(best_path)
     result = {"stop_reason": stop_reason, "best_epoch": info.metrics.get("epoch"),
               "val_acc": info.metrics.get("val_acc")}
     if splits.test is not None:
-        test = evaluate(model, torch.from_numpy(splits.test.images), torch.as_tensor(splits.test.labels),
-                        preprocessing=info.preprocessing, prefix="test")
-        result.update(test)
-        log.info("test accuracy of the best checkpoint (epoch %s): %.4f", result["best_epoch"], test["test_acc"])
+        report = evaluate_model(model, info, splits.test)
+        report.save(config.run_dir / "test", title=f"{config.name}: best checkpoint on the test split")
+        result.update({"test_acc": report.accuracy, "test_acc_ci95": list(report.accuracy_ci),
+                       "test_macro_f1": report.macro_f1, "test_images": report.n})
+        log.info("test accuracy of the best checkpoint (epoch %s): %.4f", result["best_epoch"], report.accuracy)
     atomic_write_text(config.run_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result

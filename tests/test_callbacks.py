@@ -185,4 +185,5 @@ def test_state_dict_round_trip_continues_identically(name):
     assert state.stop_reason == ref_state.stop_reason
     assert state.extra == ref_state.extra
     assert fresh.state_dict() == ref.state_dict()
-    assert [p.requires_grad for p in state.model.parameters()] == [p.requires_grad for p in ref_state.model.parameters()]
+    trainable = [p.requires_grad for p in state.model.parameters()]
+    assert trainable == [p.requires_grad for p in ref_state.model.parameters()]

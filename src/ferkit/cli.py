@@ -22,6 +22,10 @@ EXAMPLES = {
     "lr-find": """examples:
   ferkit lr-find configs/default.toml
   ferkit lr-find configs/default.toml --start 1e-6 --end 1 --steps 150 --out lr.png""",
+    "export": """examples:
+  ferkit export runs/default/best.pt --format fp16 --out default-fp16.pt   # half the size
+  ferkit export runs/default/best.pt --format onnx --out model.onnx
+  ferkit export runs/default/best.pt --format torchscript --out model.ts""",
     "models": """examples:
   ferkit models""",
     "predict": """examples:
@@ -65,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="", help="plot path (default: <run dir>/lr_find.png)")
 
     add("models", "List the registered models.")
+
+    p = add("export", "Export a checkpoint as an fp16 ferkit checkpoint, ONNX or TorchScript.")
+    p.add_argument("checkpoint")
+    p.add_argument("--format", default="onnx", help="fp16 | onnx | torchscript")
+    p.add_argument("--out", required=True, help="file to write")
 
     p = add("predict", "Find every face in photos and recognise its emotion.")
     p.add_argument("paths", nargs="+", metavar="PHOTO")

@@ -28,6 +28,15 @@ def models(args: argparse.Namespace) -> int:
     return 0
 
 
+def export(args: argparse.Namespace) -> int:
+    from .evaluation import size_on_disk_mb
+    from .models.export import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out, args.format)
+    log.info("wrote %s (%s, %.2f MB)", out, args.format, size_on_disk_mb(out))
+    return 0
+
+
 def evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import tomllib
 
+from .data.augment import Augment
 from .errors import FerkitError
 
 
@@ -44,16 +45,6 @@ class ModelConfig:
 
 
 @dataclass
-class AugmentConfig:
-    shift: float = 0.1
-    rotation: float = 10.0
-    zoom: float = 0.1
-    shear: float = 0.0
-    flip: float = 0.5
-    erasing: float = 0.0
-
-
-@dataclass
 class TrainConfig:
     epochs: int = 30
     batch_size: int = 64
@@ -84,7 +75,7 @@ class Config:
     out_dir: str = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: Augment = field(default_factory=Augment)  # no augmentation unless the config asks
     train: TrainConfig = field(default_factory=TrainConfig)
 
     @property

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 
-@dataclass(frozen=True)
+@dataclass
 class Augment:
     """Random train-time transforms, applied to a whole float batch ``(B, C, H, W)`` at once.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,28 +39,36 @@ def _to_gray(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8).copy()
 
 
-def load_gray(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file (png, jpg, bmp, tiff incl. palette, 16-bit, RGBA) as gray uint8 ``(H, W)``.
+def read_image(path: str | os.PathLike, convert: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+    """Open an image file, apply its EXIF orientation and ``convert`` it to an array.
 
-    EXIF orientation is applied; multi-frame files give their first frame; 16-bit data is
-    scaled to 8 bits; an alpha channel is ignored. Missing, empty, non-image and truncated
-    files raise a :class:`FerkitError` naming the file.
+    Missing, empty, non-image, truncated and oversized files raise a :class:`FerkitError`
+    naming the file.
     """
     path = existing_file(path, "image file")
     try:
         with Image.open(path) as im:
             im.load()
             im = ImageOps.exif_transpose(im) or im
-            gray = _to_gray(im)
+            array = convert(im)
     except UnidentifiedImageError:
         raise FerkitError(f"{path}: not an image file (unknown format, or its header is truncated)") from None
     except Image.DecompressionBombError as exc:
         raise FerkitError(f"{path}: image too large to load safely ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise FerkitError(f"{path}: cannot decode the image ({exc}); is it truncated or corrupt?") from None
-    if gray.ndim != 2 or gray.size == 0:
-        raise FerkitError(f"{path}: decoded to an unexpected shape {gray.shape}")
-    return gray
+    if array.size == 0:
+        raise FerkitError(f"{path}: decoded to an empty image")
+    return array
+
+
+def load_gray(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file (png, jpg, bmp, tiff incl. palette, 16-bit, RGBA) as gray uint8 ``(H, W)``.
+
+    EXIF orientation is applied; multi-frame files give their first frame; 16-bit data is
+    scaled to 8 bits; an alpha channel is ignored.
+    """
+    return read_image(path, _to_gray)
 
 
 def resize_gray(image: np.ndarray, size: int) -> np.ndarray:

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
+from ..data.images import read_image
 from ..errors import FerkitError
-from ..io import atomic_open, existing_file
+from ..io import atomic_open
 
 
 def _alpha_on_white(im: Image.Image) -> Image.Image:
@@ -43,24 +44,9 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as RGB uint8 ``(H, W, 3)``, with its EXIF orientation applied.
 
     Gray, palette, RGBA (composited onto white) and 16-bit files are handled; multi-frame files
-    give their first frame. Missing, empty, non-image and truncated files raise a
-    :class:`FerkitError` naming the file.
+    give their first frame. Bad files raise a :class:`FerkitError` naming the file.
     """
-    path = existing_file(path, "image file")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im) or im
-            rgb = pil_to_rgb(im)
-    except UnidentifiedImageError:
-        raise FerkitError(f"{path}: not an image file (unknown format, or its header is truncated)") from None
-    except Image.DecompressionBombError as exc:
-        raise FerkitError(f"{path}: image too large to load safely ({exc})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise FerkitError(f"{path}: cannot decode the image ({exc}); is it truncated or corrupt?") from None
-    if rgb.ndim != 3 or rgb.size == 0:
-        raise FerkitError(f"{path}: decoded to an unexpected shape {rgb.shape}")
-    return rgb
+    return read_image(path, pil_to_rgb)
 
 
 def as_rgb(image: np.ndarray | Image.Image) -> np.ndarray:

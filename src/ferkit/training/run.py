@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from ..config import Config, TrainConfig, config_from_dict, to_toml
-from ..data.augment import Augment
 from ..data.preprocessing import Preprocessing
 from ..data.sources import load_splits
 from ..errors import FerkitError
@@ -123,7 +122,7 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     model = create_model(info.name, **info.args)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    prep, augment = info.preprocessing, Augment(**config.augment.__dict__)
+    prep, augment = info.preprocessing, config.augment
     train_x = torch.from_numpy(splits.train.images)
     train_y = _targets(splits.train, config.data.soft_labels)
     val_x, val_y = torch.from_numpy(splits.val.images), torch.as_tensor(splits.val.labels)

@@ -1,0 +1,118 @@
+"""Every registered model: forward/backward on a tiny batch; the registry's errors; checkpoint round trips."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+
+from ferkit.data.preprocessing import Preprocessing
+from ferkit.errors import FerkitError
+from ferkit.models import ModelInfo, create_model, list_models, load_model, model_builder, register_model, save_model
+
+
+def _build(name: str, size: int) -> torch.nn.Module:
+    params = inspect.signature(model_builder(name)).parameters
+    kwargs = {"input_size": size} if "input_size" in params else {}
+    return create_model(name, **kwargs)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_and_backward(name):
+    torch.manual_seed(0)
+    for size in (32, 48):  # small first; models that need 48x48 faces get them
+        model = _build(name, size)
+        x = torch.rand(2, 1, size, size)
+        try:
+            out = model(x)
+        except RuntimeError:
+            if size == 48:
+                raise
+            continue
+        break
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+    out.square().mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_unknown_model_names_the_registered_ones():
+    with pytest.raises(FerkitError, match="unknown model 'nope'") as info:
+        create_model("nope")
+    assert all(name in str(info.value) for name in list_models())
+
+
+def test_unknown_argument_names_the_valid_ones():
+    with pytest.raises(FerkitError, match="bogus") as info:
+        create_model("ferkit_cnn_small", bogus=1)
+    assert "input_size" in str(info.value) and "num_classes" in str(info.value)
+
+
+def test_duplicate_registration_raises():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("ferkit_cnn_small")(lambda: None)
+    assert "ferkit_cnn_small" in list_models()
+
+
+def _info() -> ModelInfo:
+    return ModelInfo(name="ferkit_cnn_small", args={"num_classes": 7, "in_channels": 1, "input_size": 32},
+                     labels=("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"),
+                     preprocessing=Preprocessing(size=32, mean=0.5, std=0.25), metrics={"val_acc": 0.5})
+
+
+def _trained_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = create_model("ferkit_cnn_small", input_size=32)
+    model.train()
+    model(torch.rand(8, 1, 32, 32))  # move the batch-norm running statistics away from their defaults
+    return model.eval()
+
+
+def test_save_load_round_trip(tmp_path):
+    model, x = _trained_model(), torch.rand(3, 1, 32, 32)
+    path = save_model(tmp_path / "m.pt", model, _info())
+    loaded, info = load_model(path)
+    assert info.name == "ferkit_cnn_small" and info.labels == _info().labels
+    assert info.preprocessing == Preprocessing(size=32, mean=0.5, std=0.25)
+    assert info.metrics == {"val_acc": 0.5}
+    assert not loaded.training
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_half_checkpoint_is_close_and_smaller(tmp_path):
+    model, x = _trained_model(), torch.rand(3, 1, 32, 32)
+    full = save_model(tmp_path / "full.pt", model, _info())
+    half = save_model(tmp_path / "half.pt", model, _info(), half=True)
+    assert half.stat().st_size < 0.7 * full.stat().st_size
+    loaded, _ = load_model(half)
+    assert all(v.dtype != torch.float16 for v in loaded.state_dict().values())
+    with torch.no_grad():
+        ref, out = torch.softmax(model(x), 1), torch.softmax(loaded(x), 1)
+    assert not torch.equal(ref, out)
+    torch.testing.assert_close(out, ref, atol=2e-3, rtol=0)
+
+
+def test_load_rejects_garbage_and_foreign_files(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint" * 10)
+    with pytest.raises(FerkitError, match="not a readable checkpoint"):
+        load_model(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(FerkitError, match="not a ferkit checkpoint"):
+        load_model(foreign)
+    with pytest.raises(FerkitError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_load_rejects_weights_that_do_not_fit(tmp_path):
+    path = save_model(tmp_path / "m.pt", _trained_model(), _info())
+    payload = torch.load(path, weights_only=True)
+    payload["model_args"]["num_classes"] = 5
+    torch.save(payload, path)
+    with pytest.raises(FerkitError, match="do not fit"):
+        load_model(path)

@@ -1,0 +1,249 @@
+"""End-to-end training on a tiny FER2013 CSV (artefacts, exact resume), the LR finder and autoencoder pre-training."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import ferkit.training.lr_finder as lr_finder_module
+from ferkit.config import load_config
+from ferkit.data.preprocessing import Preprocessing
+from ferkit.errors import FerkitError
+from ferkit.models import create_model
+from ferkit.training import run as run_module
+from ferkit.training.lr_finder import LRFinderResult, lr_find, lr_find_from_config, suggest_lr
+from ferkit.training.pretrain import evaluate_reconstruction, pretrain_autoencoder, train_reconstruction_epoch
+from ferkit.training.run import train
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _faces(n_per_class: int, rng: np.random.Generator, side: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """Class k: brightness 30k + 25, with a bright band at row 6k; plus noise. Learnable from pixels."""
+    labels = np.repeat(np.arange(7), n_per_class)
+    images = np.empty((len(labels), side, side), dtype=np.uint8)
+    for i, k in enumerate(labels):
+        img = np.full((side, side), 30.0 * k + 25) + rng.normal(0, 12, (side, side))
+        img[6 * k * side // 48:(6 * k + 5) * side // 48] += 60
+        images[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def fer_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "fer2013.csv"
+    rng = np.random.default_rng(0)
+    lines = ["emotion,pixels,Usage"]
+    for usage in ("Training", "PublicTest", "PrivateTest"):
+        images, labels = _faces(12, rng)
+        lines += [f"{k},{' '.join(map(str, img.ravel()))},{usage}" for img, k in zip(images, labels)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _config(root, name: str, csv_path, *extra: str):
+    return load_config(None, [
+        f"name={name}", f"out_dir={root}", f"data.path={csv_path}", "model.name=ferkit_cnn_small",
+        "model.input_size=24", "train.epochs=4", "train.batch_size=16", "train.lr=0.003", "train.bf16=false",
+        "train.scheduler=onecycle", "train.eval_batch_size=64", *extra,
+    ])
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, fer_csv):
+    torch.set_num_threads(1)
+    config = _config(tmp_path_factory.mktemp("runs"), "full", fer_csv)
+    return config, train(config)
+
+
+def _last(config) -> dict:
+    return torch.load(config.run_dir / "last.pt", weights_only=True)
+
+
+def test_train_writes_run_artifacts(full_run):
+    config, result = full_run
+    for name in ("best.pt", "last.pt", "history.csv", "curves.png", "config.toml", "metrics.json"):
+        assert (config.run_dir / name).is_file(), name
+    assert (config.run_dir / "curves.png").read_bytes().startswith(PNG)
+    rows = list(csv.DictReader((config.run_dir / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr"} <= set(rows[0])
+    assert len(result.history) == 4 and result.stop_reason == "completed 4 epochs"
+    assert load_config(config.run_dir / "config.toml") == config
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_resume_continues_exactly(full_run, fer_csv, tmp_path, monkeypatch):
+    ref_config, ref = full_run
+    config = _config(tmp_path, "interrupted", fer_csv)
+    real, calls = run_module.train_one_epoch, []
+
+    def interrupt_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "train_one_epoch", interrupt_third)
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    assert _last(config)["epoch"] == 2
+    monkeypatch.setattr(run_module, "train_one_epoch", real)
+    resumed = train(config, resume=True)
+    keys = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+    assert [[row[k] for k in keys] for row in resumed.history] == [[row[k] for k in keys] for row in ref.history]
+    got, want = _last(config)["model_checkpoint"]["state_dict"], _last(ref_config)["model_checkpoint"]["state_dict"]
+    assert got.keys() == want.keys()
+    for key in want:
+        assert torch.equal(got[key], want[key]), key
+    assert _last(config)["optimizer"]["state"][0]["step"] == _last(ref_config)["optimizer"]["state"][0]["step"]
+
+
+def test_existing_run_needs_resume(full_run):
+    config, _ = full_run
+    with pytest.raises(FerkitError, match="already holds a run"):
+        train(config)
+
+
+def test_resume_without_last_checkpoint(tmp_path, fer_csv):
+    with pytest.raises(FerkitError, match="nothing to resume"):
+        train(_config(tmp_path, "fresh", fer_csv), resume=True)
+    assert not (tmp_path / "fresh").exists()
+
+
+# --- learning-rate finder -------------------------------------------------------------------------------------
+
+
+def _tiny_data(n_per_class: int = 8, side: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = _faces(n_per_class, np.random.default_rng(1), side)
+    return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def test_lr_find_restores_model_and_suggests_in_range(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("ferkit_cnn_small", input_size=16).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng_before = torch.get_rng_state()
+    images, labels = _tiny_data()
+    result = lr_find(model, images, labels, preprocessing=Preprocessing(size=16), start_lr=1e-5, end_lr=1.0,
+                     steps=30, batch_size=16, seed=3)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and batch-norm buffers
+    assert not model.training
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert 3 <= len(result.lrs) <= 30 and len(result.lrs) == len(result.losses) == len(result.raw_losses)
+    assert result.lrs[0] == pytest.approx(1e-5)
+    np.testing.assert_allclose(np.diff(np.log(result.lrs)), np.log(1e5) / 29, rtol=1e-9)
+    assert result.lrs[0] <= result.suggestion <= result.lrs[-1]
+    ema, smoothed = 0.0, []
+    for i, loss in enumerate(result.raw_losses):
+        ema = 0.98 * ema + 0.02 * loss
+        smoothed.append(ema / (1 - 0.98 ** (i + 1)))
+    np.testing.assert_allclose(result.losses, smoothed, rtol=1e-9)
+    assert result.losses[0] == pytest.approx(result.raw_losses[0])  # bias correction: no pull towards 0
+    again = lr_find(model, images, labels, preprocessing=Preprocessing(size=16), start_lr=1e-5, end_lr=1.0,
+                    steps=30, batch_size=16, seed=3)
+    assert again.raw_losses == result.raw_losses  # seeded, and the model really was restored
+    path = result.plot(tmp_path / "plots" / "lr.png")
+    assert path.read_bytes().startswith(PNG)
+
+
+def test_lr_find_stops_when_the_loss_diverges():
+    torch.manual_seed(0)
+    model = create_model("ferkit_cnn_small", input_size=16)
+    images, labels = _tiny_data()
+    result = lr_find(model, images, labels, preprocessing=Preprocessing(size=16), optimizer="sgd",
+                     start_lr=1e-3, end_lr=1e4, steps=60, batch_size=16, diverge_factor=2)
+    assert len(result.lrs) < 60
+    assert result.lrs[-1] < 1e4
+
+
+def test_suggest_lr_picks_the_steepest_descent():
+    lrs = list(np.logspace(-6, 0, 61))
+    # a smooth drop centred at 1e-3, then a rise at the end that must not matter
+    losses = [2 - 1 / (1 + np.exp(-4 * (np.log10(lr) + 3))) + (5 if i > 58 else 0) for i, lr in enumerate(lrs)]
+    assert suggest_lr(lrs, losses) == pytest.approx(1e-3)
+    assert suggest_lr(lrs[:2], losses[:2]) is None
+    assert LRFinderResult(lrs[:2], losses[:2], losses[:2], None).suggestion is None
+
+
+def test_lr_find_from_config_freezes_the_body(tmp_path, fer_csv, monkeypatch):
+    seen = {}
+    real = lr_finder_module.lr_find
+
+    def spy(model, *args, **kwargs):
+        seen["body"] = {p.requires_grad for p in model.features.parameters()}
+        seen["head"] = {p.requires_grad for p in model.classifier.parameters()}
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(lr_finder_module, "lr_find", spy)
+    config = _config(tmp_path, "lrf", fer_csv, "train.freeze_body_epochs=2")
+    result = lr_find_from_config(config, start=1e-4, end=1.0, steps=12)
+    assert seen == {"body": {False}, "head": {True}}
+    assert (tmp_path / "lrf" / "lr_find.png").read_bytes().startswith(PNG)
+    assert 3 <= len(result.lrs) <= 12
+    lr_find_from_config(config, start=1e-4, end=1.0, steps=5, out=tmp_path / "other.png", frozen=False)
+    assert seen["body"] == {True} and (tmp_path / "other.png").is_file()
+
+
+# --- autoencoder pre-training ---------------------------------------------------------------------------------
+
+
+class TinyAutoencoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encode = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.ReLU())
+        self.decode = nn.ConvTranspose2d(8, 1, 4, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+def test_pretrain_reduces_reconstruction_loss(tmp_path):
+    torch.manual_seed(0)
+    images, _ = _tiny_data(8, side=16)
+    model = TinyAutoencoder()
+    history = pretrain_autoencoder(model, images[:48], images[48:], epochs=6, lr=0.01, batch_size=8, seed=0,
+                                   preprocessing=Preprocessing(size=16), out_dir=tmp_path)
+    assert [row["epoch"] for row in history] == list(range(1, 7))
+    assert history[-1]["val_loss"] < 0.5 * history[0]["val_loss"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    best = min(row["val_loss"] for row in history)  # the model ends on its best epoch
+    assert evaluate_reconstruction(model, images[48:], preprocessing=Preprocessing(size=16))["val_loss"] == \
+        pytest.approx(best, rel=1e-5)
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert len(rows) == 6 and "val_loss" in rows[0] and "val_acc" not in rows[0]
+    assert (tmp_path / "curves.png").read_bytes().startswith(PNG)
+
+
+def test_pretrain_stops_early_when_val_loss_stalls():
+    images, _ = _tiny_data(4, side=16)
+    history = pretrain_autoencoder(TinyAutoencoder(), images[:20], images[20:], epochs=10, lr=0.0, batch_size=4,
+                                   seed=0, preprocessing=Preprocessing(size=16), patience=2)
+    assert len(history) == 3  # epoch 1 sets the best, epochs 2 and 3 do not improve
+
+
+def test_denoising_targets_the_clean_input():
+    identity = nn.Conv2d(1, 1, 1, bias=False)
+    nn.init.ones_(identity.weight)
+    images, _ = _tiny_data(4, side=16)
+    prep, kwargs = Preprocessing(size=16), {"batch_size": 4, "generator": torch.Generator().manual_seed(0)}
+    opt = torch.optim.SGD(identity.parameters(), lr=0.0)
+    clean = train_reconstruction_epoch(identity, images, optimizer=opt, preprocessing=prep, **kwargs)
+    noisy = train_reconstruction_epoch(identity, images, optimizer=opt, preprocessing=prep, noise_std=0.1, **kwargs)
+    assert clean["train_loss"] == pytest.approx(0.0, abs=1e-12)
+    assert noisy["train_loss"] == pytest.approx(0.01, rel=0.05)  # the error is the noise: std 0.1 squared
+    with pytest.raises(ValueError, match="reconstruction"):
+        evaluate_reconstruction(nn.Conv2d(1, 2, 1), images, preprocessing=prep)

@@ -123,6 +123,10 @@ def test_resume_without_last_checkpoint(tmp_path, fer_csv):
     assert not (tmp_path / "fresh").exists()
 
 
+def test_one_cycle_with_fewer_images_than_a_batch(tmp_path, fer_csv):
+    result = train(_config(tmp_path, "big_batch", fer_csv, "train.epochs=1", "train.batch_size=128"))
+    assert len(result.history) == 1 and result.history[0]["lr"] < 0.003
+
 # --- learning-rate finder -------------------------------------------------------------------------------------
 
 

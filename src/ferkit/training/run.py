@@ -133,7 +133,7 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     def save_best(s: LoopState) -> None:
         save_model(best_path, s.model, model_info(config, labels, {"epoch": s.epoch, **s.extra}))
 
-    callbacks = build_callbacks(tc, optimizer, len(train_x) // tc.batch_size, save_best)
+    callbacks = build_callbacks(tc, optimizer, max(1, len(train_x) // tc.batch_size), save_best)
     history: list[dict[str, float]] = []
     if saved is not None:
         model.load_state_dict(saved["model_checkpoint"]["state_dict"])

@@ -9,7 +9,16 @@ import torch
 
 from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
-from ferkit.models import ModelInfo, create_model, list_models, load_model, model_builder, register_model, save_model
+from ferkit.models import (
+    ModelInfo,
+    create_model,
+    list_models,
+    load_model,
+    model_builder,
+    model_task,
+    register_model,
+    save_model,
+)
 
 
 def _build(name: str, size: int) -> torch.nn.Module:
@@ -31,7 +40,7 @@ def test_forward_and_backward(name):
                 raise
             continue
         break
-    assert out.shape == (2, 7)
+    assert out.shape == ((2, 1, size, size) if model_task(name) == "reconstruct" else (2, 7))
     assert torch.isfinite(out).all()
     out.square().mean().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]

@@ -13,11 +13,12 @@ import ferkit.training.lr_finder as lr_finder_module
 from ferkit.config import load_config
 from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
-from ferkit.models import create_model
+from ferkit.models import create_model, load_model
 from ferkit.training import run as run_module
 from ferkit.training.lr_finder import LRFinderResult, lr_find, lr_find_from_config, suggest_lr
-from ferkit.training.pretrain import evaluate_reconstruction, pretrain_autoencoder, train_reconstruction_epoch
+from ferkit.training.pretrain import evaluate_reconstruction, train_reconstruction_epoch
 from ferkit.training.run import train
+from ferkit.training.setup import init_weights
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -205,38 +206,36 @@ def test_lr_find_from_config_freezes_the_body(tmp_path, fer_csv, monkeypatch):
 # --- autoencoder pre-training ---------------------------------------------------------------------------------
 
 
-class TinyAutoencoder(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.encode = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.ReLU())
-        self.decode = nn.ConvTranspose2d(8, 1, 4, stride=2, padding=1)
-
-    def forward(self, x):
-        return self.decode(self.encode(x))
-
-
-def test_pretrain_reduces_reconstruction_loss(tmp_path):
-    torch.manual_seed(0)
-    images, _ = _tiny_data(8, side=16)
-    model = TinyAutoencoder()
-    history = pretrain_autoencoder(model, images[:48], images[48:], epochs=6, lr=0.01, batch_size=8, seed=0,
-                                   preprocessing=Preprocessing(size=16), out_dir=tmp_path)
-    assert [row["epoch"] for row in history] == list(range(1, 7))
-    assert history[-1]["val_loss"] < 0.5 * history[0]["val_loss"]
-    assert history[-1]["train_loss"] < history[0]["train_loss"]
-    best = min(row["val_loss"] for row in history)  # the model ends on its best epoch
-    assert evaluate_reconstruction(model, images[48:], preprocessing=Preprocessing(size=16))["val_loss"] == \
-        pytest.approx(best, rel=1e-5)
-    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
-    assert len(rows) == 6 and "val_loss" in rows[0] and "val_acc" not in rows[0]
-    assert (tmp_path / "curves.png").read_bytes().startswith(PNG)
+def test_reconstruct_task_pretrains_an_autoencoder_and_seeds_a_classifier(tmp_path, fer_csv):
+    overrides = ("model.name=cae", "train.task=reconstruct", "train.monitor=val_loss", "train.mode=min",
+                 "train.epochs=5", "train.scheduler=none", "train.lr=0.003")
+    config = _config(tmp_path, "cae", fer_csv, *overrides)
+    result = train(config)
+    losses = [row["val_loss"] for row in result.history]
+    assert len(losses) == 5 and min(losses) < 0.5 * losses[0]
+    assert "val_acc" not in result.history[0] and result.test_metrics["test_loss"] < losses[0]
+    assert (config.run_dir / "reconstructions.png").read_bytes().startswith(PNG)
+    rows = list(csv.DictReader((config.run_dir / "history.csv").open()))
+    assert len(rows) == 5 and "val_acc" not in rows[0]
+    # the encoder's weights seed a classifier; its own dense layers stay as built
+    classifier = create_model("cae_cnn", input_size=24)
+    dense_before = classifier.classifier[2].weight.clone()
+    assert init_weights(classifier, str(result.best_checkpoint), "encoder.") == 6
+    cae_state = load_model(result.best_checkpoint)[0].state_dict()
+    for key, value in classifier.encoder.state_dict().items():
+        assert torch.equal(value, cae_state[f"encoder.{key}"])
+    assert torch.equal(classifier.classifier[2].weight, dense_before)
 
 
-def test_pretrain_stops_early_when_val_loss_stalls():
-    images, _ = _tiny_data(4, side=16)
-    history = pretrain_autoencoder(TinyAutoencoder(), images[:20], images[20:], epochs=10, lr=0.0, batch_size=4,
-                                   seed=0, preprocessing=Preprocessing(size=16), patience=2)
-    assert len(history) == 3  # epoch 1 sets the best, epochs 2 and 3 do not improve
+def test_reconstruct_task_rejects_an_accuracy_monitor(tmp_path, fer_csv):
+    with pytest.raises(FerkitError, match="val_loss"):
+        train(_config(tmp_path, "bad", fer_csv, "model.name=cae", "train.task=reconstruct"))
+
+
+def test_init_from_without_matching_weights_is_an_error(tmp_path, full_run):
+    config, result = full_run
+    with pytest.raises(FerkitError, match="no weights"):
+        init_weights(create_model("cae_cnn"), str(result.best_checkpoint), "encoder.")
 
 
 def test_denoising_targets_the_clean_input():

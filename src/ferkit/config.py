@@ -29,6 +29,8 @@ class DataConfig:
     val_ratio: float = 0.1  # for formats without official splits
     test_ratio: float = 0.2
     split_by: str = "random"  # random | subject (formats with subject ids)
+    folds: int = 0  # k-fold cross-validation over ratio splits (0 = off); test = fold ``fold``
+    fold: int = 0
     contempt: bool = False
     soft_labels: bool = False
     split_seed: int = 0
@@ -42,10 +44,13 @@ class ModelConfig:
     std: float = 1.0
     input_size: int = 48
     channels: int = 1
+    init_from: str = ""  # checkpoint whose matching weights initialise the model (e.g. a CAE's encoder)
+    init_prefix: str = ""  # only weights whose names start with this (e.g. "encoder.")
 
 
 @dataclass
 class TrainConfig:
+    task: str = "classify"  # classify | reconstruct (autoencoder pre-training)
     epochs: int = 30
     batch_size: int = 64
     optimizer: str = "adam"  # adam | adamw | sgd

@@ -54,6 +54,23 @@ class FaceData:
             raise ValueError("this data has no split column")
         return self.subset(self.splits == name)
 
+    def drop_empty_classes(self) -> FaceData:
+        """The same rows with ``label_names`` cut to the classes that occur (order kept, labels re-indexed).
+
+        CK+ has no neutral, for example: a model trained on it should not have a neutral output.
+        """
+        present = np.unique(self.labels)
+        if len(present) == len(self.label_names):
+            return self
+        remap = np.full(len(self.label_names), -1, dtype=np.int64)
+        remap[present] = np.arange(len(present))
+        soft = None
+        if self.soft_labels is not None:  # votes for a dropped class are dropped too
+            soft = self.soft_labels[:, present]
+            soft = soft / np.clip(soft.sum(axis=1, keepdims=True), 1e-12, None)
+        return replace(self, labels=remap[self.labels], label_names=tuple(self.label_names[i] for i in present),
+                       soft_labels=soft)
+
     def class_counts(self) -> dict[str, int]:
         """Images per label name."""
         counts = np.bincount(self.labels, minlength=len(self.label_names))

@@ -65,9 +65,39 @@ def _limit(data: FaceData, limit: int, seed: int) -> FaceData:
     return data.subset(np.sort(keep))
 
 
+def _ratio_parts(data: FaceData, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train/val/test indices by ratio, or by k-fold (test = fold ``cfg.fold``, val carved from the rest).
+
+    ``split_by="subject"`` keeps every subject on one side; ``"random"`` splits images (stratified),
+    which for sets with several frames per person lets the same face appear on both sides.
+    """
+    from .splits import stratified_split, subject_kfold, subject_split
+
+    if cfg.split_by not in ("random", "subject"):
+        raise FerkitError(f"unknown split_by {cfg.split_by!r}; valid: random, subject")
+    by_subject = cfg.split_by == "subject"
+    if by_subject and data.subjects is None:
+        raise FerkitError(f"{cfg.path}: split_by='subject' needs subject ids, which this data lacks")
+    groups = data.subjects if by_subject else np.arange(len(data))
+
+    def split(index: np.ndarray, ratios: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+        if by_subject:
+            return tuple(index[p] for p in subject_split(groups[index], data.labels[index], ratios, cfg.split_seed))
+        return tuple(index[p] for p in stratified_split(data.labels[index], ratios, cfg.split_seed))
+
+    everything = np.arange(len(data))
+    if not cfg.folds:
+        return split(everything, (1 - cfg.val_ratio - cfg.test_ratio, cfg.val_ratio, cfg.test_ratio))
+    if not 0 <= cfg.fold < cfg.folds:
+        raise FerkitError(f"data.fold must be in 0..{cfg.folds - 1}, got {cfg.fold}")
+    rest, test = subject_kfold(groups, cfg.folds, cfg.split_seed, labels=data.labels)[cfg.fold]
+    train, val = split(rest, (1 - cfg.val_ratio, cfg.val_ratio))
+    return train, val, test
+
+
 def load_splits(cfg: DataConfig) -> Splits:
     """Official splits where the data has them (FER2013 Usage), else ratio splits by image or by subject."""
-    data = read_source(cfg)
+    data = read_source(cfg).drop_empty_classes()
     if data.splits is not None and cfg.train_split in set(data.splits.tolist()):
         names = set(data.splits.tolist())
         for name in (cfg.val_split, cfg.test_split):
@@ -77,17 +107,6 @@ def load_splits(cfg: DataConfig) -> Splits:
         val = data.split(cfg.val_split)
         test = data.split(cfg.test_split) if cfg.test_split else None
     else:
-        from .splits import stratified_split, subject_split
-
-        ratios = (1 - cfg.val_ratio - cfg.test_ratio, cfg.val_ratio, cfg.test_ratio)
-        if cfg.split_by == "subject":
-            if data.subjects is None:
-                raise FerkitError(f"{cfg.path}: split_by='subject' needs subject ids, which this data lacks")
-            parts = subject_split(data.subjects, data.labels, ratios=ratios, seed=cfg.split_seed)
-        elif cfg.split_by == "random":
-            parts = stratified_split(data.labels, ratios=ratios, seed=cfg.split_seed)
-        else:
-            raise FerkitError(f"unknown split_by {cfg.split_by!r}; valid: random, subject")
-        train, val, test = (data.subset(np.sort(p)) for p in parts)
+        train, val, test = (data.subset(p) for p in _ratio_parts(data, cfg))
     train = _limit(train, cfg.train_limit, cfg.split_seed)
     return Splits(train=train, val=val, test=test if test is not None and len(test) else None)

@@ -10,16 +10,21 @@ from torch import nn
 from ..errors import FerkitError
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+_TASKS: dict[str, str] = {}
 
 
-def register_model(name: str | None = None) -> Callable:
-    """Decorator registering a builder function; a second builder under the same name raises."""
+def register_model(name: str | None = None, *, task: str = "classify") -> Callable:
+    """Decorator registering a builder under ``name`` (default: its own name); a duplicate name raises.
+
+    ``task`` says what the model outputs: ``classify`` (class scores) or ``reconstruct`` (its input).
+    """
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
         if key in _BUILDERS:
             raise ValueError(f"model {key!r} is already registered")
         _BUILDERS[key] = fn
+        _TASKS[key] = task
         return fn
 
     return wrap
@@ -28,6 +33,12 @@ def register_model(name: str | None = None) -> Callable:
 def list_models() -> list[str]:
     """Registered model names, sorted."""
     return sorted(_BUILDERS)
+
+
+def model_task(name: str) -> str:
+    """``classify`` or ``reconstruct``: what the model registered under ``name`` outputs."""
+    model_builder(name)
+    return _TASKS[name]
 
 
 def model_builder(name: str) -> Callable[..., nn.Module]:

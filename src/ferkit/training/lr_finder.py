@@ -22,8 +22,8 @@ from ..io import atomic_savefig
 from ..models import create_model, load_model
 from .callbacks import model_body, set_trainable
 from .loop import autocast, batches
-from .run import _targets, build_optimizer, model_info
 from .seed import seed_everything
+from .setup import build_optimizer, model_info, targets_of
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def lr_find_from_config(
     if frozen:
         set_trainable(model_body(model), False)
     result = lr_find(
-        model, torch.from_numpy(splits.train.images), _targets(splits.train, config.data.soft_labels),
+        model, torch.from_numpy(splits.train.images), targets_of(splits.train, config.data.soft_labels),
         preprocessing=info.preprocessing, optimizer=lambda m: build_optimizer(m, replace(tc, lr=start)),
         start_lr=start, end_lr=end, steps=steps, batch_size=tc.batch_size,
         augment=Augment(**config.augment.__dict__), bf16=tc.bf16, seed=tc.seed,

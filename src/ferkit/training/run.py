@@ -11,25 +11,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..config import Config, TrainConfig, config_from_dict, to_toml
-from ..data.preprocessing import Preprocessing
+from ..config import Config, config_from_dict, to_toml
 from ..data.sources import load_splits
 from ..errors import FerkitError
 from ..io import atomic_open, atomic_write_text
-from ..models import ModelInfo, create_model, model_payload, save_model
+from ..models import create_model, model_payload, save_model
 from .callbacks import (
-    BestCheckpoint,
-    Callback,
-    CosineSchedule,
-    EarlyStopping,
-    FreezeBody,
     LoopState,
-    OneCycle,
-    ReduceLROnPlateau,
 )
 from .history import plot_history, write_history_csv
 from .loop import evaluate, train_one_epoch
+from .pretrain import evaluate_reconstruction, train_reconstruction_epoch
 from .seed import rng_state, seed_everything, set_rng_state
+from .setup import build_callbacks, build_optimizer, check_task, init_weights, model_info, targets_of
 
 log = logging.getLogger(__name__)
 
@@ -43,62 +37,11 @@ class TrainResult:
     test_metrics: dict[str, float]
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam, AdamW or SGD (momentum, Nesterov) over all parameters."""
-    params = model.parameters()
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0,
-                               weight_decay=cfg.weight_decay)
-    raise FerkitError(f"unknown optimizer {cfg.optimizer!r}; valid: adam, adamw, sgd")
-
-
-def build_callbacks(cfg: TrainConfig, optimizer, steps_per_epoch: int, save_best) -> dict[str, Callback]:
-    """The callbacks a config asks for, by name (the names key their saved state)."""
-    cbs: dict[str, Callback] = {}
-    if cfg.freeze_body_epochs:
-        cbs["freeze"] = FreezeBody(cfg.freeze_body_epochs)
-    cbs["best"] = BestCheckpoint(save_best, monitor=cfg.monitor, mode=cfg.mode)
-    if cfg.scheduler == "plateau":
-        cbs["scheduler"] = ReduceLROnPlateau(optimizer, cfg.monitor, cfg.mode, cfg.plateau_factor,
-                                             cfg.plateau_patience, cfg.min_lr)
-    elif cfg.scheduler == "onecycle":
-        cbs["scheduler"] = OneCycle(optimizer, cfg.lr, cfg.epochs * steps_per_epoch, cfg.onecycle_pct_start)
-    elif cfg.scheduler == "cosine":
-        cbs["scheduler"] = CosineSchedule(optimizer, cfg.epochs, cfg.min_lr)
-    elif cfg.scheduler != "none":
-        raise FerkitError(f"unknown scheduler {cfg.scheduler!r}; valid: none, plateau, onecycle, cosine")
-    if cfg.early_stopping_patience:
-        cbs["early_stopping"] = EarlyStopping(cfg.monitor, cfg.mode, cfg.early_stopping_patience)
-    return cbs
-
-
-def model_info(config: Config, labels: tuple[str, ...], metrics: dict | None = None) -> ModelInfo:
-    """The self-description stored with the weights."""
-    m = config.model
-    return ModelInfo(
-        name=m.name,
-        args={"num_classes": len(labels), "in_channels": m.channels, **m.args},
-        labels=labels,
-        preprocessing=Preprocessing(size=m.input_size, channels=m.channels, mean=m.mean, std=m.std),
-        metrics=metrics or {},
-        config=config.to_dict(),
-    )
-
-
-def _targets(data, soft: bool) -> torch.Tensor:
-    if soft:
-        if data.soft_labels is None:
-            raise FerkitError("data.soft_labels = true needs a format with vote distributions (ferplus)")
-        return torch.as_tensor(data.soft_labels, dtype=torch.float32)
-    return torch.as_tensor(data.labels, dtype=torch.long)
-
-
 def train(config: Config, *, resume: bool = False) -> TrainResult:
-    """Train as ``config`` says, writing ``last.pt``, ``best.pt``, ``history.csv`` and curves to its run dir."""
+    """Train as ``config`` says, writing ``last.pt``, ``best.pt``, ``history.csv`` and curves to its run dir.
+
+    ``train.task = "reconstruct"`` trains an autoencoder on its inputs (monitor ``val_loss``, mode min).
+    """
     run_dir = config.run_dir
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     saved = None
@@ -112,6 +55,7 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
         raise FerkitError(f"{run_dir} already holds a run: pass --resume to continue it, or set name=... "
                           "for a new one")
     tc = config.train
+    check_task(config)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     seed_everything(tc.seed)
@@ -120,12 +64,13 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     labels = splits.train.label_names
     info = model_info(config, labels)
     model = create_model(info.name, **info.args)
+    if config.model.init_from and saved is None:
+        init_weights(model, config.model.init_from, config.model.init_prefix)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    prep, augment = info.preprocessing, config.augment
-    train_x = torch.from_numpy(splits.train.images)
-    train_y = _targets(splits.train, config.data.soft_labels)
-    val_x, val_y = torch.from_numpy(splits.val.images), torch.as_tensor(splits.val.labels)
+    train_x, val_x = torch.from_numpy(splits.train.images), torch.from_numpy(splits.val.images)
+    train_y = targets_of(splits.train, config.data.soft_labels)
+    val_y = torch.as_tensor(splits.val.labels)
     generator = torch.Generator().manual_seed(tc.seed)
     optimizer = build_optimizer(model, tc)
     state = LoopState(model=model, optimizer=optimizer, epochs=tc.epochs)
@@ -147,26 +92,34 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.toml", to_toml(config))
-    loss_fn = lambda logits, y: F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)  # noqa: E731
-    fast = {"bf16": tc.bf16, "channels_last": tc.channels_last}
     while state.stop_reason is None and state.epoch < tc.epochs:
         state.epoch += 1
         started = time.time()
         for cb in callbacks.values():
             cb.on_epoch_start(state)
-        metrics = {"epoch": state.epoch}
-        metrics.update(train_one_epoch(state, train_x, train_y, preprocessing=prep, augment=augment,
-                                       batch_size=tc.batch_size, generator=generator,
-                                       callbacks=list(callbacks.values()), loss_fn=loss_fn, **fast))
-        metrics.update(evaluate(model, val_x, val_y, preprocessing=prep, batch_size=tc.eval_batch_size, bf16=tc.bf16))
+        metrics: dict[str, float] = {"epoch": state.epoch}
+        if tc.task == "reconstruct":
+            metrics.update(train_reconstruction_epoch(
+                model, train_x, optimizer=optimizer, preprocessing=info.preprocessing, batch_size=tc.batch_size,
+                generator=generator, augment=config.augment, bf16=tc.bf16,
+                on_step=lambda: [cb.on_batch_end(state) for cb in callbacks.values()]))
+            metrics.update(evaluate_reconstruction(model, val_x, preprocessing=info.preprocessing, bf16=tc.bf16))
+            metrics["lr"] = optimizer.param_groups[0]["lr"]
+        else:
+            metrics.update(train_one_epoch(
+                state, train_x, train_y, preprocessing=info.preprocessing, augment=config.augment,
+                batch_size=tc.batch_size, generator=generator, callbacks=list(callbacks.values()),
+                loss_fn=lambda logits, y: F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing),
+                bf16=tc.bf16, channels_last=tc.channels_last))
+            metrics.update(evaluate(model, val_x, val_y, preprocessing=info.preprocessing,
+                                    batch_size=tc.eval_batch_size, bf16=tc.bf16))
         metrics["seconds"] = round(time.time() - started, 1)
-        state.extra = {k: metrics[k] for k in ("val_acc", "val_loss")}
+        state.extra = {k: v for k, v in metrics.items() if k.startswith("val_")}
         for cb in callbacks.values():
             cb.on_epoch_end(state, metrics)
         history.append(metrics)
-        log.info("epoch %d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.0fs", state.epoch,
-                 tc.epochs, metrics["train_loss"], metrics["train_acc"], metrics["val_loss"], metrics["val_acc"],
-                 metrics["lr"], metrics["seconds"])
+        log.info("epoch %d/%d  %s", state.epoch, tc.epochs, "  ".join(
+            f"{k} {v:.2e}" if k == "lr" else f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("epoch",)))
         write_history_csv(history, run_dir / "history.csv")
         plot_history(history, run_dir / "curves.png", title=config.name)
         payload = {
@@ -191,7 +144,13 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str) -> dict:
     model, info = load_model(best_path)
     result = {"stop_reason": stop_reason, "best_epoch": info.metrics.get("epoch"),
               "val_acc": info.metrics.get("val_acc")}
-    if splits.test is not None:
+    if splits.test is not None and config.train.task == "reconstruct":
+        from ..evaluation.reconstruction import plot_reconstructions
+
+        test_x = torch.from_numpy(splits.test.images)
+        result.update(evaluate_reconstruction(model, test_x, preprocessing=info.preprocessing, prefix="test"))
+        plot_reconstructions(model, splits.test.images[:10], info.preprocessing, config.run_dir / "reconstructions.png")
+    elif splits.test is not None:
         report = evaluate_model(model, info, splits.test)
         report.save(config.run_dir / "test", title=f"{config.name}: best checkpoint on the test split")
         result.update({"test_acc": report.accuracy, "test_acc_ci95": list(report.accuracy_ci),

@@ -119,7 +119,8 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
             cb.on_epoch_end(state, metrics)
         history.append(metrics)
         log.info("epoch %d/%d  %s", state.epoch, tc.epochs, "  ".join(
-            f"{k} {v:.2e}" if k == "lr" else f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("epoch",)))
+            f"{k} {v:.2e}" if k == "lr" else f"{k} {v:.0f}s" if k == "seconds" else f"{k} {v:.4f}"
+            for k, v in metrics.items() if k != "epoch"))
         write_history_csv(history, run_dir / "history.csv")
         plot_history(history, run_dir / "curves.png", title=config.name)
         payload = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,3 +79,43 @@ def test_predict_photos_writes_table_and_copies(shared_data, tmp_path, checkpoin
     assert by_image["person01.jpg"]["faces"] == "1" and by_image["person01.jpg"]["label"] in EMOTIONS
     assert by_image["no_face_mountains.jpg"]["faces"] == "0"
     assert (out / "person01_annotated.jpg").stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    lines = ["emotion,pixels,Usage"]
+    for usage in ("Training", "PublicTest", "PrivateTest"):
+        for k in range(7):
+            for _ in range(4):
+                pixels = rng.integers(0, 256, 48 * 48)
+                lines.append(f"{k},{' '.join(map(str, pixels))},{usage}")
+    path = tmp_path_factory.mktemp("csv") / "fer.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_evaluate_prints_plain_and_tta_and_writes_reports(tmp_path, checkpoint, tiny_csv, capsys):
+    out = tmp_path / "rep"
+    code = main(["evaluate", str(checkpoint), "--data", str(tiny_csv), "--tta", "--rounds", "3",
+                 "--round-size", "10", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert all(f"== {name} ==" in text for name in ("plain", "flip", "tencrop"))
+    assert "28 images" in text and "3 rounds of 10" in text
+    for name in ("plain", "flip", "tencrop"):
+        assert (out / name / "report.json").is_file() and (out / name / "confusion.png").is_file()
+
+
+def test_evaluate_unknown_split_lists_the_real_ones(checkpoint, tiny_csv, capsys):
+    assert main(["evaluate", str(checkpoint), "--data", str(tiny_csv), "--split", "Test"]) == 2
+    assert "PrivateTest" in capsys.readouterr().err
+
+
+def test_lr_find_writes_plot_and_suggests(tmp_path, tiny_csv, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'name = "lr"\nout_dir = "{tmp_path}"\n[data]\npath = "{tiny_csv}"\n'
+                   '[model]\nname = "ferkit_cnn_small"\n[train]\nbatch_size = 8\nbf16 = false\n')
+    assert main(["lr-find", str(cfg), "--steps", "8", "--start", "1e-5", "--end", "1"]) == 0
+    assert "suggested learning rate" in capsys.readouterr().out
+    assert (tmp_path / "lr" / "lr_find.png").is_file()

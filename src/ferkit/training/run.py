@@ -16,9 +16,7 @@ from ..data.sources import load_splits
 from ..errors import FerkitError
 from ..io import atomic_open, atomic_write_text
 from ..models import create_model, model_payload, save_model
-from .callbacks import (
-    LoopState,
-)
+from .callbacks import LoopState
 from .history import plot_history, write_history_csv
 from .loop import evaluate, train_one_epoch
 from .pretrain import evaluate_reconstruction, train_reconstruction_epoch
@@ -30,6 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
+    """Where a finished run's files are, why it stopped, and the best checkpoint's test metrics."""
+
     run_dir: Path
     best_checkpoint: Path
     history: list[dict[str, float]]
@@ -143,8 +143,9 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str) -> dict:
     from ..models import load_model
 
     model, info = load_model(best_path)
+    monitor = config.train.monitor
     result = {"stop_reason": stop_reason, "best_epoch": info.metrics.get("epoch"),
-              "val_acc": info.metrics.get("val_acc")}
+              monitor: info.metrics.get(monitor)}
     if splits.test is not None and config.train.task == "reconstruct":
         from ..evaluation.reconstruction import plot_reconstructions
 

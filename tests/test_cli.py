@@ -119,3 +119,9 @@ def test_lr_find_writes_plot_and_suggests(tmp_path, tiny_csv, capsys):
     assert main(["lr-find", str(cfg), "--steps", "8", "--start", "1e-5", "--end", "1"]) == 0
     assert "suggested learning rate" in capsys.readouterr().out
     assert (tmp_path / "lr" / "lr_find.png").is_file()
+
+
+def test_predict_folder_without_images_is_an_error(tmp_path, checkpoint, capsys):
+    (tmp_path / "notes.txt").write_text("no photos here")
+    assert main(["predict", str(tmp_path), "--model", str(checkpoint)]) == 2
+    assert "no images" in capsys.readouterr().err

@@ -93,10 +93,15 @@ def _expand(paths: list[str]) -> list:
     """Files as given; folders walked recursively for images."""
     from pathlib import Path
 
+    from .errors import FerkitError
+
     out = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                raise FerkitError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in folder {p}")
+            out += found
         else:
             out.append(p)
     return out
@@ -126,10 +131,11 @@ def predict(args: argparse.Namespace) -> int:
     from .inference import Recognizer, draw_faces, load_rgb, results_to_rows, save_rgb
     from .io import atomic_write_text
 
+    inputs = _expand(args.paths)
     rec = Recognizer(checkpoint=args.model, detector=args.detector)
     out = Path(args.out)
     results, failed = [], []
-    for path in _expand(args.paths):
+    for path in inputs:
         try:
             result = rec(str(path))
         except FerkitError as exc:

@@ -16,3 +16,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set FERKIT_SHARED_DATA)")
     return SHARED_DATA.resolve()
+
+
+@pytest.fixture(scope="session")
+def real_fer2013(shared_data: Path, request, tmp_path_factory):
+    """The real FER2013, parsed once and kept in pytest's cache folder (keyed by the file's sha256)."""
+    from ferkit.data.fer2013 import read_fer2013
+
+    cache = getattr(request.config, "cache", None)
+    cache_dir = cache.mkdir("ferkit_fer2013") if cache is not None else tmp_path_factory.mktemp("fer2013")
+    return read_fer2013(shared_data / "fer2013" / "fer2013.csv.gz", cache_dir=cache_dir)

@@ -179,12 +179,6 @@ REAL_COUNTS = {
 }
 
 
-@pytest.fixture(scope="session")
-def real_fer2013(shared_data: Path, request, tmp_path_factory):
-    """The real FER2013, parsed once and kept in pytest's cache folder (keyed by the file's sha256)."""
-    cache = getattr(request.config, "cache", None)
-    cache_dir = cache.mkdir("ferkit_fer2013") if cache is not None else tmp_path_factory.mktemp("fer2013")
-    return read_fer2013(shared_data / "fer2013" / "fer2013.csv.gz", cache_dir=cache_dir)
 
 
 def test_real_file_has_the_published_class_counts(real_fer2013):

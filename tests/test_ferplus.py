@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from ferkit.data.dataset import FaceData
-from ferkit.data.fer2013 import read_fer2013
 from ferkit.data.ferplus import (
     FERPLUS_EMOTIONS,
     HEADER,
@@ -241,12 +240,6 @@ def test_real_ferplus_majority(shared_data: Path):
     assert (soft.argmax(axis=1) == labels[keep]).all()  # the majority is the mode of the distribution
 
 
-@pytest.fixture(scope="session")
-def real_fer2013(shared_data: Path, request, tmp_path_factory):
-    """The real FER2013, parsed once and kept in pytest's cache folder (keyed by the file's sha256)."""
-    cache = getattr(request.config, "cache", None)
-    cache_dir = cache.mkdir("ferkit_fer2013") if cache is not None else tmp_path_factory.mktemp("fer2013")
-    return read_fer2013(shared_data / "fer2013" / "fer2013.csv.gz", cache_dir=cache_dir)
 
 
 def test_real_merge_is_aligned(shared_data: Path, real_fer2013):

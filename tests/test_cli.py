@@ -125,3 +125,8 @@ def test_predict_folder_without_images_is_an_error(tmp_path, checkpoint, capsys)
     (tmp_path / "notes.txt").write_text("no photos here")
     assert main(["predict", str(tmp_path), "--model", str(checkpoint)]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_evaluate_split_test_recreates_the_configs_test_part(checkpoint, tiny_csv, capsys):
+    assert main(["evaluate", str(checkpoint), "--data", str(tiny_csv), "--split", "test"]) == 0
+    assert "28 images" in capsys.readouterr().out  # the PrivateTest rows, via the default data settings

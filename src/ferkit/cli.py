@@ -18,7 +18,8 @@ EXAMPLES = {
   ferkit train configs/default.toml --resume          # continue runs/default after an interruption""",
     "evaluate": """examples:
   ferkit evaluate runs/default/best.pt --data ../shared/data/fer2013/fer2013.csv.gz
-  ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv --split PublicTest --tta --out reports/""",
+  ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv --split PublicTest --tta --out reports/
+  ferkit evaluate checkpoints/cae_cnn_ckplus_subject_fold0.pt --data ../shared/data/ckplus48 --split test""",
     "lr-find": """examples:
   ferkit lr-find configs/default.toml
   ferkit lr-find configs/default.toml --start 1e-6 --end 1 --steps 150 --out lr.png""",
@@ -53,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="FER2013 CSV, or a folder tree <root>/<class>/<images>")
     p.add_argument("--format", default="", help="fer2013 | ferplus | folder | kdef (default: from the path)")
     p.add_argument("--ferplus", default="", help="fer2013new.csv, for --format ferplus")
-    p.add_argument("--split", default="PrivateTest", help="split to evaluate (FER2013 Usage), default PrivateTest")
+    p.add_argument("--split", default="PrivateTest",
+                   help="a FER2013 Usage split (default PrivateTest), or train/val/test: the split the "
+                        "checkpoint's own config makes (e.g. its k-fold test fold); data without splits: all")
     p.add_argument("--tta", action="store_true", help="also report flip and ten-crop test-time augmentation")
     p.add_argument("--rounds", type=int, default=0, help="also run K rounds of --round-size random images")
     p.add_argument("--round-size", type=int, default=100)

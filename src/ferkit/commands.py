@@ -37,29 +37,41 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluation_data(args: argparse.Namespace, info):
+    """The faces to evaluate: a named Usage split, the checkpoint's own train/val/test split, or all."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from .config import DataConfig, config_from_dict
+    from .data.sources import load_splits, read_source
+    from .errors import FerkitError
+
+    fmt = args.format or ("folder" if Path(args.data).is_dir() else "ferplus" if args.ferplus else "fer2013")
+    given = {"format": fmt, "path": args.data, "ferplus_path": args.ferplus, "cache_dir": args.cache_dir}
+    if args.split in ("train", "val", "test"):  # re-create the split the checkpoint was trained with
+        stored = config_from_dict(info.config).data if info.config else DataConfig()
+        part = getattr(load_splits(replace(stored, **given)), args.split)
+        if part is None:
+            raise FerkitError(f"{args.data}: the checkpoint's data settings give no {args.split} split")
+        return part, f"{args.data} [{args.split} split of the checkpoint's config]"
+    data = read_source(DataConfig(**given, contempt="contempt" in info.labels))
+    if data.splits is None:
+        return data, str(args.data)
+    names = sorted(set(data.splits.tolist()))
+    if args.split not in names:
+        raise FerkitError(f"{args.data}: no split {args.split!r}; it has {names} (or use train, val, test)")
+    return data.split(args.split), f"{args.data} [{args.split}]"
+
+
 def evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .config import DataConfig
-    from .data.sources import read_source
     from .evaluation import evaluate_model, evaluate_with_tta, random_rounds, size_on_disk_mb
     from .evaluation.model_size import count_parameters
     from .models import load_model
 
     model, info = load_model(args.checkpoint)
-    fmt = args.format or ("folder" if Path(args.data).is_dir() else "ferplus" if args.ferplus else "fer2013")
-    data = read_source(DataConfig(format=fmt, path=args.data, ferplus_path=args.ferplus, cache_dir=args.cache_dir,
-                                  contempt="contempt" in info.labels))
-    if data.splits is not None:
-        names = sorted(set(data.splits.tolist()))
-        if args.split not in names:
-            from .errors import FerkitError
-
-            raise FerkitError(f"{args.data}: no split {args.split!r}; it has {names}")
-        data = data.split(args.split)
-        where = f"{args.data} [{args.split}]"
-    else:
-        where = str(args.data)
+    data, where = _evaluation_data(args, info)
     reports = evaluate_with_tta(model, info, data) if args.tta else {"plain": evaluate_model(model, info, data)}
     print(f"{args.checkpoint}: {info.name}, {count_parameters(model):,} parameters, "  # noqa: T201
           f"{size_on_disk_mb(args.checkpoint):.2f} MB on disk; {len(data)} images from {where}")

@@ -49,6 +49,7 @@ def test_fp16_checkpoint_is_smaller_and_close(tmp_path, checkpoint, faces):
     assert np.abs(probs - _reference(checkpoint, faces)).max() < 5e-3
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # TorchScript is deprecated in torch 2.13
 def test_torchscript_matches_and_carries_metadata(tmp_path, checkpoint, faces):
     out = export_checkpoint(checkpoint, tmp_path / "m.ts", "torchscript")
     extra = {"ferkit.json": ""}

@@ -1,6 +1,7 @@
 """Readers for FER data formats, splits and tensor augmentation; all return :class:`FaceData`."""
 
 from .dataset import FaceData
+from .fer2013 import read_fer2013
 from .ferplus import FerPlusVotes, ferplus_facedata, majority_vote, read_ferplus, read_ferplus_data, vote_distribution
 from .filenames import parse_ckplus, parse_jaffe, parse_kdef, read_kdef
 from .folder import read_folder
@@ -16,6 +17,7 @@ __all__ = [
     "parse_ckplus",
     "parse_jaffe",
     "parse_kdef",
+    "read_fer2013",
     "read_ferplus",
     "read_ferplus_data",
     "read_folder",

@@ -37,13 +37,11 @@ def read_source(cfg: DataConfig) -> FaceData:
 
         return read_fer2013(cfg.path, cache_dir=cache)
     if cfg.format == "ferplus":
-        from .fer2013 import read_fer2013
-        from .ferplus import ferplus_facedata, read_ferplus
+        from .ferplus import read_ferplus_data
 
         if not cfg.ferplus_path:
             raise FerkitError("format 'ferplus' needs data.ferplus_path (the fer2013new.csv file)")
-        return ferplus_facedata(read_fer2013(cfg.path, cache_dir=cache), read_ferplus(cfg.ferplus_path),
-                                contempt=cfg.contempt)
+        return read_ferplus_data(cfg.path, cfg.ferplus_path, contempt=cfg.contempt, cache_dir=cache)
     if cfg.format == "folder":
         from .folder import read_folder
 

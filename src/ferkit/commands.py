@@ -149,15 +149,17 @@ def predict(args: argparse.Namespace) -> int:
     results, failed = [], []
     for path in inputs:
         try:
-            result = rec(str(path))
+            rgb = load_rgb(path)  # read once: for the recognizer and for the annotated copy
         except FerkitError as exc:
             failed.append((path, str(exc)))
             print(f"ferkit predict: skipped: {exc}", file=sys.stderr)  # noqa: T201
             continue
+        result = rec(rgb)
+        result.path = str(path)
         results.append(result)
         if not args.no_draw:
             target = out / f"{path.stem}_annotated{path.suffix if path.suffix.lower() in {'.png', '.jpg'} else '.jpg'}"
-            save_rgb(target, draw_faces(load_rgb(path), result.faces))
+            save_rgb(target, draw_faces(rgb, result.faces))
     if results:
         print(_face_table(results))  # noqa: T201
         rows = results_to_rows(results)

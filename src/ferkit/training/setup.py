@@ -77,7 +77,8 @@ def init_weights(model: torch.nn.Module, path: str, prefix: str = "") -> int:
     matched = {k: v.to(own[k].dtype) for k, v in source.items()
                if k.startswith(prefix) and k in own and own[k].shape == v.shape}
     if not matched:
-        raise FerkitError(f"{path}: no weights named {prefix!r}... fit this model; its names: {sorted(own)[:6]}...")
+        raise FerkitError(f"{path}: no weights whose names start with {prefix!r} match this model's names and "
+                          f"shapes (its first names: {sorted(own)[:6]})")
     model.load_state_dict(matched, strict=False)
     log.info("initialised %d tensors from %s (%s*)", len(matched), path, prefix)
     return len(matched)

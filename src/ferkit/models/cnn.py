@@ -80,3 +80,23 @@ def ferkit_cnn_small(num_classes: int = 7, in_channels: int = 1, input_size: int
         num_classes=num_classes, in_channels=in_channels, input_size=input_size,
         widths=(32, 64, 128), head=(128,), dropout=dropout, global_pool=True,
     )
+
+
+@register_model()
+def plain_cnn(num_classes: int = 7, in_channels: int = 1, input_size: int = 48, dropout: float = 0.5,
+              widths: Sequence[int] = (32, 64, 128), hidden: int = 256) -> ConvNet:
+    """The SE paper's baseline: 3 blocks of two 3x3 conv-BN-ReLU + max-pool, flatten, dense, softmax."""
+    return ConvNet(
+        num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+        widths=tuple(widths), head=(hidden,), dropout=dropout,
+    )
+
+
+@register_model()
+def se_cnn(num_classes: int = 7, in_channels: int = 1, input_size: int = 48, dropout: float = 0.5,
+           widths: Sequence[int] = (32, 64, 128), hidden: int = 256, se_reduction: int = 8) -> ConvNet:
+    """``plain_cnn`` with a Squeeze-and-Excitation block (reduction ``se_reduction``) before each max-pool."""
+    return ConvNet(
+        num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+        widths=tuple(widths), head=(hidden,), dropout=dropout, se_reduction=se_reduction,
+    )

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Train the runs listed in a queue file one after another (one training at a time: two on 2 cores halve
+# each other). Each line: OUT_DIR/NAME CONFIG [key=value ...]. A run with metrics.json is skipped, one with
+# last.pt is resumed, so the same command continues the queue in the next session.
+#   nohup bash scripts/train_queue.sh scripts/queues/systems_ab.txt > runs/queue.log 2>&1 &
+set -u
+queue=${1:?usage: train_queue.sh QUEUE_FILE}
+grep -vE '^\s*(#|$)' "$queue" | while read -r run config overrides; do
+  if [ -f "$run/metrics.json" ]; then echo "== done: $run"; continue; fi
+  name=$(basename "$run"); out=$(dirname "$run")
+  resume=""; [ -f "$run/last.pt" ] && resume="--resume"
+  echo "== $(date -u +%FT%TZ) train $run $resume"
+  # shellcheck disable=SC2086
+  ferkit train "$config" name="$name" out_dir="$out" $overrides $resume < /dev/null || echo "== FAILED: $run"
+done
+echo "== $(date -u +%FT%TZ) queue finished"

@@ -3,6 +3,9 @@
 # each other). Each line: OUT_DIR/NAME CONFIG [key=value ...]. A run with metrics.json is skipped, one with
 # last.pt is resumed, so the same command continues the queue in the next session.
 #   nohup bash scripts/train_queue.sh scripts/queues/systems_ab.txt > runs/queue.log 2>&1 &
+# While the source is being edited, train from a frozen copy so a half-edited file cannot break a run:
+#   git worktree add --detach ../train-snapshot HEAD
+#   PYTHONPATH=../train-snapshot/src nohup bash scripts/train_queue.sh QUEUE > runs/queue.log 2>&1 &
 set -u
 queue=${1:?usage: train_queue.sh QUEUE_FILE}
 grep -vE '^\s*(#|$)' "$queue" | while read -r run config overrides; do
@@ -11,6 +14,6 @@ grep -vE '^\s*(#|$)' "$queue" | while read -r run config overrides; do
   resume=""; [ -f "$run/last.pt" ] && resume="--resume"
   echo "== $(date -u +%FT%TZ) train $run $resume"
   # shellcheck disable=SC2086
-  ferkit train "$config" name="$name" out_dir="$out" $overrides $resume < /dev/null || echo "== FAILED: $run"
+  python -m ferkit.cli train "$config" name="$name" out_dir="$out" $overrides $resume < /dev/null || echo "== FAILED: $run"
 done
 echo "== $(date -u +%FT%TZ) queue finished"

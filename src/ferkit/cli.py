@@ -31,7 +31,13 @@ EXAMPLES = {
   ferkit models""",
     "predict": """examples:
   ferkit predict photo.jpg                       # table on the terminal, annotated copy in ferkit-out/
-  ferkit predict a.jpg b.png --out results/ --model runs/default/best.pt --detector haar""",
+  ferkit predict a.jpg b.png --out results/ --model runs/default/best.pt --detector haar
+  ferkit predict photos/ --format parquet        # every photo and video under photos/, recursively
+  ferkit predict clip.mp4 --stride 2 --smooth 0.3
+        # clip_frames.csv (a row per face per frame), clip_annotated.mp4, clip_emotions.png""",
+    "webcam": """examples:
+  ferkit webcam                                  # camera 0; press q or Esc to quit
+  ferkit webcam --camera 1 --model runs/default/best.pt --smooth 0.3""",
 }
 
 
@@ -56,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ferplus", default="", help="fer2013new.csv, for --format ferplus")
     p.add_argument("--split", default="PrivateTest",
                    help="a FER2013 Usage split (default PrivateTest), or train/val/test: the split the "
-                        "checkpoint's own config makes (e.g. its k-fold test fold); data without splits: all")
+                        "checkpoint's own config makes (e.g. its k-fold test fold); several joined with + "
+                        "(PublicTest+PrivateTest); data without splits: all")
     p.add_argument("--tta", action="store_true", help="also report flip and ten-crop test-time augmentation")
     p.add_argument("--rounds", type=int, default=0, help="also run K rounds of --round-size random images")
     p.add_argument("--round-size", type=int, default=100)
@@ -78,12 +85,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="onnx", help="fp16 | onnx | torchscript")
     p.add_argument("--out", required=True, help="file to write")
 
-    p = add("predict", "Find every face in photos and recognise its emotion.")
-    p.add_argument("paths", nargs="+", metavar="PHOTO")
+    p = add("predict", "Find every face in photos and videos and recognise its emotion.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="photos, videos, or folders (searched recursively)")
     p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument("--detector", default="yunet")
-    p.add_argument("--out", default="ferkit-out", help="folder for annotated copies and the results table")
+    p.add_argument("--out", default="ferkit-out", help="folder for annotated copies and the results tables")
+    p.add_argument("--format", default="csv", choices=["csv", "json", "jsonl", "parquet"],
+                   help="results table format (default csv; parquet needs pyarrow)")
     p.add_argument("--no-draw", action="store_true", help="do not write annotated copies")
+    p.add_argument("--stride", type=int, default=1, help="videos: analyse every Nth frame (default 1)")
+    p.add_argument("--smooth", type=float, default=None, metavar="ALPHA",
+                   help="videos: smooth each face's probabilities over frames, weight ALPHA in (0, 1] on the "
+                        "newest (e.g. 0.3; default off)")
+
+    p = add("webcam", "Show a camera live with each face's emotion (needs a display and opencv-python).")
+    p.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--detector", default="yunet")
+    p.add_argument("--smooth", type=float, default=None, metavar="ALPHA",
+                   help="smooth each face's probabilities over frames (e.g. 0.3; default off)")
     return parser
 
 

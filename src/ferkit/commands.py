@@ -42,6 +42,8 @@ def _evaluation_data(args: argparse.Namespace, info):
     from dataclasses import replace
     from pathlib import Path
 
+    import numpy as np
+
     from .config import DataConfig, config_from_dict
     from .data.sources import load_splits, read_source
     from .errors import FerkitError
@@ -58,9 +60,14 @@ def _evaluation_data(args: argparse.Namespace, info):
     if data.splits is None:
         return data, str(args.data)
     names = sorted(set(data.splits.tolist()))
-    if args.split not in names:
-        raise FerkitError(f"{args.data}: no split {args.split!r}; it has {names} (or use train, val, test)")
-    return data.split(args.split), f"{args.data} [{args.split}]"
+    wanted = args.split.split("+")  # e.g. PublicTest+PrivateTest: the union, in file order
+    for name in wanted:
+        if name not in names:
+            raise FerkitError(f"{args.data}: no split {name!r}; it has {names} (or use train, val, test; "
+                              "join splits with +)")
+    if len(wanted) == 1:
+        return data.split(args.split), f"{args.data} [{args.split}]"
+    return data.subset(np.isin(data.splits, wanted)), f"{args.data} [{args.split}]"
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -101,21 +108,37 @@ def lr_find(args: argparse.Namespace) -> int:
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def _expand(paths: list[str]) -> list:
-    """Files as given; folders walked recursively for images."""
+def _expand(paths: list[str], exclude=None) -> list:
+    """``(file, output name)`` pairs: files as given; folders searched recursively for photos and videos.
+
+    Files found in a folder keep their subfolders in the output name (``sub/a``) and equal names
+    get a number, so no output overwrites another. Hidden files and anything under ``exclude``
+    (the output folder) are left out of folder searches.
+    """
     from pathlib import Path
 
     from .errors import FerkitError
+    from .inference import VIDEO_SUFFIXES
 
-    out = []
+    wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    skip = Path(exclude).resolve() if exclude else None
+    out, used = [], set()
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in wanted and not f.name.startswith(".")
+                           and f.is_file() and not (skip and f.resolve().is_relative_to(skip)))
             if not found:
-                raise FerkitError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in folder {p}")
-            out += found
+                raise FerkitError(f"no images or videos found in folder {p} (looked for {', '.join(sorted(wanted))})")
+            pairs = [(f, f.relative_to(p).with_suffix("").as_posix()) for f in found]
         else:
-            out.append(p)
+            pairs = [(p, p.stem)]
+        for f, name in pairs:
+            unique, n = name, 1
+            while unique in used:
+                n += 1
+                unique = f"{name}_{n}"
+            used.add(unique)
+            out.append((f, unique))
     return out
 
 
@@ -134,43 +157,93 @@ def _face_table(results) -> str:
     return "\n".join(lines)
 
 
-def predict(args: argparse.Namespace) -> int:
-    import csv
-    import io
+def _predict_photo(rec, path, name: str, args: argparse.Namespace):
     from pathlib import Path
 
-    from .errors import FerkitError
-    from .inference import Recognizer, draw_faces, load_rgb, results_to_rows, save_rgb
-    from .io import atomic_write_text
+    from .inference import draw_faces, load_rgb, save_rgb
 
-    inputs = _expand(args.paths)
-    rec = Recognizer(checkpoint=args.model, detector=args.detector)
-    out = Path(args.out)
-    results, failed = [], []
-    for path in inputs:
+    rgb = load_rgb(path)  # read once: for the recognizer and for the annotated copy
+    result = rec(rgb)
+    result.path = str(path)
+    if not args.no_draw:
+        suffix = path.suffix if path.suffix.lower() in {".png", ".jpg"} else ".jpg"
+        save_rgb(Path(args.out) / f"{name}_annotated{suffix}", draw_faces(rgb, result.faces))
+    return result
+
+
+def _predict_video(rec, path, name: str, args: argparse.Namespace):
+    from .inference import FaceTracker, VideoReader, analyze_video
+
+    reader = VideoReader(path, stride=args.stride)  # a bad video fails here, before any file is made
+    return analyze_video(rec, reader, args.out, table_format=args.format, tracker=FaceTracker(smoothing=args.smooth),
+                         annotate=not args.no_draw, name=name, progress=True)
+
+
+def _predict_one(rec, path, name: str, args: argparse.Namespace):
+    """An ImageResult for a photo or a VideoSummary for a video; a suffix neither names is tried as both."""
+    from .errors import FerkitError
+    from .inference import is_video_file
+    from .io import existing_file
+
+    if is_video_file(path):
+        return _predict_video(rec, path, name, args)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return _predict_photo(rec, path, name, args)
+    existing_file(path, "input")
+    try:
+        return _predict_photo(rec, path, name, args)
+    except FerkitError:
         try:
-            rgb = load_rgb(path)  # read once: for the recognizer and for the annotated copy
+            return _predict_video(rec, path, name, args)
+        except FerkitError:
+            raise FerkitError(f"{path}: neither a photo nor a video that OpenCV can read") from None
+
+
+def predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .errors import FerkitError
+    from .inference import TABLE_FORMATS, FaceTracker, ImageResult, Recognizer, results_to_rows, write_table
+
+    if args.stride < 1:
+        raise FerkitError(f"--stride must be 1 or more, got {args.stride}")
+    FaceTracker(smoothing=args.smooth)  # check --smooth before any work
+    out = Path(args.out)
+    inputs = _expand(args.paths, exclude=out)
+    rec = Recognizer(checkpoint=args.model, detector=args.detector)
+    photos, videos, skipped = [], [], []
+    bar = tqdm(inputs, desc="predict", unit="file", dynamic_ncols=True, disable=None if len(inputs) > 1 else True)
+    for path, name in bar:
+        try:
+            result = _predict_one(rec, path, name, args)
         except FerkitError as exc:
-            failed.append((path, str(exc)))
-            print(f"ferkit predict: skipped: {exc}", file=sys.stderr)  # noqa: T201
+            skipped.append(str(exc))
             continue
-        result = rec(rgb)
-        result.path = str(path)
-        results.append(result)
-        if not args.no_draw:
-            target = out / f"{path.stem}_annotated{path.suffix if path.suffix.lower() in {'.png', '.jpg'} else '.jpg'}"
-            save_rgb(target, draw_faces(rgb, result.faces))
-    if results:
-        print(_face_table(results))  # noqa: T201
-        rows = results_to_rows(results)
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(out / "results.csv", buffer.getvalue())
-        n_faces = sum(len(r.faces) for r in results)
-        log.info("%d image(s), %d face(s); table and annotated copies in %s/", len(results), n_faces, out)
-    if failed:
-        print(f"ferkit predict: {len(failed)} of {len(failed) + len(results)} input(s) skipped", file=sys.stderr)  # noqa: T201
-        return 1 if results else 2
+        (photos if isinstance(result, ImageResult) else videos).append(result)
+    bar.close()
+    if photos:
+        print(_face_table(photos))  # noqa: T201
+        write_table(out / f"results{TABLE_FORMATS[args.format]}", results_to_rows(photos), args.format)
+    for summary in videos:
+        print(summary.to_text())  # noqa: T201
+    print(f"ferkit predict: {len(photos) + len(videos)} processed ({len(photos)} photo(s), "  # noqa: T201
+          f"{len(videos)} video(s)), {len(skipped)} skipped" + (f"; results in {out}/" if photos or videos else ""))
+    for reason in skipped:
+        print(f"ferkit predict: skipped: {reason}", file=sys.stderr)  # noqa: T201
+    if skipped:
+        return 1 if photos or videos else 2
+    return 0
+
+
+def webcam(args: argparse.Namespace) -> int:
+    from .errors import FerkitError
+    from .inference import FaceTracker, Recognizer, display_problem, run_webcam
+
+    problem = display_problem()  # before loading anything
+    if problem:
+        raise FerkitError(f"cannot show the webcam window: {problem}")
+    tracker = FaceTracker(smoothing=args.smooth)
+    run_webcam(Recognizer(checkpoint=args.model, detector=args.detector), args.camera, tracker=tracker)
     return 0

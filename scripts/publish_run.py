@@ -1,0 +1,95 @@
+"""Publish a finished training run: fp16 weights under checkpoints/, their metrics file, curves and history.
+
+    python scripts/publish_run.py runs/system_b/se_cnn_fer2013_s0 \
+        --command "ferkit train configs/se_cnn_fer2013.toml train.seed=0 name=se_cnn_fer2013_s0 out_dir=runs/system_b"
+
+Writes checkpoints/NAME.pt (the run's best.pt in fp16) and checkpoints/NAME.json: the run's metrics.json,
+epochs run, why it stopped, training wall time, the machine, the command, and the committed fp16 file's own
+accuracy on the run's test split (what ``ferkit evaluate`` on it prints). Copies history.csv to
+docs/results/histories/NAME.csv and curves.png to docs/figures/NAME_curves.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ferkit.config import config_from_dict
+from ferkit.data.sources import load_splits
+from ferkit.evaluation import evaluate_model, size_on_disk_mb
+from ferkit.evaluation.model_size import count_parameters
+from ferkit.io import atomic_write_text
+from ferkit.models import load_model
+from ferkit.models.export import export_checkpoint
+
+
+def machine() -> str:
+    """CPU model and core count, e.g. 'AMD EPYC 9R14, 2 cores, torch 2.13.0+cpu'."""
+    name = platform.processor() or "CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{name}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--name", help="published name (default: the run folder's name)")
+    parser.add_argument("--command", required=True, help="the command that trained the run")
+    parser.add_argument("--note", default="", help="anything a reader must know (data subset, initialisation...)")
+    parser.add_argument("--data", help="data path to re-check accuracy with (default: the run's config)")
+    args = parser.parse_args()
+
+    run, name = args.run_dir, args.name or args.run_dir.name
+    metrics = json.loads((run / "metrics.json").read_text())
+    with open(run / "history.csv") as handle:
+        history = list(csv.DictReader(handle))
+    target = Path("checkpoints") / f"{name}.pt"
+    export_checkpoint(run / "best.pt", target, "fp16")
+
+    model, info = load_model(target)
+    data_cfg = config_from_dict(info.config).data
+    if args.data:
+        data_cfg = replace(data_cfg, path=args.data)
+    test = load_splits(data_cfg).test
+    report = evaluate_model(model, info, test)
+    record = {
+        **metrics,
+        "model": info.name,
+        "parameters": count_parameters(model),
+        "weights": "fp16",
+        "size_mb": round(size_on_disk_mb(target), 2),
+        "epochs_run": len(history),
+        "train_seconds": round(sum(float(row["seconds"]) for row in history), 1),
+        "machine": machine(),
+        "command": args.command,
+        "evaluate_command": f"ferkit evaluate {target} --data {data_cfg.path}"
+                            + ("" if data_cfg.format == "fer2013" else " --split test"),
+        "fp16_test_acc": report.accuracy,
+        "fp16_test_macro_f1": report.macro_f1,
+        "note": args.note,
+    }
+    atomic_write_text(target.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
+    histories = Path("docs/results/histories")
+    histories.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "history.csv", histories / f"{name}.csv")
+    if (run / "curves.png").exists():
+        shutil.copyfile(run / "curves.png", Path("docs/figures") / f"{name}_curves.png")
+    print(f"{target}: {record['size_mb']} MB, test acc fp32 {metrics.get('test_acc', float('nan')):.4f}, "
+          f"fp16 {report.accuracy:.4f}; {record['epochs_run']} epochs, {record['stop_reason']}")
+
+
+if __name__ == "__main__":
+    main()

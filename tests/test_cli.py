@@ -130,3 +130,119 @@ def test_predict_folder_without_images_is_an_error(tmp_path, checkpoint, capsys)
 def test_evaluate_split_test_recreates_the_configs_test_part(checkpoint, tiny_csv, capsys):
     assert main(["evaluate", str(checkpoint), "--data", str(tiny_csv), "--split", "test"]) == 0
     assert "28 images" in capsys.readouterr().out  # the PrivateTest rows, via the default data settings
+
+
+def _write_clip(path, frames, fps=10.0):
+    import cv2
+
+    writer = None
+    for rgb in frames:
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (rgb.shape[1], rgb.shape[0]))
+        writer.write(np.ascontiguousarray(rgb[:, :, ::-1]))
+    writer.release()
+    return path
+
+
+def _frame_count(path) -> int:
+    import cv2
+
+    cap, n = cv2.VideoCapture(str(path)), 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize("command", ["predict", "webcam"])
+def test_predict_and_webcam_help_show_examples(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"ferkit {command}" in out
+
+
+def test_predict_folder_of_photos_and_videos_skips_bad_files(shared_data, tmp_path, checkpoint, capsys):
+    import shutil
+
+    import cv2
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "in"
+    (folder / "clips").mkdir(parents=True)
+    shutil.copy(shared_data / "photos" / "person03.jpg", folder / "person03.jpg")
+    photo = cv2.resize(np.asarray(__import__("PIL.Image").Image.open(folder / "person03.jpg")), (120, 186))
+    frames = []
+    for i in range(6):  # the photo sliding across a 240x200 frame
+        rgb = np.full((200, 240, 3), 40, np.uint8)
+        rgb[7:193, 10 + 8 * i:130 + 8 * i] = photo
+        frames.append(rgb)
+    clip = _write_clip(folder / "clips" / "walk.mp4", frames)
+    (folder / "clips" / "cut.mp4").write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (folder / "notes.txt").write_text("not an input")
+    out = tmp_path / "out"
+    code = main(["predict", str(folder), "--model", str(checkpoint), "--out", str(out), "--format", "parquet",
+                 "--detector", "haar"])
+    assert code == 1  # two bad files skipped, the rest processed
+    captured = capsys.readouterr()
+    assert "2 processed (1 photo(s), 1 video(s)), 2 skipped" in captured.out
+    assert "broken.jpg" in captured.err and "cut.mp4" in captured.err
+    assert "notes.txt" not in captured.err + captured.out and "Traceback" not in captured.err
+    photos = pq.read_table(out / "results.parquet").to_pylist()
+    assert [r["path"].rsplit("/", 1)[-1] for r in photos] == ["person03.jpg"] and photos[0]["faces"] >= 1
+    rows = pq.read_table(out / "clips" / "walk_frames.parquet").to_pylist()
+    assert sorted({r["frame"] for r in rows}) == list(range(6)) and rows[0]["label"] in EMOTIONS + (None,)
+    assert _frame_count(out / "clips" / "walk_annotated.mp4") == 6
+    assert (out / "clips" / "walk_emotions.png").stat().st_size > 0 and (out / "person03_annotated.jpg").is_file()
+    assert sorted(p.name for p in (out / "clips").iterdir()) == ["walk_annotated.mp4", "walk_emotions.png",
+                                                                "walk_frames.parquet"]
+    assert "walk.mp4" in captured.out  # the per-video summary
+
+
+def test_predict_video_with_stride_jsonl_and_no_draw(tmp_path, checkpoint, capsys):
+    import json
+
+    clip = _write_clip(tmp_path / "blank.mov", [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(7)])
+    out = tmp_path / "out"
+    code = main(["predict", str(clip), "--model", str(checkpoint), "--out", str(out), "--format", "jsonl",
+                 "--stride", "3", "--no-draw", "--smooth", "0.5", "--detector", "haar"])
+    assert code == 0
+    rows = [json.loads(line) for line in (out / "blank_frames.jsonl").read_text().splitlines()]
+    assert [(r["frame"], r["faces"], r["track"]) for r in rows] == [(0, 0, None), (3, 0, None), (6, 0, None)]
+    assert sorted(p.name for p in out.iterdir()) == ["blank_emotions.png", "blank_frames.jsonl"]
+    assert "1 processed (0 photo(s), 1 video(s)), 0 skipped" in capsys.readouterr().out
+
+
+def test_predict_unknown_suffix_is_tried_as_photo_then_video(tmp_path, checkpoint, capsys):
+    clip = _write_clip(tmp_path / "clip.mp4", [np.full((48, 64, 3), 90, np.uint8)] * 3).rename(tmp_path / "clip.bin")
+    junk = tmp_path / "junk.dat"
+    junk.write_bytes(b"neither")
+    out = tmp_path / "out"
+    assert main(["predict", str(clip), str(junk), "--model", str(checkpoint), "--out", str(out),
+                 "--detector", "haar"]) == 1
+    err = capsys.readouterr().err
+    assert "junk.dat: neither a photo nor a video" in err and "clip.bin" not in err
+    assert (out / "clip_frames.csv").is_file()
+
+
+@pytest.mark.parametrize(("option", "message"), [(["--stride", "0"], "stride"), (["--smooth", "2"], "smoothing")])
+def test_predict_bad_video_options(option, message, tmp_path, checkpoint, capsys):
+    assert main(["predict", "x.mp4", "--model", str(checkpoint), "--out", str(tmp_path), *option]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_webcam_without_display_exits_2_before_loading_the_model(monkeypatch, capsys):
+    monkeypatch.setattr("ferkit.inference.display_problem", lambda: "there is no display (test)")
+    assert main(["webcam", "--model", "no-such-model.pt"]) == 2
+    err = capsys.readouterr().err
+    assert "no display (test)" in err and "no-such-model" not in err and "Traceback" not in err
+
+
+def test_webcam_here_fails_cleanly_when_headless(capsys):
+    from ferkit.inference import display_problem
+
+    problem = display_problem()
+    if problem is None:
+        pytest.skip("this machine can open windows")
+    assert main(["webcam", "--camera", "0"]) == 2
+    assert problem in capsys.readouterr().err

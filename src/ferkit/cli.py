@@ -33,11 +33,14 @@ EXAMPLES = {
   ferkit predict photo.jpg                       # table on the terminal, annotated copy in ferkit-out/
   ferkit predict a.jpg b.png --out results/ --model runs/default/best.pt --detector haar
   ferkit predict photos/ --format parquet        # every photo and video under photos/, recursively
-  ferkit predict clip.mp4 --stride 2 --smooth 0.3
-        # clip_frames.csv (a row per face per frame), clip_annotated.mp4, clip_emotions.png""",
+  ferkit predict clip.mp4 --stride 2 --smooth 0.3 # clip_frames.csv, clip_annotated.mp4, clip_emotions.png""",
     "webcam": """examples:
   ferkit webcam                                  # camera 0; press q or Esc to quit
   ferkit webcam --camera 1 --model runs/default/best.pt --smooth 0.3""",
+    "serve": """examples:
+  ferkit serve                                   # page and API on http://127.0.0.1:8000 (spec: /openapi.json)
+  ferkit serve --port 9000 --model runs/default/best.pt --jobs-dir /var/tmp/ferkit-jobs
+  curl -F file=@photo.jpg 'http://127.0.0.1:8000/v1/analyze?annotate=true'""",
 }
 
 
@@ -104,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default="yunet")
     p.add_argument("--smooth", type=float, default=None, metavar="ALPHA",
                    help="smooth each face's probabilities over frames (e.g. 0.3; default off)")
+
+    p = add("serve", "Run the web service and its page: photo API, video jobs, live webcam overlay.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--detector", default="yunet")
+    p.add_argument("--workers", type=int, default=None, help="inference threads (default: cores, at most 4)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="OpenMP/PyTorch threads per computation (default: cores / workers)")
+    p.add_argument("--jobs-dir", default="ferkit-jobs", help="folder for video uploads and their results")
     return parser
 
 
@@ -114,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import commands
 
     try:
+        if args.command == "serve":  # lives in ferkit.serving, which needs the optional serve extra
+            from .serving.server import serve_command
+
+            return serve_command(args)
         return getattr(commands, args.command.replace("-", "_"))(args)
     except (FerkitError, ValueError) as exc:  # ValueError: a bad option value, named by the API
         if args.verbose:

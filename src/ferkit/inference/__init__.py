@@ -1,23 +1,60 @@
-"""Face detection, the :class:`Recognizer`, typed results and drawing."""
+"""Face detection, the :class:`Recognizer`, typed results, drawing, tracking and video."""
 
 from .detectors import Detection, create_detector, list_detectors
 from .draw import draw_faces
 from .faces import crop_face
 from .images import load_rgb, save_rgb
 from .recognizer import Recognizer
-from .results import Face, ImageResult, results_to_dataframe, results_to_rows
+from .results import Face, ImageResult, frame_columns, frame_rows, results_to_dataframe, results_to_rows
+from .tables import TABLE_FORMATS, TableWriter, write_table
+from .timeline import EmotionTimeline, TrackStats
+from .tracking import FaceTracker, iou_matrix
+from .video import (
+    VIDEO_SUFFIXES,
+    Frame,
+    VideoInfo,
+    VideoReader,
+    VideoSummary,
+    VideoWriter,
+    analyze_video,
+    is_video_file,
+    read_frames,
+    track_video,
+)
+from .webcam import display_problem, run_webcam
 
 __all__ = [
+    "TABLE_FORMATS",
+    "VIDEO_SUFFIXES",
     "Detection",
+    "EmotionTimeline",
     "Face",
+    "FaceTracker",
+    "Frame",
     "ImageResult",
     "Recognizer",
+    "TableWriter",
+    "TrackStats",
+    "VideoInfo",
+    "VideoReader",
+    "VideoSummary",
+    "VideoWriter",
+    "analyze_video",
     "create_detector",
     "crop_face",
+    "display_problem",
     "draw_faces",
+    "frame_columns",
+    "frame_rows",
+    "iou_matrix",
+    "is_video_file",
     "list_detectors",
     "load_rgb",
+    "read_frames",
     "results_to_dataframe",
     "results_to_rows",
+    "run_webcam",
     "save_rgb",
+    "track_video",
+    "write_table",
 ]

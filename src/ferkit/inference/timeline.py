@@ -1,0 +1,131 @@
+"""Emotion over time per tracked face: collected frame by frame in bounded memory, drawn as a PNG (Agg)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_savefig
+from .draw import label_colour
+from .results import ImageResult
+
+
+@dataclass(slots=True)
+class TrackStats:
+    """What one track did: frames seen, first and last time, mean probability per label."""
+
+    track: int
+    frames: int
+    start_s: float
+    end_s: float
+    mean_scores: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        """The label with the highest mean probability over the track."""
+        return max(self.mean_scores, key=self.mean_scores.get)
+
+
+@dataclass(slots=True)
+class _Series:
+    """One track's points; each point is the mean of ``step`` consecutive sightings."""
+
+    n_labels: int
+    start_s: float
+    end_s: float = 0.0
+    frames: int = 0
+    step: int = 1
+    times: list[float] = field(default_factory=list)
+    probs: list[np.ndarray] = field(default_factory=list)
+    total: np.ndarray | None = None
+    _pending: list[tuple[float, np.ndarray]] = field(default_factory=list)
+
+    def add(self, time_s: float, p: np.ndarray, max_points: int) -> None:
+        self.frames += 1
+        self.end_s = time_s
+        self.total = p.copy() if self.total is None else self.total + p
+        self._pending.append((time_s, p))
+        if len(self._pending) < self.step:
+            return
+        self._push()
+        if len(self.times) > max_points:  # halve the resolution: average neighbouring points
+            n = len(self.times) // 2 * 2
+            self.times = [(a + b) / 2 for a, b in zip(self.times[0:n:2], self.times[1:n:2])] + self.times[n:]
+            self.probs = [(a + b) / 2 for a, b in zip(self.probs[0:n:2], self.probs[1:n:2])] + self.probs[n:]
+            self.step *= 2
+
+    def _push(self) -> None:
+        if self._pending:
+            self.times.append(float(np.mean([t for t, _ in self._pending])))
+            self.probs.append(np.mean([p for _, p in self._pending], axis=0))
+            self._pending = []
+
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        self._push()
+        return np.asarray(self.times), np.asarray(self.probs).reshape(-1, self.n_labels)
+
+
+class EmotionTimeline:
+    """Each track's probabilities over time, for :meth:`save`'s plot and :meth:`stats`.
+
+    Memory stays bounded on long videos: a track keeps at most ``max_points`` points; past
+    that, neighbouring points are averaged in pairs and each later point averages twice as
+    many frames (the whole video is kept, at a coarser time step). Faces without a track id
+    are counted as track -1.
+    """
+
+    def __init__(self, labels: Sequence[str], *, max_points: int = 1000) -> None:
+        self.labels = tuple(labels)
+        self.max_points = max(2, int(max_points))
+        self._series: dict[int, _Series] = {}
+
+    def add(self, result: ImageResult) -> None:
+        """Record the faces of one frame (its ``time_s``, or its frame index if it has no time)."""
+        time_s = float(result.time_s if result.time_s is not None else result.frame or 0)
+        for face in result.faces:
+            key = -1 if face.track is None else face.track
+            series = self._series.setdefault(key, _Series(len(self.labels), start_s=time_s))
+            p = np.array([face.scores.get(label, 0.0) for label in self.labels], dtype=np.float32)
+            series.add(time_s, p, self.max_points)
+
+    def stats(self) -> list[TrackStats]:
+        """One :class:`TrackStats` per track, the most-seen first."""
+        out = []
+        for key, s in self._series.items():
+            mean = s.total / max(1, s.frames)
+            out.append(TrackStats(key, s.frames, s.start_s, s.end_s, dict(zip(self.labels, map(float, mean)))))
+        return sorted(out, key=lambda t: (-t.frames, t.track))
+
+    def save(self, path: str | os.PathLike, *, title: str = "", max_tracks: int = 6) -> Path:
+        """Plot the ``max_tracks`` most-seen tracks, one panel each (stacked probabilities over time); atomic."""
+        from matplotlib.figure import Figure  # a bare Figure: no pyplot, no backend switch
+
+        shown = self.stats()[:max_tracks]
+        fig = Figure(figsize=(9, 1.2 + 1.8 * max(1, len(shown))), layout="constrained")
+        axes = fig.subplots(max(1, len(shown)), 1, sharex=True, squeeze=False)[:, 0]
+        colours = [np.array(label_colour(label)) / 255.0 for label in self.labels]
+        for ax, track in zip(axes, shown):
+            times, probs = self._series[track.track].points()
+            if len(times) == 1:  # a single sighting: draw it as a thin bar
+                times, probs = np.array([times[0] - 0.02, times[0] + 0.02]), np.repeat(probs, 2, axis=0)
+            ax.stackplot(times, probs.T, colors=colours, labels=self.labels)
+            name = "untracked faces" if track.track < 0 else f"track {track.track}"
+            ax.set_title(f"{name}: {track.frames} frame(s), mostly {track.label}", fontsize=9, loc="left")
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("probability")
+        if not shown:
+            axes[0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0].transAxes)
+            axes[0].set_yticks([])
+        else:
+            handles, names = axes[0].get_legend_handles_labels()  # listed top to bottom, as stacked
+            axes[0].legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+                           frameon=False)
+        axes[-1].set_xlabel("time (s)")
+        if title:
+            fig.suptitle(title, fontsize=10)
+        atomic_savefig(fig, path, dpi=100)
+        return Path(path)

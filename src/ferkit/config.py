@@ -34,6 +34,7 @@ class DataConfig:
     contempt: bool = False
     soft_labels: bool = False
     split_seed: int = 0
+    ignore_splits: bool = False  # ignore a format's own splits (FER2013 Usage): ratio-split all rows instead
 
 
 @dataclass
@@ -46,6 +47,8 @@ class ModelConfig:
     channels: int = 1
     init_from: str = ""  # checkpoint whose matching weights initialise the model (e.g. a CAE's encoder)
     init_prefix: str = ""  # only weights whose names start with this (e.g. "encoder.")
+    pretrained: str = ""  # your own ImageNet weights (torchvision .pth, Keras ResNet50 .h5); see docs/transfer.md
+    pretrained_strict: bool = True  # false: load what fits and log the rest
 
 
 @dataclass
@@ -67,6 +70,7 @@ class TrainConfig:
     early_stopping_patience: int = 0  # 0 = off
     label_smoothing: float = 0.0
     freeze_body_epochs: int = 0
+    body_lr_factor: float = 1.0  # discriminative LRs: the first layers get lr * this, the head lr (geometric)
     bf16: bool = True
     channels_last: bool = True
     threads: int = 0  # 0 = torch's default

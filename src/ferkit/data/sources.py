@@ -94,9 +94,13 @@ def _ratio_parts(data: FaceData, cfg: DataConfig) -> tuple[np.ndarray, np.ndarra
 
 
 def load_splits(cfg: DataConfig) -> Splits:
-    """Official splits where the data has them (FER2013 Usage), else ratio splits by image or by subject."""
+    """Official splits where the data has them (FER2013 Usage), else ratio splits by image or by subject.
+
+    ``cfg.ignore_splits`` ratio-splits every row even where official splits exist (e.g. the random 70/30
+    split of all 35,887 FER2013 rows some papers use: ``val_ratio`` and ``test_ratio`` of the whole).
+    """
     data = read_source(cfg).drop_empty_classes()
-    if data.splits is not None and cfg.train_split in set(data.splits.tolist()):
+    if data.splits is not None and not cfg.ignore_splits and cfg.train_split in set(data.splits.tolist()):
         names = set(data.splits.tolist())
         for name in (cfg.val_split, cfg.test_split):
             if name and name not in names:

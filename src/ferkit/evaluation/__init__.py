@@ -1,6 +1,7 @@
-"""Evaluation: metrics (pure functions), reports, confusion plots, protocols, TTA prediction, model size."""
+"""Evaluation: metrics (pure functions), reports, confusion plots, protocols, TTA prediction, model size, Grad-CAM."""
 
 from .confusion import plot_confusion
+from .gradcam import CamResult, grad_cam, plot_gradcam
 from .metrics import (
     McNemarResult,
     accuracy,
@@ -21,6 +22,7 @@ from .report import ClassificationReport
 
 __all__ = [
     "TTA_MODES",
+    "CamResult",
     "ClassificationReport",
     "McNemarResult",
     "RoundsResult",
@@ -30,6 +32,7 @@ __all__ = [
     "count_parameters",
     "evaluate_model",
     "evaluate_with_tta",
+    "grad_cam",
     "expected_calibration_error",
     "log_loss",
     "macro_f1",
@@ -38,6 +41,7 @@ __all__ = [
     "normalize_confusion",
     "per_class_precision_recall_f1",
     "plot_confusion",
+    "plot_gradcam",
     "predict_proba",
     "random_rounds",
     "size_on_disk_mb",

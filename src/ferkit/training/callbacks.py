@@ -133,9 +133,16 @@ class ReduceLROnPlateau(Callback):
 
 
 class OneCycle(Callback):
-    """The one-cycle policy (warm-up to ``max_lr``, then annealing), stepped after every batch."""
+    """The one-cycle policy (warm-up to ``max_lr``, then annealing), stepped after every batch.
 
-    def __init__(self, optimizer, max_lr: float | list[float], total_steps: int, pct_start: float = 0.3):
+    ``max_lr`` is one peak for every parameter group, one per group, or None: each group's own ``lr`` as
+    the optimiser was built with it (discriminative learning rates keep their ratios), or the peak an
+    earlier one-cycle stored in a resumed optimiser's groups.
+    """
+
+    def __init__(self, optimizer, max_lr: float | list[float] | None, total_steps: int, pct_start: float = 0.3):
+        if max_lr is None:
+            max_lr = [group.get("max_lr", group["lr"]) for group in optimizer.param_groups]
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start
         )

@@ -1,4 +1,4 @@
-"""The training loop as plain functions: ``train_one_epoch`` and ``evaluate``."""
+"""The training loop as plain functions: ``train_one_epoch`` and ``evaluate`` (sharded over ranks when distributed)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,20 @@ from ..data.augment import Augment
 from ..data.preprocessing import Preprocessing
 from ..evaluation.predict import predict_proba
 from .callbacks import Callback, LoopState
+from .distributed import SINGLE, DistEnv
 
 
 def batches(n: int, batch_size: int, *, generator: torch.Generator | None = None,
-            shuffle: bool = False, drop_last: bool = False) -> Iterator[torch.Tensor]:
-    """Index batches over ``n`` rows, shuffled with ``generator`` when asked."""
+            shuffle: bool = False, drop_last: bool = False, dist: DistEnv = SINGLE) -> Iterator[torch.Tensor]:
+    """Index batches over ``n`` rows, shuffled with ``generator`` when asked.
+
+    ``batch_size`` is global: in a distributed run every rank draws the same order (same ``generator``
+    state) and gets its contiguous ``1/world_size`` of each batch.
+    """
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):
-        yield order[start:start + batch_size]
+        yield dist.shard(order[start:start + batch_size])
 
 
 def autocast(enabled: bool):
@@ -31,9 +36,9 @@ def autocast(enabled: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
-def _progress(total: int, desc: str):
+def _progress(total: int, desc: str, show: bool = True):
     interactive = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None,
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None if show else True,
                 mininterval=0.5 if interactive else 30.0)
 
 
@@ -50,18 +55,25 @@ def train_one_epoch(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     bf16: bool = False,
     channels_last: bool = False,
+    dist: DistEnv = SINGLE,
+    net: nn.Module | None = None,
+    augment_generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """One pass over ``images`` (uint8 ``(N, H, W)``) and ``targets`` (class ids or soft labels).
 
-    Returns the mean loss and accuracy (against the arg-max of soft targets).
+    Returns the mean loss and accuracy (against the arg-max of soft targets), over all ranks when
+    ``dist`` is a distributed run: then ``net`` is the DistributedDataParallel wrapper of
+    ``state.model`` and ``augment_generator`` this rank's own (default: ``generator``).
     """
-    model, optimizer = state.model, state.optimizer
+    model, optimizer = state.model if net is None else net, state.optimizer
     model.train()
     loss_fn = loss_fn or F.cross_entropy
+    augment_generator = generator if augment_generator is None else augment_generator
     total_loss, correct, seen = 0.0, 0, 0
-    with _progress(len(images), f"epoch {state.epoch}/{state.epochs}") as bar:
-        for index in batches(len(images), batch_size, generator=generator, shuffle=True, drop_last=True):
-            x = augment(preprocessing(images[index]), generator)
+    with _progress(len(images) // dist.world_size, f"epoch {state.epoch}/{state.epochs}", dist.is_main) as bar:
+        for index in batches(len(images), batch_size, generator=generator, shuffle=True, drop_last=True,
+                             dist=dist):
+            x = augment(preprocessing(images[index]), augment_generator)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = targets[index]
@@ -80,16 +92,41 @@ def train_one_epoch(
             seen += len(index)
             bar.update(len(index))
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+    total_loss, correct, seen = dist.sum(total_loss, correct, seen)
     return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
             "lr": optimizer.param_groups[0]["lr"]}
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, preprocessing: Preprocessing,
-             batch_size: int = 512, bf16: bool = False, prefix: str = "val") -> dict[str, float]:
-    """Loss and accuracy of ``model`` on uint8 faces and integer ``labels``."""
+             batch_size: int = 512, bf16: bool = False, prefix: str = "val", dist: DistEnv = SINGLE
+             ) -> dict[str, float]:
+    """Loss and accuracy of ``model`` on uint8 faces and integer ``labels``.
+
+    In a distributed run each rank scores its contiguous share and the sums are reduced, so every rank
+    returns the same numbers (give every rank the same weights and buffers first).
+    """
+    if dist.enabled:
+        return _evaluate_shard(model, images, labels, preprocessing=preprocessing, batch_size=batch_size,
+                               bf16=bf16, prefix=prefix, dist=dist)
     probs = torch.from_numpy(predict_proba(model, images.numpy() if torch.is_tensor(images) else images,
                                            preprocessing, batch_size, bf16=bf16))
     labels = torch.as_tensor(labels)
     hard = labels.argmax(1) if labels.ndim == 2 else labels
     loss = F.nll_loss(torch.log(probs.clamp_min(1e-12)), hard).item()
     return {f"{prefix}_loss": loss, f"{prefix}_acc": float((probs.argmax(1) == hard).float().mean())}
+
+
+def _evaluate_shard(model: nn.Module, images, labels, *, preprocessing: Preprocessing, batch_size: int, bf16: bool,
+                    prefix: str, dist: DistEnv) -> dict[str, float]:
+    """:func:`evaluate` on this rank's share of the rows, summed over the ranks."""
+    part = dist.shard(torch.arange(len(images)))
+    labels = torch.as_tensor(labels)[part]
+    hard = labels.argmax(1) if labels.ndim == 2 else labels
+    nll, correct = 0.0, 0
+    if len(part):
+        shard = torch.as_tensor(images)[part].numpy()
+        probs = torch.from_numpy(predict_proba(model, shard, preprocessing, batch_size, bf16=bf16))
+        nll = F.nll_loss(torch.log(probs.clamp_min(1e-12)), hard, reduction="sum").item()
+        correct = int((probs.argmax(1) == hard).sum())
+    nll, correct, n = dist.sum(nll, correct, len(part))
+    return {f"{prefix}_loss": nll / max(n, 1), f"{prefix}_acc": correct / max(n, 1)}

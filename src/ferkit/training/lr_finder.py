@@ -23,7 +23,7 @@ from ..models import create_model, load_model
 from .callbacks import model_body, set_trainable
 from .loop import autocast, batches
 from .seed import seed_everything
-from .setup import build_optimizer, model_info, targets_of
+from .setup import build_optimizer, initialise_model, model_info, targets_of
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,8 @@ def lr_find(
     """Train ``steps`` mini-batches with the LR rising geometrically from ``start_lr`` to ``end_lr``.
 
     ``optimizer`` is a name (``adam``, ``adamw``, ``sgd``, built like training does, with
-    ``weight_decay``) or a function ``model -> optimizer``. The loss is smoothed with a
+    ``weight_decay``) or a function ``model -> optimizer``; parameter groups with different rates
+    (discriminative LRs) keep their ratios, the swept rate being the highest group's. The loss is smoothed with a
     bias-corrected exponential average; the sweep stops early once it exceeds ``diverge_factor``
     times the best so far (or is not finite). The model's weights, buffers and train/eval mode
     are restored afterwards and the global RNG is left untouched.
@@ -142,12 +143,14 @@ def lr_find(
             else:
                 opt = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=start_lr, weight_decay=weight_decay))
             model.train()
+            top = max(group["lr"] for group in opt.param_groups)  # discriminative groups keep their ratios
+            scales = [group["lr"] / top if top > 0 else 1.0 for group in opt.param_groups]
             ratio = (end_lr / start_lr) ** (1 / (steps - 1))
             avg, best = 0.0, math.inf
             for i, index in zip(range(steps), _cycle(len(images), batch_size, generator)):
                 lr = start_lr * ratio**i
-                for group in opt.param_groups:
-                    group["lr"] = lr
+                for group, scale in zip(opt.param_groups, scales):
+                    group["lr"] = lr * scale
                 x = preprocessing(images[index])
                 if augment is not None:
                     x = augment(x, generator)
@@ -191,7 +194,8 @@ def lr_find_from_config(
 ) -> LRFinderResult:
     """Run :func:`lr_find` on the training split of ``config``'s data and plot it (default ``<run_dir>/lr_find.png``).
 
-    The model, optimiser, batch size, augmentation and bf16 follow the config as in training.
+    The model (with ``model.pretrained`` / ``init_from`` weights), optimiser (with ``body_lr_factor`` groups),
+    batch size, augmentation and bf16 follow the config as in training.
     ``frozen`` (default: ``train.freeze_body_epochs > 0``) freezes the body, giving the LR for the
     frozen phase; for the second search of the freeze-then-unfreeze protocol pass
     ``frozen=False`` and the ``checkpoint`` (e.g. ``last.pt``) the frozen phase ended with.
@@ -204,6 +208,7 @@ def lr_find_from_config(
     else:
         info = model_info(config, splits.train.label_names)
         model = create_model(info.name, **info.args)
+        initialise_model(model, config.model)
     frozen = tc.freeze_body_epochs > 0 if frozen is None else frozen
     if frozen:
         set_trainable(model_body(model), False)

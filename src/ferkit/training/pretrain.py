@@ -11,6 +11,7 @@ from torch import nn
 
 from ..data.augment import Augment
 from ..data.preprocessing import Preprocessing
+from .distributed import SINGLE, DistEnv
 from .loop import autocast, batches
 
 log = logging.getLogger(__name__)
@@ -38,20 +39,24 @@ def train_reconstruction_epoch(
     bf16: bool = False,
     noise_std: float = 0.0,
     on_step: Callable[[], object] | None = None,
+    dist: DistEnv = SINGLE,
+    augment_generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """One shuffled pass (``on_step`` runs after every optimiser step); with ``noise_std`` > 0 the input
     gets Gaussian noise (denoising) but the target stays the clean (augmented) preprocessed image.
-    Returns ``{"train_loss": mean MSE}``."""
+    Returns ``{"train_loss": mean MSE}`` (over all ranks in a distributed run, where ``model`` is the
+    DistributedDataParallel wrapper and ``augment_generator`` this rank's own; default ``generator``)."""
     model.train()
     images = torch.as_tensor(images_uint8)
+    augment_generator = generator if augment_generator is None else augment_generator
     total, count = 0.0, 0
-    for index in batches(len(images), batch_size, generator=generator, shuffle=True, drop_last=True):
+    for index in batches(len(images), batch_size, generator=generator, shuffle=True, drop_last=True, dist=dist):
         target = preprocessing(images[index])
         if augment is not None:
-            target = augment(target, generator)
+            target = augment(target, augment_generator)
         inputs = target
         if noise_std > 0:
-            inputs = target + noise_std * torch.randn(target.shape, generator=generator)
+            inputs = target + noise_std * torch.randn(target.shape, generator=augment_generator)
         loss = _reconstruction_loss(model, inputs, target, bf16)
         optimizer.zero_grad(set_to_none=True)
         (loss / target.numel()).backward()
@@ -60,18 +65,24 @@ def train_reconstruction_epoch(
             on_step()
         total += loss.item()
         count += target.numel()
+    total, count = dist.sum(total, count)
     return {"train_loss": total / max(count, 1)}
 
 
 @torch.inference_mode()
 def evaluate_reconstruction(model: nn.Module, images_uint8: torch.Tensor, *, preprocessing: Preprocessing,
-                            batch_size: int = 512, bf16: bool = False, prefix: str = "val") -> dict[str, float]:
-    """Mean squared reconstruction error of clean inputs, model in eval mode: ``{f"{prefix}_loss": ...}``."""
+                            batch_size: int = 512, bf16: bool = False, prefix: str = "val",
+                            dist: DistEnv = SINGLE) -> dict[str, float]:
+    """Mean squared reconstruction error of clean inputs, model in eval mode: ``{f"{prefix}_loss": ...}``
+    (each rank scores its contiguous share in a distributed run; the sums are reduced)."""
     model.eval()
     images = torch.as_tensor(images_uint8)
+    if dist.enabled:
+        images = images[dist.shard(torch.arange(len(images)))]
     total, count = 0.0, 0
     for index in batches(len(images), batch_size):
         x = preprocessing(images[index])
         total += _reconstruction_loss(model, x, x, bf16).item()
         count += x.numel()
+    total, count = dist.sum(total, count)
     return {f"{prefix}_loss": total / max(count, 1)}

@@ -1,4 +1,7 @@
-"""``train(config)``: seed -> data -> model -> optimiser -> callbacks -> loop, resumable from ``last.pt``."""
+"""``train(config)``: seed -> data -> model -> optimiser -> callbacks -> loop, resumable from ``last.pt``.
+
+Under ``torchrun`` with several processes the same function trains data-parallel (docs/distributed.md).
+"""
 
 from __future__ import annotations
 
@@ -16,12 +19,14 @@ from ..data.sources import load_splits
 from ..errors import FerkitError
 from ..io import atomic_open, atomic_write_text
 from ..models import create_model, model_payload, save_model
+from . import distributed
 from .callbacks import LoopState
+from .distributed import DistEnv
 from .history import plot_history, write_history_csv
 from .loop import evaluate, train_one_epoch
 from .pretrain import evaluate_reconstruction, train_reconstruction_epoch
 from .seed import rng_state, seed_everything, set_rng_state
-from .setup import build_callbacks, build_optimizer, check_task, init_weights, model_info, targets_of
+from .setup import build_callbacks, build_optimizer, check_task, initialise_model, model_info, targets_of
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +46,36 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     """Train as ``config`` says, writing ``last.pt``, ``best.pt``, ``history.csv`` and curves to its run dir.
 
     ``train.task = "reconstruct"`` trains an autoencoder on its inputs (monitor ``val_loss``, mode min).
+    Started by ``torchrun`` with ``WORLD_SIZE`` > 1, the run is data-parallel: ``train.batch_size`` is the
+    global batch, metrics are reduced over the ranks, and only rank 0 writes files.
     """
-    run_dir = config.run_dir
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    saved = None
+    with distributed.session() as env:
+        return _train(config, resume, env)
+
+
+def _load_last(last_path: Path, resume: bool) -> dict | None:
+    """The saved training state to resume from, or None for a fresh run (refusing to overwrite one)."""
     if resume:
         if not last_path.exists():
             raise FerkitError(f"nothing to resume: {last_path} does not exist")
-        saved = torch.load(last_path, map_location="cpu", weights_only=True)
+        return torch.load(last_path, map_location="cpu", weights_only=True)
+    if last_path.exists():
+        raise FerkitError(f"{last_path.parent} already holds a run: pass --resume to continue it, or set name=... "
+                          "for a new one")
+    return None
+
+
+def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
+    run_dir = config.run_dir
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    saved = env.on_main(lambda: _load_last(last_path, resume))  # rank 0 reads; every rank gets a copy
+    if saved is not None:
         config = config_from_dict(saved["config"])
         log.info("resuming %s after epoch %d", run_dir, saved["epoch"])
-    elif last_path.exists():
-        raise FerkitError(f"{run_dir} already holds a run: pass --resume to continue it, or set name=... "
-                          "for a new one")
+        if saved.get("world_size", 1) != env.world_size:
+            log.warning("%s was trained by %d process(es), now %d: same global batch, but other shards and "
+                        "random draws, so not an exact continuation", run_dir, saved.get("world_size", 1),
+                        env.world_size)
     tc = config.train
     check_task(config)
     if tc.threads:
@@ -64,19 +86,21 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     labels = splits.train.label_names
     info = model_info(config, labels)
     model = create_model(info.name, **info.args)
-    if config.model.init_from and saved is None:
-        init_weights(model, config.model.init_from, config.model.init_prefix)
+    if saved is None:
+        initialise_model(model, config.model)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_x, val_x = torch.from_numpy(splits.train.images), torch.from_numpy(splits.val.images)
     train_y = targets_of(splits.train, config.data.soft_labels)
     val_y = torch.as_tensor(splits.val.labels)
+    distributed.check_batch(tc.batch_size, len(train_x), env)
     generator = torch.Generator().manual_seed(tc.seed)
     optimizer = build_optimizer(model, tc)
     state = LoopState(model=model, optimizer=optimizer, epochs=tc.epochs)
 
     def save_best(s: LoopState) -> None:
-        save_model(best_path, s.model, model_info(config, labels, {"epoch": s.epoch, **s.extra}))
+        if env.is_main:
+            save_model(best_path, s.model, model_info(config, labels, {"epoch": s.epoch, **s.extra}))
 
     callbacks = build_callbacks(tc, optimizer, max(1, len(train_x) // tc.batch_size), save_best)
     history: list[dict[str, float]] = []
@@ -90,37 +114,9 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
         state.epoch, state.step, history = saved["epoch"], saved["step"], saved["history"]
         state.stop_reason = saved.get("stop_reason")
     else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.toml", to_toml(config))
-    while state.stop_reason is None and state.epoch < tc.epochs:
-        state.epoch += 1
-        started = time.time()
-        for cb in callbacks.values():
-            cb.on_epoch_start(state)
-        metrics: dict[str, float] = {"epoch": state.epoch}
-        if tc.task == "reconstruct":
-            metrics.update(train_reconstruction_epoch(
-                model, train_x, optimizer=optimizer, preprocessing=info.preprocessing, batch_size=tc.batch_size,
-                generator=generator, augment=config.augment, bf16=tc.bf16,
-                on_step=lambda: [cb.on_batch_end(state) for cb in callbacks.values()]))
-            metrics.update(evaluate_reconstruction(model, val_x, preprocessing=info.preprocessing, bf16=tc.bf16))
-            metrics["lr"] = optimizer.param_groups[0]["lr"]
-        else:
-            metrics.update(train_one_epoch(
-                state, train_x, train_y, preprocessing=info.preprocessing, augment=config.augment,
-                batch_size=tc.batch_size, generator=generator, callbacks=list(callbacks.values()),
-                loss_fn=lambda logits, y: F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing),
-                bf16=tc.bf16, channels_last=tc.channels_last))
-            metrics.update(evaluate(model, val_x, val_y, preprocessing=info.preprocessing,
-                                    batch_size=tc.eval_batch_size, bf16=tc.bf16))
-        metrics["seconds"] = round(time.time() - started, 1)
-        state.extra = {k: v for k, v in metrics.items() if k.startswith("val_")}
-        for cb in callbacks.values():
-            cb.on_epoch_end(state, metrics)
-        history.append(metrics)
-        log.info("epoch %d/%d  %s", state.epoch, tc.epochs, "  ".join(
-            f"{k} {v:.2e}" if k == "lr" else f"{k} {v:.0f}s" if k == "seconds" else f"{k} {v:.4f}"
-            for k, v in metrics.items() if k != "epoch"))
+        env.on_main(lambda: _start_run_dir(config))
+
+    def write_epoch() -> None:
         write_history_csv(history, run_dir / "history.csv")
         plot_history(history, run_dir / "curves.png", title=config.name)
         payload = {
@@ -130,11 +126,62 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
             "generator": generator.get_state(), "rng": rng_state(), "epoch": state.epoch, "step": state.step,
             "history": history, "config": config.to_dict(), "stop_reason": state.stop_reason,
         }
+        if env.enabled:
+            payload["world_size"] = env.world_size
         with atomic_open(last_path, "wb") as handle:
             torch.save(payload, handle)
+
+    net = distributed.wrap(model, env, find_unused_parameters=tc.freeze_body_epochs > 0)
+    augment_generator = None  # a single process draws augmentation from ``generator``
+    while state.stop_reason is None and state.epoch < tc.epochs:
+        state.epoch += 1
+        started = time.time()
+        if env.enabled:  # per-rank draws (augmentation, dropout), derived so that a resume repeats them
+            augment_generator = torch.Generator().manual_seed(
+                seed_everything(distributed.rank_seed(tc.seed, state.epoch, env.rank)))
+        for cb in callbacks.values():
+            cb.on_epoch_start(state)
+        metrics: dict[str, float] = {"epoch": state.epoch}
+        if tc.task == "reconstruct":
+            metrics.update(train_reconstruction_epoch(
+                net, train_x, optimizer=optimizer, preprocessing=info.preprocessing, batch_size=tc.batch_size,
+                generator=generator, augment=config.augment, bf16=tc.bf16,
+                on_step=lambda: [cb.on_batch_end(state) for cb in callbacks.values()],
+                dist=env, augment_generator=augment_generator))
+            distributed.sync_buffers(model, env)
+            metrics.update(evaluate_reconstruction(model, val_x, preprocessing=info.preprocessing, bf16=tc.bf16,
+                                                   dist=env))
+            metrics["lr"] = optimizer.param_groups[0]["lr"]
+        else:
+            metrics.update(train_one_epoch(
+                state, train_x, train_y, preprocessing=info.preprocessing, augment=config.augment,
+                batch_size=tc.batch_size, generator=generator, callbacks=list(callbacks.values()),
+                loss_fn=lambda logits, y: F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing),
+                bf16=tc.bf16, channels_last=tc.channels_last, dist=env, net=net,
+                augment_generator=augment_generator))
+            distributed.sync_buffers(model, env)  # rank 0's batch-norm statistics, so every shard is scored alike
+            metrics.update(evaluate(model, val_x, val_y, preprocessing=info.preprocessing,
+                                    batch_size=tc.eval_batch_size, bf16=tc.bf16, dist=env))
+        metrics["seconds"] = round(time.time() - started, 1)
+        metrics = env.broadcast(metrics)  # rank 0's numbers drive every rank's callbacks
+        state.extra = {k: v for k, v in metrics.items() if k.startswith("val_")}
+        for cb in callbacks.values():
+            cb.on_epoch_end(state, metrics)
+        history.append(metrics)
+        log.info("epoch %d/%d  %s", state.epoch, tc.epochs, "  ".join(
+            f"{k} {v:.2e}" if k == "lr" else f"{k} {v:.0f}s" if k == "seconds" else f"{k} {v:.4f}"
+            for k, v in metrics.items() if k != "epoch"))
+        env.on_main(write_epoch)  # rank 0 writes; the others wait for it
     stop_reason = state.stop_reason or f"completed {state.epoch} epochs"
     log.info("%s", stop_reason)
-    return TrainResult(run_dir, best_path, history, stop_reason, _finish(config, splits, best_path, stop_reason))
+    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason))
+    return TrainResult(run_dir, best_path, history, stop_reason, test_metrics)
+
+
+def _start_run_dir(config: Config) -> None:
+    """Create the run folder and write the resolved config into it."""
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(config.run_dir / "config.toml", to_toml(config))
 
 
 def _finish(config: Config, splits, best_path: Path, stop_reason: str) -> dict:

@@ -6,19 +6,24 @@ import logging
 
 import torch
 
-from ..config import Config, TrainConfig
+from ..config import Config, ModelConfig, TrainConfig
 from ..data.preprocessing import Preprocessing
 from ..errors import FerkitError
 from ..models import ModelInfo, model_task, read_checkpoint
+from ..models.pretrained import load_pretrained
 from .callbacks import BestCheckpoint, Callback, CosineSchedule, EarlyStopping, FreezeBody, OneCycle, ReduceLROnPlateau
+from .param_groups import discriminative_param_groups
 
 log = logging.getLogger(__name__)
 TASKS = ("classify", "reconstruct")
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam, AdamW (fused kernels: ~10x faster steps on CPU) or SGD (momentum, Nesterov) over all parameters."""
+    """Adam, AdamW (fused kernels: ~10x faster steps on CPU) or SGD (momentum, Nesterov) over all parameters;
+    ``cfg.body_lr_factor`` < 1 gives discriminative LRs (``training.param_groups``)."""
     params = model.parameters()
+    if cfg.body_lr_factor != 1.0:
+        params = discriminative_param_groups(model, cfg.lr, cfg.body_lr_factor)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     if cfg.optimizer == "adamw":
@@ -39,7 +44,7 @@ def build_callbacks(cfg: TrainConfig, optimizer, steps_per_epoch: int, save_best
         cbs["scheduler"] = ReduceLROnPlateau(optimizer, cfg.monitor, cfg.mode, cfg.plateau_factor,
                                              cfg.plateau_patience, cfg.min_lr)
     elif cfg.scheduler == "onecycle":
-        cbs["scheduler"] = OneCycle(optimizer, cfg.lr, cfg.epochs * steps_per_epoch, cfg.onecycle_pct_start)
+        cbs["scheduler"] = OneCycle(optimizer, None, cfg.epochs * steps_per_epoch, cfg.onecycle_pct_start)
     elif cfg.scheduler == "cosine":
         cbs["scheduler"] = CosineSchedule(optimizer, cfg.epochs, cfg.min_lr)
     elif cfg.scheduler != "none":
@@ -82,6 +87,14 @@ def init_weights(model: torch.nn.Module, path: str, prefix: str = "") -> int:
     model.load_state_dict(matched, strict=False)
     log.info("initialised %d tensors from %s (%s*)", len(matched), path, prefix)
     return len(matched)
+
+
+def initialise_model(model: torch.nn.Module, mc: ModelConfig) -> None:
+    """A fresh model's starting weights: ``mc.pretrained`` (your ImageNet file), then ``mc.init_from``."""
+    if mc.pretrained:
+        load_pretrained(model, mc.pretrained, strict=mc.pretrained_strict)
+    if mc.init_from:
+        init_weights(model, mc.init_from, mc.init_prefix)
 
 
 def check_task(config: Config) -> None:

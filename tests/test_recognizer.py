@@ -20,6 +20,7 @@ from ferkit.inference import (
     results_to_dataframe,
     results_to_rows,
 )
+from ferkit.inference.detectors import Detection
 from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model, save_model
 
@@ -64,41 +65,68 @@ def test_blank_array_gives_no_faces(recognizer):
     assert result.path is None and (result.width, result.height) == (160, 120) and result.faces == []
 
 
-def test_missing_and_bad_files_name_the_file(recognizer, tmp_path):
+def test_bad_files_raise_ferkit_errors_naming_them(recognizer, tmp_path):
     missing = tmp_path / "nope.jpg"
     with pytest.raises(FerkitError, match="nope.jpg"):
         recognizer(missing)
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")
     with pytest.raises(FerkitError, match="notes.jpg"):
-        recognizer(str(text))
-    empty = tmp_path / "empty.png"
-    empty.write_bytes(b"")
-    with pytest.raises(FerkitError, match="empty.png"):
-        load_rgb(empty)
-
-
-def test_truncated_file_raises(tmp_path):
-    path = tmp_path / "cut.jpg"
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path)
-    path.write_bytes(path.read_bytes()[:-300])
+        recognizer([str(text)])
+    cut = tmp_path / "cut.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(cut)
+    cut.write_bytes(cut.read_bytes()[:-300])
     with pytest.raises(FerkitError, match="cut.jpg"):
-        load_rgb(path)
+        recognizer(cut)
 
 
-def test_load_rgb_modes_and_exif(tmp_path):
-    gray16 = (np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 100).astype(np.uint16)
-    Image.fromarray(gray16).save(tmp_path / "g16.png")
-    rgb = load_rgb(tmp_path / "g16.png")
-    assert rgb.shape == (20, 30, 3) and rgb.dtype == np.uint8 and rgb.max() == round(gray16.max() / 257)
-    rgba = np.zeros((10, 10, 4), np.uint8)  # fully transparent -> white
-    Image.fromarray(rgba).save(tmp_path / "a.png")
-    assert load_rgb(tmp_path / "a.png").min() == 255
-    im = Image.fromarray(np.zeros((10, 20, 3), np.uint8))
-    exif = im.getexif()
-    exif[0x0112] = 6  # rotate 90 degrees
-    im.save(tmp_path / "rot.jpg", exif=exif)
-    assert load_rgb(tmp_path / "rot.jpg").shape == (20, 10, 3)
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16"])
+def test_faceless_files_of_any_mode_give_an_empty_result(recognizer, tmp_path, mode):
+    path = tmp_path / f"blank_{mode.replace(';', '')}.png"
+    Image.new(mode, (90, 70), 200 if mode != "I;16" else 40000).save(path)
+    result = recognizer(path)
+    assert result.faces == [] and (result.width, result.height) == (90, 70) and result.path == str(path)
+
+
+def test_inference_crop_is_the_training_face(recognizer, tmp_path):
+    """A face file read by the training reader and by the recognizer gives the same model input."""
+    from ferkit.data.folder import read_folder
+
+    rng = np.random.default_rng(5)
+    (tmp_path / "happy").mkdir()
+    files = {"gray48.png": rng.integers(0, 256, (48, 48), dtype=np.uint8),
+             "colour48.png": rng.integers(0, 256, (48, 48, 3), dtype=np.uint8),
+             "colour96.jpg": rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)}
+    for name, pixels in files.items():
+        Image.fromarray(pixels).save(tmp_path / "happy" / name)
+    data = read_folder(tmp_path, size=48)
+    assert len(data) == 3
+    prep = recognizer.info.preprocessing
+    for source, face in zip(data.sources, data.images):
+        path = tmp_path / source
+        side = Image.open(path).size[0]
+        crop = recognizer.prepare_faces(path, [Detection((0, 0, side, side), 1.0)])
+        assert crop.shape == (1, 48, 48)
+        assert torch.equal(prep(crop), prep(face[None])), source
+    assert recognizer.prepare_faces(np.zeros((10, 10), np.uint8), []).shape == (0, 48, 48)
+
+
+def test_align_turns_the_crop_only_with_tilted_landmarks(checkpoint):
+    rec = Recognizer.from_checkpoint(checkpoint, align=True)
+    image = np.random.default_rng(2).integers(0, 256, (100, 100, 3), dtype=np.uint8)
+    plain = rec.prepare_faces(image, [Detection((20, 20, 60, 60), 0.9)])
+    level = rec.prepare_faces(image, [Detection((20, 20, 60, 60), 0.9, ((35, 40), (65, 40)))])
+    tilted = rec.prepare_faces(image, [Detection((20, 20, 60, 60), 0.9, ((35, 35), (65, 50)))])
+    assert np.array_equal(plain, level) and not np.array_equal(plain, tilted)
+
+
+def test_bad_options_are_value_errors(checkpoint):
+    with pytest.raises(ValueError, match="torch, onnx"):
+        Recognizer.from_checkpoint(checkpoint, backend="tensorrt")
+    with pytest.raises(ValueError, match="onnx"):
+        Recognizer.from_checkpoint(checkpoint, threads=2)  # threads are an onnx option
+    with pytest.raises(ValueError, match="batch_size"):
+        Recognizer.from_checkpoint(checkpoint, batch_size=0)
 
 
 def test_missing_default_weights_is_a_clear_error(monkeypatch):

@@ -5,19 +5,31 @@ returning a list of :class:`Detection` in the input's pixel coordinates, best sc
 Large images are shrunk so their long side is at most ``max_side`` before detection (both
 detectors work best, and fastest, around that size) and the boxes are scaled back.
 
-The default, ``yunet``, was chosen on the 14 shared photos (``python benchmarks/detection.py``):
-YuNet counts the faces exactly on 14 of 14 photos at every score threshold from 0.3 to 0.9
-(0.2 adds strays, 0.92 starts losing faces), with no false face on the landscape; ``haar``
-gets 13 of 14 (a false second face at its default threshold, a missed face of the group at 0.6).
+The default, ``yunet``, was chosen on the 14 shared photos and 2 videos
+(``python benchmarks/detection.py``, docs/results/detection.md): YuNet counts the faces exactly
+on 14 of 14 photos at every score threshold from 0.3 to 0.9 (0.2 adds strays, 0.92 starts losing
+faces), finds the face in all 72 frames of ``single_face.mp4`` and no face in ``no_face.mp4``
+from 0.5 up; ``haar`` gets 13 of 14 photos (a false second face at its default threshold, a
+missed face of the group at 0.6) and 6 false faces on ``no_face.mp4``.
+
+Every detector takes ``min_face`` (pixels, the box's shorter side in the input image) and
+``score_threshold`` (0-1) and returns box, score and, where the model gives them (YuNet), five
+landmarks. MediaPipe's BlazeFace is not offered: the mediapipe wheels that still ship its model
+file (0.10.21 and older) require numpy < 2, protobuf < 5, jax and opencv-contrib-python, which
+would replace this environment's numpy 2, protobuf and OpenCV; newer wheels (0.10.30 and later)
+ship no model file (see docs/results/detection.md).
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import inspect
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -57,6 +69,16 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def _check_options(min_face: int, score_threshold: float, max_side: int) -> None:
+    """Raise ValueError for options no detector can honour."""
+    if min_face < 1:
+        raise ValueError(f"min_face must be at least 1 pixel, got {min_face}")
+    if not 0.0 <= score_threshold <= 1.0:
+        raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+    if max_side < 32:
+        raise ValueError(f"max_side must be at least 32 pixels, got {max_side}")
+
+
 def _shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """Shrink ``image`` so its long side is at most ``max_side``; return it and the factor applied."""
     h, w = image.shape[:2]
@@ -76,6 +98,41 @@ def _clip_box(x: float, y: float, w: float, h: float, width: int, height: int) -
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+#: Size of libfacedetection's result buffer (its API requires exactly this many bytes).
+_YUNET_BUFFER = 0x9000
+
+
+@functools.cache
+def _yunet_entry() -> Callable | None:
+    """libfacedetection's C function from the library the ``yuface`` wheel ships, or None if not found.
+
+    It is called through ctypes with a result buffer that Python owns, because the binding
+    ``yuface.c_detect`` (yuface 2023.5.1) allocates a 36 KiB buffer per call and never frees it:
+    1 MiB a second of video at 30 frames/s (``benchmarks/recognizer_speed.py``, memory test).
+    """
+    try:
+        lib = ctypes.CDLL(str(Path(yuface.__file__).with_name("libfacedetection.so")))
+        entry = lib._Z14facedetect_cnnPhS_iii  # int* facedetect_cnn(uchar* result, uchar* bgr, int w, int h, int step)
+    except (OSError, AttributeError) as exc:
+        log.warning("libfacedetection not callable directly (%s); using yuface.c_detect, which leaks "
+                    "36 KiB per call", exc)
+        return None
+    entry.restype = ctypes.c_void_p
+    entry.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    return entry
+
+
+def _yunet_rows(bgr: np.ndarray) -> np.ndarray:
+    """YuNet's raw int16 rows for a contiguous BGR uint8 image: score 0-100, x, y, w, h, 5 (x, y) landmarks, spare."""
+    entry = _yunet_entry()
+    if entry is None:
+        return np.asarray(yuface.c_detect(bgr), dtype=np.int16).reshape(-1, 16)
+    buffer = np.zeros(_YUNET_BUFFER, np.uint8)
+    entry(buffer.ctypes.data, bgr.ctypes.data, bgr.shape[1], bgr.shape[0], bgr.strides[0])
+    count = int(buffer[:4].view(np.int32)[0])
+    return buffer[4:4 + 32 * count].view(np.int16).reshape(count, 16)
+
+
 class YuNetDetector:
     """libfacedetection's YuNet CNN (the ``yuface`` package, model compiled in): fast, gives landmarks.
 
@@ -86,8 +143,7 @@ class YuNetDetector:
     """
 
     def __init__(self, *, min_face: int = 20, score_threshold: float = 0.6, max_side: int = 960) -> None:
-        if not 0.0 <= score_threshold <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
+        _check_options(min_face, score_threshold, max_side)
         self.min_face = int(min_face)
         self.score_threshold = float(score_threshold)
         self.max_side = int(max_side)
@@ -97,9 +153,8 @@ class YuNetDetector:
         height, width = image.shape[:2]
         bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, ::-1]
         small, scale = _shrink(np.ascontiguousarray(bgr), self.max_side)
-        raw = yuface.c_detect(small)  # int16 rows: score 0-100, x, y, w, h, 5 (x, y) landmarks, spare
         found = []
-        for row in np.asarray(raw, dtype=np.float64).reshape(-1, 16):
+        for row in _yunet_rows(small).astype(np.float64):
             score = row[0] / 100.0
             box = _clip_box(*(row[1:5] / scale), width, height)
             if score < self.score_threshold or box is None or min(box[2], box[3]) < self.min_face:
@@ -123,6 +178,9 @@ class HaarDetector:
     def __init__(
         self, *, min_face: int = 20, score_threshold: float = 0.5, max_side: int = 960, scale_factor: float = 1.1
     ) -> None:
+        _check_options(min_face, score_threshold, max_side)
+        if scale_factor <= 1.0:
+            raise ValueError(f"scale_factor must be above 1, got {scale_factor}")
         self.min_face = int(min_face)
         self.score_threshold = float(score_threshold)
         self.max_side = int(max_side)

@@ -1,9 +1,20 @@
-"""Cutting a detected face out of a photo, the same way for inference and for training readers."""
+"""Cutting a detected face out of a photo, the same way for inference and for training readers.
+
+The steps, in order: gray (:func:`to_gray`, the same luma as the training readers), a square
+around the detector's box with a margin, optionally rotated so the eye line is horizontal
+(:func:`eye_angle`, from the detector's landmarks), then resized to the model's input size.
+A face that is already a ``size`` x ``size`` crop, like a FER2013 image, comes out unchanged:
+``crop_face(face, (0, 0, size, size))`` is ``face``, as the training readers give it.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
+from PIL import Image
 
 #: Extra border on each side, as a fraction of the box's longer side. FER2013 faces are tight
 #: crops: run on 600 FER2013 faces (upscaled 4x, padded), YuNet's box has a longer side of
@@ -24,19 +35,61 @@ def square_around(box: tuple[float, float, float, float], margin: float = DEFAUL
     return x0, y0, side
 
 
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 ``(H, W, 3)`` to gray ``(H, W)``; a gray ``(H, W)`` array is returned as it is.
+
+    ITU-R 601 luma computed by Pillow, exactly as :func:`ferkit.data.images.load_gray` reads
+    training images (OpenCV's ``cvtColor`` rounds differently on about 0.1% of pixels).
+    """
+    if rgb.ndim == 2:
+        return rgb
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 (H, W, 3) image, got {rgb.dtype} {rgb.shape}")
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).convert("L"))
+
+
+def eye_angle(landmarks: Sequence[tuple[float, float]]) -> float:
+    """Angle in degrees of the line through the two eyes (the first two landmarks) against the horizontal.
+
+    The eyes are taken in image order (left one first), so either landmark order gives the same
+    angle, in (-90, 90]; positive when the eye on the image's right sits lower.
+    """
+    if len(landmarks) < 2:
+        raise ValueError(f"need at least the two eye landmarks, got {len(landmarks)} points")
+    (ax, ay), (bx, by) = sorted(tuple(map(float, p)) for p in landmarks[:2])
+    return math.degrees(math.atan2(by - ay, bx - ax))
+
+
+def _cut_square(gray: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
+    """``gray[y0:y0+side, x0:x0+side]``, parts outside the image filled by repeating its edge pixels."""
+    height, width = gray.shape
+    x1, y1 = x0 + side, y0 + side
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if cx1 <= cx0 or cy1 <= cy0:
+        raise ValueError(f"square ({x0}, {y0}, side {side}) lies outside the {width}x{height} image")
+    crop = gray[cy0:cy1, cx0:cx1]
+    if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+        crop = cv2.copyMakeBorder(crop, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE)
+    return crop
+
+
 def crop_face(
     gray_image: np.ndarray,
     box: tuple[float, float, float, float],
     *,
     margin: float = DEFAULT_MARGIN,
     size: int = 48,
+    landmarks: Sequence[tuple[float, float]] | None = None,
+    align: bool = False,
 ) -> np.ndarray:
     """Square uint8 ``(size, size)`` crop of ``gray_image`` around ``box`` (x, y, w, h).
 
     The square is centred on the box, its side the box's longer side plus ``margin`` of it on
     each side (see :data:`DEFAULT_MARGIN`). Parts outside the image are filled by repeating
-    the edge pixels, so a face at a border keeps its place in the crop. Shrinking uses
-    ``cv2.INTER_AREA``; enlarging (faces smaller than ``size``) uses bilinear interpolation.
+    the edge pixels, so a face at a border keeps its place in the crop. With ``align`` and the
+    detector's ``landmarks`` (eyes first) the square is turned about its centre so the eye line
+    is horizontal; without landmarks ``align`` does nothing. Shrinking uses ``cv2.INTER_AREA``;
+    enlarging (faces smaller than ``size``) uses bilinear interpolation.
     """
     if gray_image.ndim != 2:
         raise ValueError(f"expected a gray (H, W) image, got shape {gray_image.shape}")
@@ -44,13 +97,19 @@ def crop_face(
         raise ValueError(f"expected a uint8 image, got dtype {gray_image.dtype}")
     height, width = gray_image.shape
     x0, y0, side = square_around(box, margin)
-    x1, y1 = x0 + side, y0 + side
-    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-    if cx1 <= cx0 or cy1 <= cy0:
+    if x0 + side <= 0 or y0 + side <= 0 or x0 >= width or y0 >= height:
         raise ValueError(f"box {tuple(box)} lies outside the {width}x{height} image")
-    crop = gray_image[cy0:cy1, cx0:cx1]
-    if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
-        crop = cv2.copyMakeBorder(crop, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1, cv2.BORDER_REPLICATE)
+    angle = eye_angle(landmarks) if align and landmarks is not None else 0.0
+    if abs(angle) < 0.5:  # below half a degree turning only blurs
+        crop = _cut_square(gray_image, x0, y0, side)
+    else:
+        # cut a square large enough to hold the turned one, turn it about its centre, keep the middle
+        pad = math.ceil(side * (math.sqrt(2.0) - 1.0) / 2.0) + 1
+        big = _cut_square(gray_image, x0 - pad, y0 - pad, side + 2 * pad)
+        centre = ((side + 2 * pad - 1) / 2.0, (side + 2 * pad - 1) / 2.0)
+        turn = cv2.getRotationMatrix2D(centre, angle, 1.0)
+        big = cv2.warpAffine(big, turn, big.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        crop = big[pad:pad + side, pad:pad + side]
     if side == size:
         return np.ascontiguousarray(crop)
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR

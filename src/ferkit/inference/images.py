@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..data.images import read_image
 from ..errors import FerkitError
-from ..io import atomic_open
+from ..io import atomic_open, existing_file
+
+log = logging.getLogger(__name__)
 
 
 def _alpha_on_white(im: Image.Image) -> Image.Image:
@@ -40,13 +44,69 @@ def pil_to_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8).copy()
 
 
-def load_rgb(path: str | os.PathLike) -> np.ndarray:
+#: Most pixels an image file may have to be decoded at full size: 50 megapixels (e.g. 8,660 x 5,773).
+#: A JPEG above it is decoded at 1/2, 1/4 or 1/8 scale (the largest that fits; JPEG's DCT scaling
+#: never allocates the full image), so results refer to that smaller image; any other format
+#: above it, or a JPEG still above it at 1/8, is refused before decoding. Pillow's own
+#: decompression-bomb check also stays on: files over 2 x ``PIL.Image.MAX_IMAGE_PIXELS``
+#: (about 179 megapixels by default) are refused whatever their format.
+MAX_PIXELS = 50_000_000
+
+
+def _too_large(path: Path, width: int, height: int, max_pixels: int) -> FerkitError:
+    return FerkitError(
+        f"{path}: {width}x{height} is {width * height / 1e6:.1f} megapixels, over the limit of "
+        f"{max_pixels / 1e6:.0f} megapixels (ferkit.inference.images.MAX_PIXELS); shrink the image "
+        "first (or save it as JPEG, which is read at reduced scale)"
+    )
+
+
+def _limit_size(im: Image.Image, path: Path, max_pixels: int) -> None:
+    """Before decoding: make ``im`` decode at most ``max_pixels`` (JPEG draft mode) or raise."""
+    width, height = im.size
+    if width * height <= max_pixels:
+        return
+    if im.format == "JPEG":
+        for factor in (2, 4, 8):
+            if (width // factor) * (height // factor) <= max_pixels:
+                im.draft(im.mode, (math.ceil(width / factor), math.ceil(height / factor)))
+                if im.size[0] * im.size[1] <= max_pixels:
+                    log.info("%s: %dx%d read at 1/%d scale, %dx%d (over MAX_PIXELS)",
+                             path, width, height, factor, *im.size)
+                    return
+                break
+    raise _too_large(path, width, height, max_pixels)
+
+
+def load_rgb(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
     """Read an image file as RGB uint8 ``(H, W, 3)``, with its EXIF orientation applied.
 
-    Gray, palette, RGBA (composited onto white) and 16-bit files are handled; multi-frame files
-    give their first frame. Bad files raise a :class:`FerkitError` naming the file.
+    Gray, palette, RGBA (composited onto white), 16-bit gray (scaled to 8 bits) and 16-bit RGB
+    (its high bytes) files are handled; multi-frame files give their first frame. Images over
+    ``max_pixels`` are read at reduced scale or refused (see :data:`MAX_PIXELS`; None: no limit
+    but Pillow's). Missing, empty, non-image, truncated and oversized files raise a
+    :class:`FerkitError` naming the file.
     """
-    return read_image(path, pil_to_rgb)
+    path = existing_file(path, "image file")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above MAX_IMAGE_PIXELS; the size is checked below, before decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if max_pixels is not None:
+                    _limit_size(im, path, max_pixels)
+                im.load()
+                im = ImageOps.exif_transpose(im) or im
+                rgb = pil_to_rgb(im)
+    except UnidentifiedImageError:
+        raise FerkitError(f"{path}: not an image file (unknown format, or its header is truncated)") from None
+    except Image.DecompressionBombError as exc:
+        raise FerkitError(f"{path}: image too large to load safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise FerkitError(f"{path}: cannot decode the image ({exc}); is it truncated or corrupt?") from None
+    if rgb.size == 0:
+        raise FerkitError(f"{path}: decoded to an empty image")
+    return rgb
 
 
 def as_rgb(image: np.ndarray | Image.Image) -> np.ndarray:

@@ -9,15 +9,16 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import FerkitError
+from ..io import existing_file
 from ..models.checkpoint import ModelInfo, load_model
-from .detectors import DEFAULT_DETECTOR, Detector, create_detector
-from .faces import DEFAULT_MARGIN, crop_face
+from .backends import Backend, OnnxBackend, TorchBackend, check_backend, is_onnx_file, model_info_from_onnx
+from .detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector
+from .faces import DEFAULT_MARGIN, crop_face, to_gray
 from .images import as_rgb, load_rgb
 from .results import Face, ImageResult
 
@@ -52,7 +53,14 @@ class Recognizer:
     ``detector`` is a name from :func:`~ferkit.inference.list_detectors` or a detector built with
     :func:`~ferkit.inference.create_detector` (to set its options). The checkpoint's labels and
     preprocessing decide the classes and the model input; faces are cut with
-    :func:`~ferkit.inference.faces.crop_face` at the checkpoint's input size.
+    :func:`~ferkit.inference.faces.crop_face` at the checkpoint's input size, ``margin`` of extra
+    border, and turned so the eyes are level when ``align`` is set (needs a detector with
+    landmarks, e.g. ``yunet``; the shipped model was trained on unaligned FER2013 faces).
+
+    ``backend`` is one of :data:`~ferkit.inference.backends.BACKENDS`: ``"torch"`` or ``"onnx"``
+    (onnxruntime, ``threads`` intra-op threads). With ``"onnx"`` the checkpoint may also be an
+    ``.onnx`` file from ``ferkit export --format onnx``, whose metadata gives labels and
+    preprocessing; a ``.pt`` checkpoint is exported in memory when the recognizer is built.
     """
 
     def __init__(
@@ -61,22 +69,56 @@ class Recognizer:
         detector: str | Detector = DEFAULT_DETECTOR,
         device: str | torch.device = "cpu",
         batch_size: int = 64,
+        *,
+        backend: str = "torch",
+        threads: int | None = None,
+        margin: float = DEFAULT_MARGIN,
+        align: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        check_backend(backend)
+        if threads is not None and (backend != "onnx" or threads < 1):
+            raise ValueError(f"threads={threads}: only for backend='onnx', at least 1 "
+                             "(the torch backend follows torch.set_num_threads)")
+        if backend != "torch" and torch.device(device).type != "cpu":
+            raise ValueError(f"backend {backend!r} runs on the CPU only; use backend='torch' for device {device!r}")
         self.detector: Detector = create_detector(detector) if isinstance(detector, str) else detector
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
-        if checkpoint is None:
-            with _default_checkpoint() as path:
-                model, info = load_model(path)
-            self.checkpoint: str = f"ferkit/weights/{DEFAULT_WEIGHTS}"
+        self.backend_name = backend
+        self.margin = float(margin)
+        self.align = bool(align)
+        self.model: torch.nn.Module | None = None
+        if checkpoint is not None and is_onnx_file(checkpoint):
+            if backend != "onnx":
+                raise ValueError(f"{checkpoint}: an ONNX file needs backend='onnx'")
+            self.checkpoint: str = str(checkpoint)
+            self.backend: Backend = OnnxBackend(existing_file(checkpoint, "ONNX model"), threads=threads)
+            self.info: ModelInfo = model_info_from_onnx(self.backend, checkpoint)
         else:
-            model, info = load_model(checkpoint)
-            self.checkpoint = str(checkpoint)
-        self.model: torch.nn.Module = model.to(self.device).eval()
-        self.info: ModelInfo = info
-        log.info("loaded %s (%s, labels %s) on %s", self.checkpoint, info.name, list(info.labels), self.device)
+            if checkpoint is None:
+                with _default_checkpoint() as path:
+                    model, info = load_model(path)
+                self.checkpoint = f"ferkit/weights/{DEFAULT_WEIGHTS}"
+            else:
+                model, info = load_model(checkpoint)
+                self.checkpoint = str(checkpoint)
+            self.info = info
+            self.model = model.to(self.device).eval()
+            if backend == "onnx":
+                from ..models.export import onnx_bytes
+
+                try:
+                    exported = onnx_bytes(model, info)
+                except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+                    raise FerkitError(f"{self.checkpoint}: the {info.name} model cannot be exported to ONNX "
+                                      f"({type(exc).__name__}: {exc}); use backend='torch'") from None
+                self.backend = OnnxBackend(exported, threads=threads)
+            else:
+                self.backend = TorchBackend(self.model, self.device)
+        log.info("loaded %s (%s, labels %s), %s backend on %s", self.checkpoint, self.info.name,
+                 list(self.info.labels), backend, self.device)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> Recognizer:
@@ -89,40 +131,61 @@ class Recognizer:
         return self.info.labels
 
     def __repr__(self) -> str:
-        return f"Recognizer(checkpoint={self.checkpoint!r}, model={self.info.name!r}, device={str(self.device)!r})"
+        return (f"Recognizer(checkpoint={self.checkpoint!r}, model={self.info.name!r}, "
+                f"backend={self.backend_name!r}, device={str(self.device)!r})")
 
     def __call__(self, images: ImageInput | Sequence[ImageInput]) -> ImageResult | list[ImageResult]:
         """Find and classify the faces of one image (-> ImageResult) or a list of them (-> list).
 
-        Paths are read with EXIF orientation applied; arrays are RGB (or gray) uint8. The faces of
-        all the images are classified together, ``batch_size`` at a time.
+        Paths are read with :func:`~ferkit.inference.images.load_rgb` (EXIF orientation applied,
+        size limited by its ``MAX_PIXELS``); arrays are RGB (or gray) uint8. An image without a
+        face gives an ImageResult with no faces. The faces of all the images are classified
+        together, ``batch_size`` at a time.
         """
         single = not isinstance(images, list | tuple)
         items = [images] if single else list(images)
         results: list[ImageResult] = []
         crops: list[np.ndarray] = []
-        boxes: list[tuple[int, tuple[int, int, int, int], float]] = []
-        size = self.info.preprocessing.size
+        found: list[tuple[int, Detection]] = []
         for i, item in enumerate(items):
             path, rgb = self._read(item)
-            gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
             detections = self.detector(rgb)
             log.debug("%s: %d face(s)", path or f"image {i}", len(detections))
-            for det in detections:
-                crops.append(crop_face(gray, det.box, margin=DEFAULT_MARGIN, size=size))
-                boxes.append((i, det.box, det.score))
+            if detections:
+                crops.extend(self._crop(to_gray(rgb), detections))
+            found.extend((i, det) for det in detections)
             results.append(ImageResult(path=path, width=rgb.shape[1], height=rgb.shape[0]))
+        size = self.info.preprocessing.size
         probs = self.predict_faces(np.stack(crops) if crops else np.zeros((0, size, size), np.uint8))
-        for (i, box, det_score), p in zip(boxes, probs):
+        for (i, det), p in zip(found, probs):
             best = int(np.argmax(p))
             results[i].faces.append(Face(
-                box=box,
-                detector_score=det_score,
+                box=det.box,
+                detector_score=det.score,
                 label=self.labels[best],
                 confidence=float(p[best]),
                 scores={label: float(v) for label, v in zip(self.labels, p)},
             ))
         return results[0] if single else results
+
+    def detect(self, image: ImageInput) -> list[Detection]:
+        """The detector's faces in one image (box, score and, where it gives them, five landmarks)."""
+        return self.detector(self._read(image)[1])
+
+    def prepare_faces(self, image: ImageInput, detections: Sequence[Detection]) -> np.ndarray:
+        """uint8 ``(N, size, size)`` model-size gray crops of ``detections`` in ``image``, as ``__call__`` cuts them.
+
+        A face file that is already a square crop, with the whole image as its box, gives the
+        pixels the training readers give (:func:`ferkit.data.images.load_gray` and its resize).
+        """
+        size = self.info.preprocessing.size
+        crops = self._crop(to_gray(self._read(image)[1]), detections)
+        return np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
+
+    def _crop(self, gray: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
+        size = self.info.preprocessing.size
+        return [crop_face(gray, det.box, margin=self.margin, size=size, landmarks=det.landmarks, align=self.align)
+                for det in detections]
 
     @staticmethod
     def _read(item: ImageInput) -> tuple[str | None, np.ndarray]:
@@ -141,9 +204,7 @@ class Recognizer:
         if faces.ndim != 3 or faces.dtype != np.uint8:
             raise ValueError(f"expected uint8 gray faces of shape (N, H, W), got {faces.dtype} {faces.shape}")
         out = np.zeros((len(faces), len(self.labels)), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(faces), self.batch_size):
-                x = self.info.preprocessing(faces[start:start + self.batch_size]).to(self.device)
-                logits = self.model(x)
-                out[start:start + len(x)] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        for start in range(0, len(faces), self.batch_size):
+            chunk = faces[start:start + self.batch_size]
+            out[start:start + len(chunk)] = self.backend(self.info.preprocessing(chunk))
         return out

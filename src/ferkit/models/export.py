@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ import torch
 
 from ..errors import FerkitError
 from ..io import atomic_open
-from .checkpoint import load_model, save_model
+from .checkpoint import ModelInfo, load_model, save_model
 
 log = logging.getLogger(__name__)
 EXPORT_FORMATS = ("fp16", "onnx", "torchscript")
@@ -27,32 +28,49 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt
     out = Path(out)
     if fmt == "fp16":
         return save_model(out, model, info, half=True)
+    if fmt == "onnx":
+        with atomic_open(out, "wb") as handle:
+            handle.write(onnx_bytes(model, info))
+        return out
     p = info.preprocessing
     example = torch.zeros(1, p.channels, p.size, p.size)
-    meta = json.dumps({k: v for k, v in info.to_dict().items() if k != "config"})
-    with warnings.catch_warnings():  # TorchScript and the TorchScript-based ONNX exporter are deprecated
+    with warnings.catch_warnings():  # TorchScript is deprecated
         warnings.simplefilter("ignore", DeprecationWarning)
-        if fmt == "torchscript":
-            traced = torch.jit.trace(model, example)
-            with atomic_open(out, "wb") as handle:
-                torch.jit.save(traced, handle, _extra_files={"ferkit.json": meta})
-            return out
+        traced = torch.jit.trace(model, example)
         with atomic_open(out, "wb") as handle:
-            torch.onnx.export(model, (example,), handle, input_names=["faces"], output_names=["logits"],
-                              dynamic_axes={"faces": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-    _add_onnx_metadata(out, meta)
+            torch.jit.save(traced, handle, _extra_files={"ferkit.json": _metadata(info)})
     return out
 
 
-def _add_onnx_metadata(path: Path, meta: str) -> None:
-    """Store the ferkit description in the ONNX file's metadata when the ``onnx`` package is installed."""
+def _metadata(info: ModelInfo) -> str:
+    """The ferkit description stored in exported files: everything of ``info`` but the training config."""
+    return json.dumps({k: v for k, v in info.to_dict().items() if k != "config"})
+
+
+def onnx_bytes(model: torch.nn.Module, info: ModelInfo) -> bytes:
+    """``model`` as an ONNX file in memory: input ``faces`` ``(batch, C, H, W)``, output ``logits``.
+
+    The batch axis is dynamic. With the ``onnx`` package installed the file carries :class:`ModelInfo`
+    (labels, preprocessing) as the ``ferkit`` entry of its ``metadata_props``.
+    """
+    p = info.preprocessing
+    example = torch.zeros(1, p.channels, p.size, p.size)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript-based ONNX exporter is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model.eval(), (example,), buffer, input_names=["faces"], output_names=["logits"],
+                          dynamic_axes={"faces": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    return _add_onnx_metadata(buffer.getvalue(), _metadata(info))
+
+
+def _add_onnx_metadata(data: bytes, meta: str) -> bytes:
+    """Store the ferkit description in the ONNX model's metadata when the ``onnx`` package is installed."""
     try:
         import onnx
     except ImportError:
-        log.info("onnx package not installed: %s has no ferkit metadata", path)
-        return
-    model = onnx.load(str(path))
+        log.info("onnx package not installed: the exported model has no ferkit metadata")
+        return data
+    model = onnx.load_from_string(data)
     entry = model.metadata_props.add()
     entry.key, entry.value = "ferkit", meta
-    with atomic_open(path, "wb") as handle:
-        handle.write(model.SerializeToString())
+    return model.SerializeToString()

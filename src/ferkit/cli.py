@@ -41,6 +41,12 @@ EXAMPLES = {
   ferkit serve                                   # page and API on http://127.0.0.1:8000 (spec: /openapi.json)
   ferkit serve --port 9000 --model runs/default/best.pt --jobs-dir /var/tmp/ferkit-jobs
   curl -F file=@photo.jpg 'http://127.0.0.1:8000/v1/analyze?annotate=true'""",
+    "batch": """examples:
+  ferkit batch photos/ --out results/            # every photo and video under photos/ -> results/faces/*.parquet
+  ferkit batch list.txt --out results/ --annotate # one path a line; annotated copies in results/media/
+  ferkit batch 'shots/**/*.jpg' --out results/ --engine ray                   # a local Ray cluster
+  ferkit batch videos/ --out results/ --engine ray --address auto --stride 2  # a running cluster
+  (run the same command again after an interruption: finished inputs are skipped)""",
 }
 
 
@@ -113,10 +119,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument("--detector", default="yunet")
+    p.add_argument("--detect-side", type=int, default=640, metavar="PX",
+                   help="detect faces on a copy shrunk to PX on its long side (default 640; smaller is faster)")
     p.add_argument("--workers", type=int, default=None, help="inference threads (default: cores, at most 4)")
     p.add_argument("--threads", type=int, default=None,
                    help="OpenMP/PyTorch threads per computation (default: cores / workers)")
     p.add_argument("--jobs-dir", default="ferkit-jobs", help="folder for video uploads and their results")
+
+    p = add("batch", "Recognise the faces of a large collection of photos and videos into a Parquet dataset "
+                     "(resumable; locally or on Ray).")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="a folder (searched recursively), a list file (.txt/.lst/.list, one path a line), a quoted "
+                        "glob ('a/**/*.jpg'), or a photo or video")
+    p.add_argument("--out", required=True, help="output folder: faces/ (the Parquet dataset), inputs.parquet, "
+                                                "errors.parquet, media/")
+    p.add_argument("--engine", default="local", choices=["local", "ray"], help="default local (this process)")
+    p.add_argument("--address", default=None, help="ray: a running cluster (auto, HOST:PORT or ray://HOST:10001); "
+                                                   "default: start a local one")
+    p.add_argument("--workers", type=int, default=None, help="ray: model workers (default: one per cluster CPU)")
+    p.add_argument("--photos-per-batch", type=int, default=16, help="ray: photos per worker call (default 16)")
+    p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
+    p.add_argument("--detector", default="yunet")
+    p.add_argument("--stride", type=int, default=1, help="videos: analyse every Nth frame (default 1)")
+    p.add_argument("--annotate", action="store_true", help="also write annotated photos and videos to OUT/media/")
+    p.add_argument("--retry-failed", action="store_true", help="analyse again the inputs that failed before")
+    p.add_argument("--part-size", type=int, default=256, metavar="N",
+                   help="inputs per Parquet part (default 256; a part is also written each minute): after an "
+                        "interruption at most this much work is redone")
     return parser
 
 
@@ -131,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .serving.server import serve_command
 
             return serve_command(args)
+        if args.command == "batch":  # lives in ferkit.batch (needs pyarrow; ray for --engine ray)
+            from .batch.command import batch_command
+
+            return batch_command(args)
         return getattr(commands, args.command.replace("-", "_"))(args)
     except (FerkitError, ValueError) as exc:  # ValueError: a bad option value, named by the API
         if args.verbose:

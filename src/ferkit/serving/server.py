@@ -1,0 +1,60 @@
+"""``ferkit serve``: check the optional dependencies, size the thread pools, run uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+
+from ..errors import FerkitError
+from .settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+REQUIRED = {"fastapi": "fastapi", "uvicorn": "uvicorn", "multipart": "python-multipart", "websockets": "websockets"}
+
+
+def check_dependencies() -> None:
+    """Raise a FerkitError naming the missing packages of the ``serve`` extra."""
+    missing = [pkg for module, pkg in REQUIRED.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise FerkitError(f"ferkit serve needs {', '.join(missing)}: pip install 'ferkit[serve]'")
+
+
+def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, threads: int | None = None) -> None:
+    """Run the service until interrupted.
+
+    ``threads`` is the OpenMP/PyTorch thread count of each computation (the face detector and
+    the model); by default the cores are split between the inference workers (2 cores, 2
+    workers: 1 thread each), so parallel requests do not oversubscribe the CPU. The detector
+    releases the GIL, so workers run detections side by side.
+    """
+    check_dependencies()
+    if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        threads = int(os.environ["OMP_NUM_THREADS"])  # the user's own setting wins
+    threads = threads if threads is not None else max(1, (os.cpu_count() or 1) // settings.workers)
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # read when the detector's OpenMP runtime starts
+    import torch
+    import uvicorn
+
+    from .app import create_app
+
+    torch.set_num_threads(threads)
+    log.info("%d inference worker(s) x %d thread(s)", settings.workers, threads)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: the service has no authentication; expose it only on trusted networks", host)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=15,
+                ws_max_size=max(16 * 2**20, 2 * settings.max_live_frame_bytes))
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """The ``ferkit serve`` subcommand."""
+    kwargs = {"model": args.model, "detector": args.detector, "jobs_dir": args.jobs_dir,
+              "detect_max_side": args.detect_side}
+    if args.workers:
+        kwargs["workers"] = args.workers
+    serve(ServeSettings(**kwargs), host=args.host, port=args.port, threads=args.threads)
+    return 0

@@ -1,0 +1,65 @@
+"""Settings of the web service: the model, the worker count, the jobs folder and every limit."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """What :func:`~ferkit.serving.create_app` needs; every limit is enforced with a 4xx JSON error.
+
+    ``workers`` inference threads each hold their own face detector and share the model (the
+    detector and the model release the GIL, so workers run side by side); ``max_pending``
+    requests may wait for a worker before new ones are refused with 429. ``request_timeout_s`` bounds a
+    photo or live request from its first byte to its answer; a video upload gets
+    ``video_upload_timeout_s``.
+    """
+
+    model: str | None = None
+    detector: str = "yunet"
+    detect_max_side: int = 640
+    workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    max_pending: int = 32
+    jobs_dir: Path = Path("ferkit-jobs")
+    max_image_bytes: int = 20 * MB
+    max_image_pixels: int = 40_000_000
+    max_video_bytes: int = 200 * MB
+    max_video_seconds: float = 300.0
+    max_video_pixels: int = 3840 * 2160
+    max_queued_jobs: int = 16
+    max_jobs_kept: int = 100
+    max_live_frame_bytes: int = 2 * MB
+    max_live_pixels: int = 1280 * 960
+    request_timeout_s: float = 15.0
+    video_upload_timeout_s: float = 300.0
+    job_frame_rate: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "max_pending", "detect_max_side", "max_image_bytes", "max_image_pixels",
+                     "max_video_bytes", "max_video_pixels", "max_queued_jobs", "max_jobs_kept", "max_live_frame_bytes",
+                     "max_live_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_video_seconds", "request_timeout_s", "video_upload_timeout_s", "job_frame_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        object.__setattr__(self, "jobs_dir", Path(self.jobs_dir))
+
+    def limits(self) -> dict[str, int | float]:
+        """The limits a client should know about (shown by ``GET /v1/health``)."""
+        return {
+            "max_image_bytes": self.max_image_bytes,
+            "max_image_pixels": self.max_image_pixels,
+            "max_video_bytes": self.max_video_bytes,
+            "max_video_seconds": self.max_video_seconds,
+            "max_video_pixels": self.max_video_pixels,
+            "max_live_frame_bytes": self.max_live_frame_bytes,
+            "max_live_pixels": self.max_live_pixels,
+            "request_timeout_s": self.request_timeout_s,
+            "video_upload_timeout_s": self.video_upload_timeout_s,
+        }

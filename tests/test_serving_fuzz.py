@@ -1,0 +1,38 @@
+"""Schemathesis fuzzes every operation of the OpenAPI document against a real server: no 5xx, ever."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'ferkit[serve]'")
+schemathesis = pytest.importorskip("schemathesis", reason="needs schemathesis (the dev extra)")
+from hypothesis import HealthCheck, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
+
+from ferkit.serving import ServeSettings, create_app  # noqa: E402
+from serving_support import live_server, shared_recognizer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory):
+    app = create_app(ServeSettings(jobs_dir=tmp_path_factory.mktemp("jobs"), workers=2),
+                     recognizer=shared_recognizer())
+    with live_server(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def api_schema(base_url):
+    return schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_no_operation_answers_a_server_error(case, base_url):
+    response = case.call(base_url=base_url, timeout=60)
+    assert response.status_code < 500, f"{case.method} {case.path}: {response.status_code} {response.text[:300]}"
+    case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])

@@ -22,7 +22,7 @@ class ServeSettings:
 
     model: str | None = None
     detector: str = "yunet"
-    detect_max_side: int = 640
+    detect_max_side: int = 320
     workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     max_pending: int = 32
     jobs_dir: Path = Path("ferkit-jobs")

@@ -76,6 +76,10 @@ class TrainConfig:
     threads: int = 0  # 0 = torch's default
     seed: int = 0
     eval_batch_size: int = 512
+    # Where and how long this invocation runs; on --resume these come from the resuming command, not last.pt
+    device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:N; see docs/gpu.md
+    compile: bool = False  # torch.compile the model for training (worth it on a GPU; slow to start)
+    time_limit_s: float = 0.0  # stop after the epoch in which this many seconds have passed (0 = off); --resume goes on
 
 
 @dataclass

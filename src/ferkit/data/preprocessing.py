@@ -25,7 +25,8 @@ class Preprocessing:
         return cls(**{k: d[k] for k in ("size", "channels", "mean", "std") if k in d})
 
     def __call__(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 ``(N, H, W)`` (already ``size`` x ``size``) -> float ``(N, channels, size, size)``."""
+        """uint8 ``(N, H, W)`` (resized when not ``size`` x ``size``) -> float ``(N, channels, size, size)``,
+        computed on the device of a tensor input (a GPU batch stays on the GPU)."""
         x = torch.as_tensor(images)
         if x.ndim == 2:
             x = x[None]

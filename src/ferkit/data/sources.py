@@ -28,9 +28,17 @@ class Splits:
 
 
 def read_source(cfg: DataConfig) -> FaceData:
-    """Read the whole data set named by ``cfg.format`` and ``cfg.path``."""
+    """Read the whole data set named by ``cfg.format`` and ``cfg.path``.
+
+    For ``fer2013`` and ``ferplus`` a path ending in ``.npz`` is a pack made by ``scripts/gpu_pack.py``
+    (FER2013 and its FER+ votes in one file; ``data.ferplus_path`` is then not used).
+    """
     if not cfg.path:
         raise FerkitError("no data path given: set data.path (e.g. data.path=../shared/data/fer2013/fer2013.csv.gz)")
+    if cfg.format in ("fer2013", "ferplus") and cfg.path.endswith(".npz"):
+        from .npz import read_pack
+
+        return read_pack(cfg.path, cfg.format, contempt=cfg.contempt)
     cache = cfg.cache_dir or None
     if cfg.format == "fer2013":
         from .fer2013 import read_fer2013

@@ -53,7 +53,7 @@ def tta_views(x: torch.Tensor, tta: str = "none") -> Iterator[torch.Tensor]:
 
 def predict_proba(
     model: nn.Module,
-    images_uint8: np.ndarray,
+    images_uint8: np.ndarray | torch.Tensor,
     preprocessing: Preprocessing,
     batch_size: int = 256,
     tta: str = "none",
@@ -65,10 +65,11 @@ def predict_proba(
     ``tta="tencrop"`` averages 10 views: the 4 corner crops and the centre crop of side
     ``round(0.9 * S)`` (S = ``preprocessing.size``, e.g. 43 px for 48), each resized back to S,
     and their mirrors. Runs in eval mode under ``torch.inference_mode()`` on the model's device
-    (``bf16`` autocasts there); the model's training flag is restored afterwards.
+    (``bf16`` autocasts there): each uint8 batch moves there before preprocessing (``images_uint8`` may be a
+    tensor already on it). The model's training flag is restored afterwards; the result is on the CPU.
     """
     _check_tta(tta)
-    images = np.asarray(images_uint8)
+    images = images_uint8 if torch.is_tensor(images_uint8) else np.asarray(images_uint8)
     if images.ndim == 2:
         images = images[None]
     if len(images) == 0:
@@ -81,7 +82,7 @@ def predict_proba(
     try:
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             for start in range(0, len(images), batch_size):
-                x = preprocessing(images[start:start + batch_size]).to(device)
+                x = preprocessing(torch.as_tensor(images[start:start + batch_size]).to(device))
                 views = [torch.softmax(model(v).float(), dim=1) for v in tta_views(x, tta)]
                 out.append(torch.stack(views).mean(0).cpu().numpy())
     finally:

@@ -15,6 +15,7 @@ from ..data.augment import Augment
 from ..data.preprocessing import Preprocessing
 from ..evaluation.predict import predict_proba
 from .callbacks import Callback, LoopState
+from .device import to_device
 from .distributed import SINGLE, DistEnv
 
 
@@ -31,9 +32,9 @@ def batches(n: int, batch_size: int, *, generator: torch.Generator | None = None
         yield dist.shard(order[start:start + batch_size])
 
 
-def autocast(enabled: bool):
-    """bf16 autocast on CPU when ``enabled``, otherwise a no-op context."""
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+def autocast(enabled: bool, device_type: str = "cpu"):
+    """bf16 autocast on ``device_type`` ("cpu" or "cuda") when ``enabled``, otherwise a no-op context."""
+    return torch.autocast(device_type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
 def _progress(total: int, desc: str, show: bool = True):
@@ -61,6 +62,9 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over ``images`` (uint8 ``(N, H, W)``) and ``targets`` (class ids or soft labels).
 
+    Runs on the device of ``images`` (``targets`` and the model must be there too); the batch indices and
+    the augmentation parameters are drawn on the CPU by the generators, so the draws do not depend on it.
+
     Returns the mean loss and accuracy (against the arg-max of soft targets), over all ranks when
     ``dist`` is a distributed run: then ``net`` is the DistributedDataParallel wrapper of
     ``state.model`` and ``augment_generator`` this rank's own (default: ``generator``).
@@ -69,15 +73,19 @@ def train_one_epoch(
     model.train()
     loss_fn = loss_fn or F.cross_entropy
     augment_generator = generator if augment_generator is None else augment_generator
-    total_loss, correct, seen = 0.0, 0, 0
+    device = images.device
+    # running sums stay on the device (no GPU sync per step); float64 like the Python float they replace
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct, seen = torch.zeros((), dtype=torch.long, device=device), 0
     with _progress(len(images) // dist.world_size, f"epoch {state.epoch}/{state.epochs}", dist.is_main) as bar:
         for index in batches(len(images), batch_size, generator=generator, shuffle=True, drop_last=True,
                              dist=dist):
+            index = to_device(index, device)
             x = augment(preprocessing(images[index]), augment_generator)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = targets[index]
-            with autocast(bf16):
+            with autocast(bf16, device.type):
                 logits = model(x)
             loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
@@ -87,12 +95,13 @@ def train_one_epoch(
             for cb in callbacks:
                 cb.on_batch_end(state)
             hard = y.argmax(1) if y.ndim == 2 else y
-            total_loss += loss.item() * len(index)
-            correct += int((logits.argmax(1) == hard).sum())
+            total_loss += loss.detach().double() * len(index)
+            correct += (logits.argmax(1) == hard).sum()
             seen += len(index)
             bar.update(len(index))
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-    total_loss, correct, seen = dist.sum(total_loss, correct, seen)
+            if not bar.disable:  # reading the sums syncs a GPU: only for a bar that is shown
+                bar.set_postfix(loss=f"{total_loss.item() / seen:.3f}", acc=f"{int(correct) / seen:.3f}")
+    total_loss, correct, seen = dist.sum(total_loss.item(), int(correct), seen)
     return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
             "lr": optimizer.param_groups[0]["lr"]}
 
@@ -103,14 +112,14 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, pr
     """Loss and accuracy of ``model`` on uint8 faces and integer ``labels``.
 
     In a distributed run each rank scores its contiguous share and the sums are reduced, so every rank
-    returns the same numbers (give every rank the same weights and buffers first).
+    returns the same numbers (give every rank the same weights and buffers first). Runs on the model's
+    device (``images`` may already be there); the scores are computed on the CPU.
     """
     if dist.enabled:
         return _evaluate_shard(model, images, labels, preprocessing=preprocessing, batch_size=batch_size,
                                bf16=bf16, prefix=prefix, dist=dist)
-    probs = torch.from_numpy(predict_proba(model, images.numpy() if torch.is_tensor(images) else images,
-                                           preprocessing, batch_size, bf16=bf16))
-    labels = torch.as_tensor(labels)
+    probs = torch.from_numpy(predict_proba(model, images, preprocessing, batch_size, bf16=bf16))
+    labels = torch.as_tensor(labels).cpu()
     hard = labels.argmax(1) if labels.ndim == 2 else labels
     loss = F.nll_loss(torch.log(probs.clamp_min(1e-12)), hard).item()
     return {f"{prefix}_loss": loss, f"{prefix}_acc": float((probs.argmax(1) == hard).float().mean())}
@@ -120,11 +129,12 @@ def _evaluate_shard(model: nn.Module, images, labels, *, preprocessing: Preproce
                     prefix: str, dist: DistEnv) -> dict[str, float]:
     """:func:`evaluate` on this rank's share of the rows, summed over the ranks."""
     part = dist.shard(torch.arange(len(images)))
-    labels = torch.as_tensor(labels)[part]
+    labels = torch.as_tensor(labels).cpu()[part]
     hard = labels.argmax(1) if labels.ndim == 2 else labels
     nll, correct = 0.0, 0
     if len(part):
-        shard = torch.as_tensor(images)[part].numpy()
+        images = torch.as_tensor(images)
+        shard = images[part.to(images.device)]
         probs = torch.from_numpy(predict_proba(model, shard, preprocessing, batch_size, bf16=bf16))
         nll = F.nll_loss(torch.log(probs.clamp_min(1e-12)), hard, reduction="sum").item()
         correct = int((probs.argmax(1) == hard).sum())

@@ -21,6 +21,7 @@ from ..data.sources import load_splits
 from ..io import atomic_savefig
 from ..models import create_model, load_model
 from .callbacks import model_body, set_trainable
+from .device import prepare_device, resolve_device
 from .loop import autocast, batches
 from .seed import seed_everything
 from .setup import build_optimizer, initialise_model, model_info, targets_of
@@ -120,7 +121,8 @@ def lr_find(
     (discriminative LRs) keep their ratios, the swept rate being the highest group's. The loss is smoothed with a
     bias-corrected exponential average; the sweep stops early once it exceeds ``diverge_factor``
     times the best so far (or is not finite). The model's weights, buffers and train/eval mode
-    are restored afterwards and the global RNG is left untouched.
+    are restored afterwards and the global RNG is left untouched. Runs on the model's device (the
+    images and targets are moved there; batches and augmentation are drawn on the CPU).
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
@@ -128,14 +130,17 @@ def lr_find(
         raise ValueError(f"steps must be at least 2, got {steps}")
     if len(images_uint8) == 0:
         raise ValueError("no images to sweep over")
-    images, targets = torch.as_tensor(images_uint8), torch.as_tensor(targets)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    images, targets = torch.as_tensor(images_uint8).to(device), torch.as_tensor(targets).to(device)
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     was_training = model.training
     lrs: list[float] = []
     losses: list[float] = []
     raw: list[float] = []
     try:
-        with torch.random.fork_rng(devices=[]):
+        cuda = [device] if device.type == "cuda" else []  # dropout on a GPU draws from its generator
+        with torch.random.fork_rng(devices=cuda, device_type="cuda"):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             if callable(optimizer):
@@ -151,10 +156,11 @@ def lr_find(
                 lr = start_lr * ratio**i
                 for group, scale in zip(opt.param_groups, scales):
                     group["lr"] = lr * scale
+                index = index.to(device)
                 x = preprocessing(images[index])
                 if augment is not None:
                     x = augment(x, generator)
-                with autocast(bf16):
+                with autocast(bf16, device.type):
                     logits = model(x)
                 loss = F.cross_entropy(logits.float(), targets[index])
                 value = loss.item()
@@ -195,7 +201,7 @@ def lr_find_from_config(
     """Run :func:`lr_find` on the training split of ``config``'s data and plot it (default ``<run_dir>/lr_find.png``).
 
     The model (with ``model.pretrained`` / ``init_from`` weights), optimiser (with ``body_lr_factor`` groups),
-    batch size, augmentation and bf16 follow the config as in training.
+    batch size, augmentation, bf16 and ``train.device`` follow the config as in training.
     ``frozen`` (default: ``train.freeze_body_epochs > 0``) freezes the body, giving the LR for the
     frozen phase; for the second search of the freeze-then-unfreeze protocol pass
     ``frozen=False`` and the ``checkpoint`` (e.g. ``last.pt``) the frozen phase ended with.
@@ -209,6 +215,9 @@ def lr_find_from_config(
         info = model_info(config, splits.train.label_names)
         model = create_model(info.name, **info.args)
         initialise_model(model, config.model)
+    device = resolve_device(tc.device)
+    prepare_device(device)
+    model = model.to(device)
     frozen = tc.freeze_body_epochs > 0 if frozen is None else frozen
     if frozen:
         set_trainable(model_body(model), False)

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..data.augment import Augment
 from ..data.preprocessing import Preprocessing
+from .device import to_device
 from .distributed import SINGLE, DistEnv
 from .loop import autocast, batches
 
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def _reconstruction_loss(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor, bf16: bool) -> torch.Tensor:
     """Summed squared error between ``model(inputs)`` and ``target`` (shapes must match)."""
-    with autocast(bf16):
+    with autocast(bf16, inputs.device.type):
         recon = model(inputs)
     if recon.shape != target.shape:
         raise ValueError(f"the model must return a reconstruction of its input's shape {tuple(target.shape)}, "
@@ -45,27 +46,29 @@ def train_reconstruction_epoch(
     """One shuffled pass (``on_step`` runs after every optimiser step); with ``noise_std`` > 0 the input
     gets Gaussian noise (denoising) but the target stays the clean (augmented) preprocessed image.
     Returns ``{"train_loss": mean MSE}`` (over all ranks in a distributed run, where ``model`` is the
-    DistributedDataParallel wrapper and ``augment_generator`` this rank's own; default ``generator``)."""
+    DistributedDataParallel wrapper and ``augment_generator`` this rank's own; default ``generator``).
+    Runs on the device of ``images_uint8``; random draws (order, augmentation, noise) are made on the CPU."""
     model.train()
     images = torch.as_tensor(images_uint8)
     augment_generator = generator if augment_generator is None else augment_generator
-    total, count = 0.0, 0
+    total, count = torch.zeros((), dtype=torch.float64, device=images.device), 0  # no GPU sync per step
     for index in batches(len(images), batch_size, generator=generator, shuffle=True, drop_last=True, dist=dist):
-        target = preprocessing(images[index])
+        target = preprocessing(images[to_device(index, images.device)])
         if augment is not None:
             target = augment(target, augment_generator)
         inputs = target
         if noise_std > 0:
-            inputs = target + noise_std * torch.randn(target.shape, generator=augment_generator)
+            noise = torch.randn(target.shape, generator=augment_generator)
+            inputs = target + noise_std * to_device(noise, target.device)
         loss = _reconstruction_loss(model, inputs, target, bf16)
         optimizer.zero_grad(set_to_none=True)
         (loss / target.numel()).backward()
         optimizer.step()
         if on_step is not None:
             on_step()
-        total += loss.item()
+        total += loss.detach().double()
         count += target.numel()
-    total, count = dist.sum(total, count)
+    total, count = dist.sum(total.item(), count)
     return {"train_loss": total / max(count, 1)}
 
 
@@ -74,14 +77,16 @@ def evaluate_reconstruction(model: nn.Module, images_uint8: torch.Tensor, *, pre
                             batch_size: int = 512, bf16: bool = False, prefix: str = "val",
                             dist: DistEnv = SINGLE) -> dict[str, float]:
     """Mean squared reconstruction error of clean inputs, model in eval mode: ``{f"{prefix}_loss": ...}``
-    (each rank scores its contiguous share in a distributed run; the sums are reduced)."""
+    (each rank scores its contiguous share in a distributed run; the sums are reduced). Runs on the
+    model's device."""
     model.eval()
-    images = torch.as_tensor(images_uint8)
+    param = next(model.parameters(), None)
+    images = torch.as_tensor(images_uint8).to(param.device if param is not None else "cpu")
     if dist.enabled:
         images = images[dist.shard(torch.arange(len(images)))]
     total, count = 0.0, 0
     for index in batches(len(images), batch_size):
-        x = preprocessing(images[index])
+        x = preprocessing(images[index.to(images.device)])
         total += _reconstruction_loss(model, x, x, bf16).item()
         count += x.numel()
     total, count = dist.sum(total, count)

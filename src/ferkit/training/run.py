@@ -1,6 +1,7 @@
 """``train(config)``: seed -> data -> model -> optimiser -> callbacks -> loop, resumable from ``last.pt``.
 
-Under ``torchrun`` with several processes the same function trains data-parallel (docs/distributed.md).
+Under ``torchrun`` with several processes the same function trains data-parallel (docs/distributed.md);
+``train.device`` puts the model and the in-memory data on a GPU (docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..io import atomic_open, atomic_write_text
 from ..models import create_model, model_payload, save_model
 from . import distributed
 from .callbacks import LoopState
+from .device import prepare_device, resolve_device, to_cpu
 from .distributed import DistEnv
 from .history import plot_history, write_history_csv
 from .loop import evaluate, train_one_epoch
@@ -48,6 +50,8 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
     ``train.task = "reconstruct"`` trains an autoencoder on its inputs (monitor ``val_loss``, mode min).
     Started by ``torchrun`` with ``WORLD_SIZE`` > 1, the run is data-parallel: ``train.batch_size`` is the
     global batch, metrics are reduced over the ranks, and only rank 0 writes files.
+    ``train.time_limit_s`` ends this call after the epoch in which the limit passed, with ``last.pt`` written
+    and no test evaluation (the stop reason says so); ``resume=True`` continues the run later.
     """
     with distributed.session() as env:
         return _train(config, resume, env)
@@ -65,12 +69,20 @@ def _load_last(last_path: Path, resume: bool) -> dict | None:
     return None
 
 
+#: Settings of the call, not of the experiment: on --resume they come from the resuming command, not last.pt.
+RUNTIME_KEYS = ("device", "compile", "time_limit_s")
+
+
 def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
+    called = time.monotonic()
     run_dir = config.run_dir
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     saved = env.on_main(lambda: _load_last(last_path, resume))  # rank 0 reads; every rank gets a copy
     if saved is not None:
+        runtime = {key: getattr(config.train, key) for key in RUNTIME_KEYS}
         config = config_from_dict(saved["config"])
+        for key, value in runtime.items():
+            setattr(config.train, key, value)
         log.info("resuming %s after epoch %d", run_dir, saved["epoch"])
         if saved.get("world_size", 1) != env.world_size:
             log.warning("%s was trained by %d process(es), now %d: same global batch, but other shards and "
@@ -80,6 +92,8 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
     check_task(config)
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    device = resolve_device(tc.device, env)
+    prepare_device(device)
     seed_everything(tc.seed)
     splits = load_splits(config.data)
     log.info("data: %s", splits.describe())
@@ -88,11 +102,14 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
     model = create_model(info.name, **info.args)
     if saved is None:
         initialise_model(model, config.model)
+    model = model.to(device)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_x, val_x = torch.from_numpy(splits.train.images), torch.from_numpy(splits.val.images)
-    train_y = targets_of(splits.train, config.data.soft_labels)
+    # the uint8 faces and the targets go to the device once; batches are indexed there
+    train_x, val_x = torch.from_numpy(splits.train.images).to(device), torch.from_numpy(splits.val.images).to(device)
+    train_y = targets_of(splits.train, config.data.soft_labels).to(device)
     val_y = torch.as_tensor(splits.val.labels)
+    log.info("device: %s", device)
     distributed.check_batch(tc.batch_size, len(train_x), env)
     generator = torch.Generator().manual_seed(tc.seed)
     optimizer = build_optimizer(model, tc)
@@ -110,7 +127,7 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
         for name, cb in callbacks.items():
             cb.load_state_dict(saved["callbacks"][name])
         generator.set_state(saved["generator"])
-        set_rng_state(saved["rng"])
+        set_rng_state(saved["rng"], device)
         state.epoch, state.step, history = saved["epoch"], saved["step"], saved["history"]
         state.stop_reason = saved.get("stop_reason")
     else:
@@ -121,9 +138,9 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
         plot_history(history, run_dir / "curves.png", title=config.name)
         payload = {
             "model_checkpoint": model_payload(model, model_info(config, labels, {"epoch": state.epoch})),
-            "optimizer": optimizer.state_dict(),
-            "callbacks": {name: cb.state_dict() for name, cb in callbacks.items()},
-            "generator": generator.get_state(), "rng": rng_state(), "epoch": state.epoch, "step": state.step,
+            "optimizer": to_cpu(optimizer.state_dict()),  # CPU tensors: loads on any machine
+            "callbacks": to_cpu({name: cb.state_dict() for name, cb in callbacks.items()}),
+            "generator": generator.get_state(), "rng": rng_state(device), "epoch": state.epoch, "step": state.step,
             "history": history, "config": config.to_dict(), "stop_reason": state.stop_reason,
         }
         if env.enabled:
@@ -132,8 +149,11 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
             torch.save(payload, handle)
 
     net = distributed.wrap(model, env, find_unused_parameters=tc.freeze_body_epochs > 0)
+    if tc.compile:  # trains through the compiled module; ``model`` (saved, evaluated) stays the plain one
+        net = torch.compile(net)
     augment_generator = None  # a single process draws augmentation from ``generator``
-    while state.stop_reason is None and state.epoch < tc.epochs:
+    paused = None  # why this call stopped before the run ended (train.time_limit_s); not saved in last.pt
+    while state.stop_reason is None and state.epoch < tc.epochs and paused is None:
         state.epoch += 1
         started = time.time()
         if env.enabled:  # per-rank draws (augmentation, dropout), derived so that a resume repeats them
@@ -172,9 +192,17 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
             f"{k} {v:.2e}" if k == "lr" else f"{k} {v:.0f}s" if k == "seconds" else f"{k} {v:.4f}"
             for k, v in metrics.items() if k != "epoch"))
         env.on_main(write_epoch)  # rank 0 writes; the others wait for it
+        if tc.time_limit_s > 0 and state.stop_reason is None and state.epoch < tc.epochs:
+            elapsed = env.broadcast(time.monotonic() - called)  # rank 0's clock decides for every rank
+            if elapsed >= tc.time_limit_s:
+                paused = (f"time limit: stopped after epoch {state.epoch}/{tc.epochs}, {elapsed:.0f} s into this "
+                          f"call (train.time_limit_s = {tc.time_limit_s:g}); continue with --resume")
+    if paused is not None:
+        log.info("%s", paused)
+        return TrainResult(run_dir, best_path, history, paused, {})
     stop_reason = state.stop_reason or f"completed {state.epoch} epochs"
     log.info("%s", stop_reason)
-    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason))
+    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason, device))
     return TrainResult(run_dir, best_path, history, stop_reason, test_metrics)
 
 
@@ -184,12 +212,14 @@ def _start_run_dir(config: Config) -> None:
     atomic_write_text(config.run_dir / "config.toml", to_toml(config))
 
 
-def _finish(config: Config, splits, best_path: Path, stop_reason: str) -> dict:
-    """Report the best checkpoint on the test split (reported, never selected on); write metrics.json."""
+def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: torch.device) -> dict:
+    """Report the best checkpoint on the test split (reported, never selected on) on ``device``; write
+    metrics.json."""
     from ..evaluation import evaluate_model
     from ..models import load_model
 
     model, info = load_model(best_path)
+    model = model.to(device)
     monitor = config.train.monitor
     result = {"stop_reason": stop_reason, "best_epoch": info.metrics.get("epoch"),
               monitor: info.metrics.get(monitor)}
@@ -198,7 +228,8 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str) -> dict:
 
         test_x = torch.from_numpy(splits.test.images)
         result.update(evaluate_reconstruction(model, test_x, preprocessing=info.preprocessing, prefix="test"))
-        plot_reconstructions(model, splits.test.images[:10], info.preprocessing, config.run_dir / "reconstructions.png")
+        plot_reconstructions(model.cpu(), splits.test.images[:10], info.preprocessing,
+                             config.run_dir / "reconstructions.png")
     elif splits.test is not None:
         report = evaluate_model(model, info, splits.test)
         report.save(config.run_dir / "test", title=f"{config.name}: best checkpoint on the test split")

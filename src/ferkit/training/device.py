@@ -1,0 +1,81 @@
+"""Where a run computes: ``train.device`` resolved to a ``torch.device``, GPU speed switches, CPU copies for saving.
+
+Single-process CPU training never reaches the CUDA branches, so it is unchanged by them. See docs/gpu.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from ..errors import FerkitError
+from .distributed import SINGLE, DistEnv
+
+log = logging.getLogger(__name__)
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
+def resolve_device(name: str, env: DistEnv = SINGLE) -> torch.device:
+    """``train.device`` as a ``torch.device``: ``auto`` is CUDA when available, else the CPU.
+
+    ``auto`` and ``cuda`` pick GPU ``LOCAL_RANK`` (modulo the GPUs there) in a torchrun process, GPU 0
+    otherwise; ``cuda:N`` is that GPU. Asking for CUDA where there is none is an error.
+    """
+    text = name.strip().lower()
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "auto" and not torch.cuda.is_available():
+        return torch.device("cpu")
+    if text not in ("auto", "cuda") and not text.startswith("cuda:"):
+        raise FerkitError(f"unknown train.device {name!r}; valid: {', '.join(DEVICES)}")
+    if not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise FerkitError(f"train.device = {name!r} but CUDA is not available here (torch {torch.__version__}, "
+                          f"{build}); use train.device=cpu or auto")
+    count = torch.cuda.device_count()
+    if text in ("auto", "cuda"):
+        return torch.device("cuda", env.local_rank % count)
+    index = text.partition(":")[2]
+    if not index.isdigit() or int(index) >= count:
+        raise FerkitError(f"train.device = {name!r}: no such GPU; this machine has {count} (cuda:0 to "
+                          f"cuda:{count - 1})")
+    return torch.device("cuda", int(index))
+
+
+def prepare_device(device: torch.device) -> None:
+    """Select a CUDA device and allow its fast paths: cuDNN autotuning (``benchmark``) and TF32 float32 matmuls.
+
+    Process-wide switches, set only when a run trains on CUDA (inputs have one fixed shape per run, which is
+    what autotuning wants; TF32 keeps 10 mantissa bits in fp32 matmuls outside bf16 autocast). No-op on CPU.
+    """
+    if device.type != "cuda":
+        return
+    torch.cuda.set_device(device)
+    torch.backends.cudnn.benchmark = True
+    torch.set_float32_matmul_precision("high")
+    log.info("device %s: %s (cudnn.benchmark on, TF32 matmuls allowed)", device, torch.cuda.get_device_name(device))
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` (made on the CPU) on ``device``: itself when already there; to a GPU through pinned memory, so the
+    copy is queued without waiting for the GPU (no sync per training step)."""
+    if t.device == device:
+        return t
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def to_cpu(tree: Any) -> Any:
+    """``tree`` (nested dicts, lists, tuples) with every tensor copied to the CPU; CPU tensors are kept as they are."""
+    if torch.is_tensor(tree):
+        return tree.cpu()
+    if isinstance(tree, dict):
+        return {k: to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [to_cpu(v) for v in tree]
+    if isinstance(tree, tuple):
+        return tuple(to_cpu(v) for v in tree)
+    return tree

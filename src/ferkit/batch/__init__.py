@@ -1,0 +1,22 @@
+"""Batch recognition of large collections of photos and videos into a resumable Parquet dataset, local or on Ray."""
+
+from .analyze import BatchSettings, InputResult, analyze_source, face_schema
+from .inputs import Source, expand_inputs
+from .run import ENGINES, BatchSummary, run_batch
+from .store import BatchStore, read_errors, read_faces, read_inputs
+
+__all__ = [
+    "ENGINES",
+    "BatchSettings",
+    "BatchStore",
+    "BatchSummary",
+    "InputResult",
+    "Source",
+    "analyze_source",
+    "expand_inputs",
+    "face_schema",
+    "read_errors",
+    "read_faces",
+    "read_inputs",
+    "run_batch",
+]

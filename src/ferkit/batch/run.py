@@ -1,0 +1,170 @@
+"""``run_batch``: expand the inputs, skip the finished ones, run an engine, commit its results in parts."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.resources
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .analyze import BatchSettings, InputResult, face_schema
+from .engine_local import run_local
+from .engine_ray import run_ray
+from .inputs import Source, expand_inputs
+from .store import ERRORS_FILE, FACES_DIR, BatchStore
+
+log = logging.getLogger(__name__)
+
+#: The engines, the default first.
+ENGINES = ("local", "ray")
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    """What one run did: inputs analysed now, skipped (finished before) and failed now; faces; wall time."""
+
+    out: Path
+    engine: str
+    inputs: int
+    done: int
+    skipped: int
+    failed: int
+    faces: int
+    frames: int
+    seconds: float
+    failed_total: int = 0
+
+    @property
+    def faces_per_second(self) -> float:
+        """Faces found per second of wall time in this run (engine start-up included)."""
+        return self.faces / self.seconds if self.seconds > 0 else 0.0
+
+    def to_text(self) -> str:
+        """One line, plus where to look for the failures."""
+        text = (f"{self.inputs} input(s): {self.done} analysed, {self.skipped} skipped (finished before), "
+                f"{self.failed} failed; {self.faces} face(s) in {self.frames} photo(s)/frame(s), {self.seconds:.1f} s, "
+                f"{self.faces_per_second:.1f} faces/s ({self.engine} engine); results in {self.out / FACES_DIR}/")
+        if self.failed_total:
+            text += f"\n{self.failed_total} failed input(s) listed with the reason in {self.out / ERRORS_FILE}"
+        return text
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _model_sha256(model: str | None) -> str:
+    if model is not None:
+        return _sha256(Path(model))
+    with importlib.resources.as_file(importlib.resources.files("ferkit") / "weights" / "default.pt") as path:
+        return _sha256(path)
+
+
+class _PartBuffer:
+    """Finished results waiting to be committed as one part: at ``inputs`` inputs, ``rows`` rows or ``seconds``."""
+
+    def __init__(self, store: BatchStore, *, inputs: int, rows: int = 200_000, seconds: float = 60.0) -> None:
+        self.store, self.max_inputs, self.max_rows, self.max_seconds = store, inputs, rows, seconds
+        self.results: list[InputResult] = []
+        self.rows = 0
+        self.since = time.monotonic()
+
+    def add(self, result: InputResult) -> None:
+        self.results.append(result)
+        self.rows += result.rows.num_rows
+        if (len(self.results) >= self.max_inputs or self.rows >= self.max_rows
+                or time.monotonic() - self.since >= self.max_seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.commit(self.results)
+        self.results, self.rows, self.since = [], 0, time.monotonic()
+
+
+def _engine_results(engine: str, pending: Sequence[Source], settings: BatchSettings, store: BatchStore,
+                    recognizer, *, address: str | None, workers: int | None,
+                    photos_per_batch: int) -> Iterator[InputResult]:
+    if engine == "local":
+        return run_local(pending, settings, store.media_dir, recognizer=recognizer)
+    return run_ray(pending, settings, store.media_dir, address=address, workers=workers,
+                   photos_per_batch=photos_per_batch)
+
+
+def run_batch(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    settings: BatchSettings | None = None,
+    *,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    photos_per_batch: int = 16,
+    part_inputs: int = 256,
+    retry_failed: bool = False,
+    progress: bool = False,
+) -> BatchSummary:
+    """Analyse every photo and video named by ``inputs`` into the Parquet dataset ``out/faces``.
+
+    Inputs finished by an earlier run into ``out`` are skipped (failed ones too, unless
+    ``retry_failed``); bad inputs are recorded in ``out/errors.parquet``, never stop the job.
+    ``engine`` is one of :data:`ENGINES`; ``address``, ``workers`` and ``photos_per_batch`` are
+    for ``ray`` (see :func:`~ferkit.batch.engine_ray.run_ray`). Results are committed every
+    ``part_inputs`` inputs (and at least every minute). Layout: :mod:`ferkit.batch.store`.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
+    if part_inputs < 1:
+        raise ValueError(f"part_inputs must be at least 1, got {part_inputs}")
+    settings = settings or BatchSettings()
+    out = Path(out)
+    sources = expand_inputs(inputs, exclude=out)
+    recognizer = settings.recognizer()  # checks the model before any work; the ray engine needs only its labels
+    fingerprint = {"model": settings.model or "ferkit/weights/default.pt",
+                   "model_sha256": _model_sha256(settings.model), "detector": settings.detector,
+                   "stride": settings.stride, "labels": list(recognizer.labels)}
+    start = time.perf_counter()
+    with BatchStore(out, face_schema(recognizer.labels), fingerprint) as store:
+        pending = [s for s in sources if not store.finished(s.path, retry_failed=retry_failed)]
+        summary = BatchSummary(out=out, engine=engine, inputs=len(sources), done=0, skipped=len(sources) - len(pending),
+                               failed=0, faces=0, frames=0, seconds=0.0)
+        log.info("%d input(s) to analyse, %d finished before", len(pending), summary.skipped)
+        buffer = _PartBuffer(store, inputs=part_inputs)
+        bar = tqdm(total=len(pending), desc="batch", unit="input", dynamic_ncols=True,
+                   disable=None if progress else True)
+        try:
+            if pending:
+                results = _engine_results(engine, pending, settings, store, recognizer, address=address,
+                                          workers=workers, photos_per_batch=photos_per_batch)
+                with contextlib.closing(results):  # on an interruption, the engine stops what it started now
+                    for result in results:
+                        buffer.add(result)
+                        summary.done += result.status == "done"
+                        summary.failed += result.status != "done"
+                        summary.faces += result.faces
+                        summary.frames += result.frames
+                        bar.update()
+                        bar.set_postfix(faces=summary.faces, failed=summary.failed, refresh=False)
+            buffer.flush()
+        finally:
+            bar.close()
+            if buffer.results:  # interrupted: keep what is finished
+                try:
+                    buffer.flush()
+                except Exception as exc:  # noqa: BLE001 - the first error is the one to report
+                    log.warning("could not save the finished inputs: %s", exc)
+            store.write_tables()
+        summary.seconds = time.perf_counter() - start
+        summary.failed_total = sum(r["status"] != "done" for r in store.records.values())
+    log.debug("%s", summary.to_text())
+    return summary

@@ -123,9 +123,13 @@ def session() -> Iterator[DistEnv]:
     log.info("distributed run: %d processes (backend %s)", env.world_size, dist.get_backend())
     try:
         yield env
-    finally:
+    except BaseException:
         if created:
             dist.destroy_process_group()
+        raise
+    if created:  # every rank done with its last collective before any tears the group down
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def wrap(model: nn.Module, env: DistEnv, *, find_unused_parameters: bool = False) -> nn.Module:

@@ -39,15 +39,18 @@ def _to_gray(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8).copy()
 
 
-def read_image(path: str | os.PathLike, convert: Callable[[Image.Image], np.ndarray]) -> np.ndarray:
+def read_image(path: str | os.PathLike, convert: Callable[[Image.Image], np.ndarray],
+               before_load: Callable[[Image.Image, Path], None] | None = None) -> np.ndarray:
     """Open an image file, apply its EXIF orientation and ``convert`` it to an array.
 
     Missing, empty, non-image, truncated and oversized files raise a :class:`FerkitError`
-    naming the file.
+    naming the file. ``before_load(image, path)`` runs on the opened, not yet decoded image.
     """
     path = existing_file(path, "image file")
     try:
         with Image.open(path) as im:
+            if before_load is not None:  # e.g. a size check that must run before decoding
+                before_load(im, path)
             im.load()
             im = ImageOps.exif_transpose(im) or im
             array = convert(im)

@@ -9,10 +9,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
+from ..data.images import read_image
 from ..errors import FerkitError
-from ..io import atomic_open, existing_file
+from ..io import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -87,26 +88,11 @@ def load_rgb(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) ->
     but Pillow's). Missing, empty, non-image, truncated and oversized files raise a
     :class:`FerkitError` naming the file.
     """
-    path = existing_file(path, "image file")
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns above MAX_IMAGE_PIXELS; the size is checked below, before decoding
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if max_pixels is not None:
-                    _limit_size(im, path, max_pixels)
-                im.load()
-                im = ImageOps.exif_transpose(im) or im
-                rgb = pil_to_rgb(im)
-    except UnidentifiedImageError:
-        raise FerkitError(f"{path}: not an image file (unknown format, or its header is truncated)") from None
-    except Image.DecompressionBombError as exc:
-        raise FerkitError(f"{path}: image too large to load safely ({exc})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise FerkitError(f"{path}: cannot decode the image ({exc}); is it truncated or corrupt?") from None
-    if rgb.size == 0:
-        raise FerkitError(f"{path}: decoded to an empty image")
-    return rgb
+    with warnings.catch_warnings():
+        # Pillow warns above MAX_IMAGE_PIXELS; the size is checked before decoding
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        check = None if max_pixels is None else (lambda im, p: _limit_size(im, p, max_pixels))
+        return read_image(path, pil_to_rgb, before_load=check)
 
 
 def as_rgb(image: np.ndarray | Image.Image) -> np.ndarray:

@@ -4,7 +4,8 @@
 
 ``fer`` needs TensorFlow, so it lives in its own virtual environment (see
 docs/results/fer_comparison.md for how it was made); this script runs there as a worker
-(``--worker``, importing only fer, OpenCV and numpy) and compares, with ``Recognizer()`` here:
+(``--worker``, importing only fer, OpenCV and numpy) and compares, with ``Recognizer()`` here
+(and ferkit's fastest settings, ``Recognizer(backend="int8", detector=YuNet at max_side=320)``):
 
 - the 14 photos: faces found against ``faces.csv`` (fer's default: OpenCV Haar cascade);
 - ``videos/single_face.mp4``: frames/s end to end (decoding included) and frames with one face;
@@ -105,7 +106,7 @@ def compare(args: argparse.Namespace) -> None:
 
     from ferkit.data.fer2013 import read_fer2013
     from ferkit.data.folder import read_folder
-    from ferkit.inference import Recognizer
+    from ferkit.inference import Recognizer, create_detector
     from ferkit.labels import EMOTIONS
 
     photos_dir, video = args.data / "photos", args.data / "videos" / "single_face.mp4"
@@ -143,6 +144,19 @@ def compare(args: argparse.Namespace) -> None:
     ours_fer_s = _since(start)
     ours_ck = rec.predict_faces(ck.images).argmax(1)
 
+    fast = Recognizer(detector=create_detector("yunet", max_side=320), backend="int8", batch_size=256)
+    fast(str(photos[0]))
+    start = _clock()
+    fast_photos = {p.name: len(fast(p).faces) for p in photos}
+    fast_photos_s = _since(start)
+    start = _clock()
+    fast_video = [len(fast(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).faces) for bgr in _frames(video)]
+    fast_video_s = _since(start)
+    start = _clock()
+    fast_fer = fast.predict_faces(fer.images).argmax(1)
+    fast_fer_s = _since(start)
+    fast_ck = fast.predict_faces(ck.images).argmax(1)
+
     def counts_line(who: str, found: dict[str, int], seconds) -> str:
         exact = sum(found[n] == expected[n] for n in expected)
         hit = sum(min(found[n], expected[n]) for n in expected)
@@ -156,26 +170,31 @@ def compare(args: argparse.Namespace) -> None:
     print("| photos (faces.csv) | exact count | faces found | extra | ms/photo wall (CPU) | wrong counts |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
     print(counts_line("ferkit (YuNet)", ours_photos, ours_photos_s))
+    print(counts_line("ferkit fastest (YuNet 320 px, int8)", fast_photos, fast_photos_s))
     print(counts_line("fer (Haar)", theirs["photos"], theirs["photos_s"]))
 
     n = len(ours_video)
     print(f"\n| {video.name} ({n} frames) | frames/s wall (CPU) | frames with exactly one face |")
     print("| --- | ---: | ---: |")
     for who, faces, seconds in (("ferkit", ours_video, ours_video_s),
+                                ("ferkit fastest (YuNet 320 px, int8)", fast_video, fast_video_s),
                                 ("fer", theirs["video_faces"], theirs["video_s"])):
         print(f"| {who} | {n / seconds[0]:.1f} ({n / seconds[1]:.1f}) | {sum(c == 1 for c in faces)}/{n} |")
 
     print("\n| faces | classifier | accuracy | 95% bootstrap interval | macro-F1 |")
     print("| --- | --- | ---: | --- | --- |")
-    for name, data, ours in (("FER2013 PrivateTest", fer, ours_fer), ("CK+48 (no contempt)", ck, ours_ck)):
+    for name, data, ours, fast_pred in (("FER2013 PrivateTest", fer, ours_fer, fast_fer),
+                                        ("CK+48 (no contempt)", ck, ours_ck, fast_ck)):
         key = "fer2013" if name.startswith("FER") else "ckplus"
-        theirs_pred = {"fer (TFLite, as shipped)": np.array(theirs[f"{key}_tflite"]),
+        theirs_pred = {"ferkit default, int8": fast_pred,
+                       "fer (TFLite, as shipped)": np.array(theirs[f"{key}_tflite"]),
                        "fer (Keras .hdf5)": np.array(theirs[f"{key}_keras"])}
         print("\n".join(_accuracy_line(f"{name}, {len(data)}", data.labels, ours, theirs_pred)))
 
     print("\n| classifier speed on the 3,589 PrivateTest faces | faces/s wall (CPU) |\n| --- | ---: |")
     size = len(fer)
     for who, seconds in (("ferkit default, batch 64", ours_fer_s),
+                         ("ferkit default int8, batch 256", fast_fer_s),
                          ("fer TFLite (one face per call, as fer runs it)", theirs["fer2013_tflite_s"]),
                          ("fer Keras, batch 256", theirs["fer2013_keras_s"])):
         print(f"| {who} | {size / seconds[0]:,.0f} ({size / seconds[1]:,.0f}) |")

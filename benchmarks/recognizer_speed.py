@@ -9,7 +9,7 @@ counts time spent spinning in OpenMP waits, so it is then only an upper bound on
 
 1. classifier: ``predict_faces`` (preprocessing + model) at batch 1 and batch 256, for the
    ``torch`` backend (conv/batch-norm fused, channels-last), the plain PyTorch model it
-   replaces, and the ``onnx`` backend;
+   replaces, the ``onnx`` backend and the ``int8`` backend (the shipped int8 ONNX copy);
 2. pipeline: ``rec(path)`` on every photo of ``photos/`` (read, detect, crop, classify);
 3. video: every frame of ``videos/single_face.mp4`` read with OpenCV and passed to ``rec``
    (decoding included), with the default detector and with YuNet at ``max_side=320``;
@@ -103,14 +103,16 @@ def main() -> None:
         memory(Recognizer(), video, args.loops)
         return
     recs = {"torch": Recognizer(batch_size=256),
-            "onnx": Recognizer(backend="onnx", threads=args.threads, batch_size=256)}
+            "onnx": Recognizer(backend="onnx", threads=args.threads, batch_size=256),
+            "int8": Recognizer(backend="int8", threads=args.threads, batch_size=256)}
     plain = Recognizer(batch_size=256)
     plain.backend = TorchBackend(plain.model, optimize=False)
 
     rng = np.random.default_rng(0)
     one = rng.integers(0, 256, (1, 48, 48), dtype=np.uint8)
     many = rng.integers(0, 256, (1024, 48, 48), dtype=np.uint8)
-    for name, rec in (("torch", recs["torch"]), ("torch, plain model", plain), ("onnx", recs["onnx"])):
+    for name, rec in (("torch", recs["torch"]), ("torch, plain model", plain), ("onnx", recs["onnx"]),
+                      ("int8", recs["int8"])):
         wall, cpu = timed(lambda rec=rec: rec.predict_faces(one), repeat=200)
         row("classifier, batch 1", name, f"{200 / wall:,.0f} faces/s", f"{200 / cpu:,.0f} faces/s")
         wall, cpu = timed(lambda rec=rec: rec.predict_faces(many), repeat=3)
@@ -124,8 +126,9 @@ def main() -> None:
             f"{cpu / n * 1000:.1f} ms/photo")
 
     frames = sum(1 for _ in read_frames(video))
-    fast = Recognizer(detector=create_detector("yunet", max_side=320), backend="onnx", threads=args.threads)
-    for name, rec in (("torch", recs["torch"]), ("onnx", recs["onnx"]), ("onnx, YuNet max_side=320", fast)):
+    fast = Recognizer(detector=create_detector("yunet", max_side=320), backend="int8", threads=args.threads)
+    for name, rec in (("torch", recs["torch"]), ("onnx", recs["onnx"]), ("int8", recs["int8"]),
+                      ("int8, YuNet max_side=320", fast)):
         wall, cpu = timed(lambda rec=rec: [rec(f) for f in read_frames(video)], repeat=2)
         row(f"video end to end, {video.name} ({frames} frames)", name, f"{2 * frames / wall:.1f} frames/s",
             f"{2 * frames / cpu:.1f} frames/s", "≥ 30 frames/s")

@@ -51,7 +51,7 @@ def faces():
 
 
 def test_backends_declared_in_one_place():
-    assert BACKENDS == ("torch", "onnx")
+    assert BACKENDS == ("torch", "onnx", "int8")
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)

@@ -32,7 +32,18 @@ def export(args: argparse.Namespace) -> int:
     from .evaluation import size_on_disk_mb
     from .models.export import export_checkpoint
 
-    out = export_checkpoint(args.checkpoint, args.out, args.format)
+    calibration = None
+    if args.calibration:
+        from pathlib import Path
+
+        from .config import DataConfig
+        from .data.sources import read_source
+        from .models.quantize import calibration_faces
+
+        fmt = args.calibration_format or ("folder" if Path(args.calibration).is_dir() else "fer2013")
+        calibration = calibration_faces(read_source(DataConfig(format=fmt, path=args.calibration)),
+                                        args.calibration_faces)
+    out = export_checkpoint(args.checkpoint, args.out, args.format, calibration=calibration)
     log.info("wrote %s (%s, %.2f MB)", out, args.format, size_on_disk_mb(out))
     return 0
 
@@ -75,12 +86,20 @@ def evaluate(args: argparse.Namespace) -> int:
 
     from .evaluation import evaluate_model, evaluate_with_tta, random_rounds, size_on_disk_mb
     from .evaluation.model_size import count_parameters
+    from .inference.backends import OnnxBackend, OnnxModule, is_onnx_file, model_info_from_onnx
+    from .io import existing_file
     from .models import load_model
 
-    model, info = load_model(args.checkpoint)
+    if is_onnx_file(args.checkpoint):  # an exported model (float or int8), run by onnxruntime
+        backend = OnnxBackend(existing_file(args.checkpoint, "ONNX model"))
+        model, info = OnnxModule(backend), model_info_from_onnx(backend, args.checkpoint)
+        what = "ONNX (onnxruntime)"
+    else:
+        model, info = load_model(args.checkpoint)
+        what = f"{count_parameters(model):,} parameters"
     data, where = _evaluation_data(args, info)
     reports = evaluate_with_tta(model, info, data) if args.tta else {"plain": evaluate_model(model, info, data)}
-    print(f"{args.checkpoint}: {info.name}, {count_parameters(model):,} parameters, "  # noqa: T201
+    print(f"{args.checkpoint}: {info.name}, {what}, "  # noqa: T201
           f"{size_on_disk_mb(args.checkpoint):.2f} MB on disk; {len(data)} images from {where}")
     for name, report in reports.items():
         print(f"\n== {name} ==\n{report.to_text()}")  # noqa: T201
@@ -199,20 +218,29 @@ def _predict_one(rec, path, name: str, args: argparse.Namespace):
             raise FerkitError(f"{path}: neither a photo nor a video that OpenCV can read") from None
 
 
+def _recognizer(args: argparse.Namespace):
+    """The Recognizer of ``predict`` and ``webcam``: model, detector (and its size), backend, threads, alignment."""
+    from .inference import Recognizer, create_detector
+
+    options = {} if args.detect_side is None else {"max_side": args.detect_side}
+    return Recognizer(checkpoint=args.model, detector=create_detector(args.detector, **options),
+                      backend=args.backend, threads=args.threads, align=args.align)
+
+
 def predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tqdm import tqdm
 
     from .errors import FerkitError
-    from .inference import TABLE_FORMATS, FaceTracker, ImageResult, Recognizer, results_to_rows, write_table
+    from .inference import TABLE_FORMATS, FaceTracker, ImageResult, results_to_rows, write_table
 
     if args.stride < 1:
         raise FerkitError(f"--stride must be 1 or more, got {args.stride}")
     FaceTracker(smoothing=args.smooth)  # check --smooth before any work
     out = Path(args.out)
     inputs = _expand(args.paths, exclude=out)
-    rec = Recognizer(checkpoint=args.model, detector=args.detector)
+    rec = _recognizer(args)
     photos, videos, skipped = [], [], []
     bar = tqdm(inputs, desc="predict", unit="file", dynamic_ncols=True, disable=None if len(inputs) > 1 else True)
     for path, name in bar:
@@ -239,11 +267,12 @@ def predict(args: argparse.Namespace) -> int:
 
 def webcam(args: argparse.Namespace) -> int:
     from .errors import FerkitError
-    from .inference import FaceTracker, Recognizer, display_problem, run_webcam
+    from .inference import FaceTracker, display_problem, run_webcam
 
     problem = display_problem()  # before loading anything
     if problem:
         raise FerkitError(f"cannot show the webcam window: {problem}")
     tracker = FaceTracker(smoothing=args.smooth)
-    run_webcam(Recognizer(checkpoint=args.model, detector=args.detector), args.camera, tracker=tracker)
+    rec = _recognizer(args)
+    run_webcam(rec, args.camera, tracker=tracker)
     return 0

@@ -10,6 +10,9 @@ A backend takes the model input of :class:`~ferkit.data.preprocessing.Preprocess
   (``python benchmarks/recognizer_speed.py``, docs/results/recognizer_speed.md). Models that
   ``torch.fx`` cannot trace run unchanged. Threads: torch's global setting
   (``torch.set_num_threads``), which ferkit never changes.
+- ``int8``: an int8 ONNX model (see :data:`BACKENDS`) run like ``onnx``. For the shipped model on
+  the project's 2-core CPU it classifies ~3.7x the faces per second of ``onnx`` at batch 256, with
+  PublicTest accuracy 0.1 point lower (docs/results/int8.md).
 - ``onnx`` exports the checkpoint to ONNX in memory (no file is written, nothing is cached) and
   runs it with onnxruntime's CPU provider, or loads an ``.onnx`` file written by
   ``ferkit export --format onnx``, whose metadata carries the labels and preprocessing.
@@ -37,8 +40,10 @@ from ..models.checkpoint import ModelInfo
 
 log = logging.getLogger(__name__)
 
-#: The one declaration of the supported classifier backends, the default first.
-BACKENDS: tuple[str, ...] = ("torch", "onnx")
+#: The one declaration of the supported classifier backends, the default first. ``int8`` is the
+#: ``onnx`` backend running an int8 model from ``ferkit export --format onnx-int8``
+#: (:mod:`ferkit.models.quantize`); the shipped default model has one in the package.
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "int8")
 
 Backend = Callable[[torch.Tensor], np.ndarray]
 
@@ -84,15 +89,20 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """An ONNX model (bytes or a file) run by onnxruntime on the CPU with ``threads`` intra-op threads."""
+    """An ONNX model (bytes or a file) run by onnxruntime on the CPU with ``threads`` intra-op threads
+    (``spin``: let idle threads busy-wait, onnxruntime's default; off here)."""
 
     name = "onnx"
 
-    def __init__(self, model: bytes | str | os.PathLike, *, threads: int | None = None) -> None:
+    def __init__(self, model: bytes | str | os.PathLike, *, threads: int | None = None,
+                 spin: bool = False) -> None:
         ort = _import_onnxruntime()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.inter_op_num_threads = 1
+        if not spin:  # idle threads sleep instead of spinning, leaving the cores to the face detector between
+            # batches: 1.6x the frames/s of a video with YuNet, the same batched faces/s (docs/results/int8.md)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = int(threads)
         source = model if isinstance(model, bytes) else str(model)
@@ -103,10 +113,25 @@ class OnnxBackend:
             raise FerkitError(f"{where}: onnxruntime cannot load it ({type(exc).__name__}: {exc})") from None
         self._input = self.session.get_inputs()[0].name
 
-    def __call__(self, x: torch.Tensor) -> np.ndarray:
+    def logits(self, x: torch.Tensor) -> np.ndarray:
+        """The model's raw outputs for a float ``(N, C, H, W)`` batch."""
         faces = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        logits = self.session.run(None, {self._input: faces})[0]
-        return _softmax(np.asarray(logits, dtype=np.float32))
+        return np.asarray(self.session.run(None, {self._input: faces})[0], dtype=np.float32)
+
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        return _softmax(self.logits(x))
+
+
+class OnnxModule(torch.nn.Module):
+    """An :class:`OnnxBackend` as a (parameter-free, CPU) ``nn.Module`` returning logits, so that code written
+    for PyTorch models (e.g. :func:`ferkit.evaluation.predict_proba`) evaluates an ONNX file unchanged."""
+
+    def __init__(self, backend: OnnxBackend) -> None:
+        super().__init__()
+        self.backend = backend
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.backend.logits(x))
 
 
 def _import_onnxruntime():
@@ -138,6 +163,11 @@ def model_info_from_onnx(backend: OnnxBackend, path: str | os.PathLike) -> Model
     return ModelInfo(name=d["model"], args=dict(d.get("model_args", {})), labels=tuple(d["labels"]),
                      preprocessing=Preprocessing.from_dict(d.get("preprocessing", {})),
                      metrics=dict(d.get("metrics", {})))
+
+
+def is_int8_onnx(backend: OnnxBackend) -> bool:
+    """True when the model of ``backend`` was written by :func:`ferkit.models.quantize.quantize_onnx`."""
+    return "ferkit_quantization" in backend.session.get_modelmeta().custom_metadata_map
 
 
 def is_onnx_file(path: str | os.PathLike) -> bool:

@@ -1,4 +1,4 @@
-"""Export a ferkit checkpoint: fp16 ferkit checkpoint, ONNX or TorchScript."""
+"""Export a ferkit checkpoint: fp16 ferkit checkpoint, ONNX (float or int8) or TorchScript."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import FerkitError
@@ -16,21 +17,34 @@ from ..io import atomic_open
 from .checkpoint import ModelInfo, load_model, save_model
 
 log = logging.getLogger(__name__)
-EXPORT_FORMATS = ("fp16", "onnx", "torchscript")
+EXPORT_FORMATS = ("fp16", "onnx", "onnx-int8", "torchscript")
 
 
-def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx") -> Path:
+def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", *,
+                      calibration: np.ndarray | None = None) -> Path:
     """Write ``checkpoint`` to ``out`` as ``fmt``; ONNX and TorchScript files carry labels and preprocessing
-    in their metadata (ONNX ``metadata_props``, TorchScript ``extra_files['ferkit.json']``)."""
+    in their metadata (ONNX ``metadata_props``, TorchScript ``extra_files['ferkit.json']``).
+
+    ``onnx-int8`` needs ``calibration``: uint8 training faces ``(N, H, W)``
+    (see :func:`ferkit.models.quantize.calibration_faces`).
+    """
     if fmt not in EXPORT_FORMATS:
         raise FerkitError(f"unknown export format {fmt!r}; valid formats: {', '.join(EXPORT_FORMATS)}")
+    if fmt == "onnx-int8" and calibration is None:
+        raise FerkitError("format onnx-int8 needs calibration faces: pass --calibration DATA (training faces, "
+                          "e.g. the FER2013 CSV, whose Training rows are used)")
     model, info = load_model(checkpoint)
     out = Path(out)
     if fmt == "fp16":
         return save_model(out, model, info, half=True)
-    if fmt == "onnx":
+    if fmt in ("onnx", "onnx-int8"):
+        data = onnx_bytes(model.float(), info)
+        if fmt == "onnx-int8":
+            from .quantize import quantize_onnx
+
+            data = quantize_onnx(data, calibration, info.preprocessing)
         with atomic_open(out, "wb") as handle:
-            handle.write(onnx_bytes(model, info))
+            handle.write(data)
         return out
     p = info.preprocessing
     example = torch.zeros(1, p.channels, p.size, p.size)

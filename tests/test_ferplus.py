@@ -254,3 +254,61 @@ def test_real_merge_is_aligned(shared_data: Path, real_fer2013):
     assert (data.soft_labels.argmax(axis=1) == data.labels).all()
     counts = data.class_counts()
     assert counts["happy"] > counts["fear"] > counts["disgust"] > 0
+
+
+def test_fer2013_targets_softened_by_ferplus_votes(tmp_path: Path):
+    from ferkit.data.ferplus import with_ferplus_targets
+
+    votes = read_ferplus(_write_ferplus(tmp_path / "fer2013new.csv", _rows()))
+    fer = _fer2013()  # FER2013 labels neutral, angry, disgust, fear
+    soft = with_ferplus_targets(fer, votes, 0.25)
+    np.testing.assert_array_equal(soft.labels, fer.labels)  # FER2013's labels and rows are kept
+    np.testing.assert_array_equal(soft.images, fer.images)
+    np.testing.assert_allclose(soft.soft_labels[0], np.eye(7)[6])  # FER+ says neutral too
+    np.testing.assert_allclose(soft.soft_labels[1], np.eye(7)[0])  # only not-a-face votes: label kept
+    np.testing.assert_allclose(soft.soft_labels[2], np.eye(7)[1])  # only contempt votes: label kept
+    np.testing.assert_allclose(soft.soft_labels[3], 0.75 * np.eye(7)[2] + 0.25 * np.eye(7)[6])
+    np.testing.assert_allclose(soft.soft_labels.sum(1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="in \\(0, 1\\]"):
+        with_ferplus_targets(fer, votes, 1.5)
+    with pytest.raises(FerkitError, match="3 FER2013 rows"):
+        with_ferplus_targets(_fer2013(3), votes, 0.5)
+
+
+def test_ferplus_soft_config_reads_both_files(tmp_path: Path):
+    from ferkit.config import DataConfig
+    from ferkit.data.sources import read_source
+
+    fer = _fer2013()
+    lines = ["emotion,pixels,Usage"] + [
+        f"{e},{' '.join(map(str, im.ravel()))},{u}" for e, im, u in zip(fer.labels, fer.images, fer.splits)
+    ]
+    (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    _write_ferplus(tmp_path / "fer2013new.csv", _rows())
+    cfg = DataConfig(format="fer2013", path=str(tmp_path / "fer2013.csv"),
+                     ferplus_path=str(tmp_path / "fer2013new.csv"), soft_labels=True, ferplus_soft=0.5)
+    data = read_source(cfg)
+    assert len(data) == 4 and data.soft_labels.shape == (4, 7)
+    np.testing.assert_allclose(data.soft_labels[3], 0.5 * np.eye(7)[2] + 0.5 * np.eye(7)[6])
+    for change, needle in (({"soft_labels": False}, "needs data.soft_labels = true"),
+                           ({"ferplus_path": ""}, "needs data.ferplus_path"),
+                           ({"format": "ferplus"}, "is for format 'fer2013'")):
+        bad = DataConfig(**{**cfg.__dict__, **change})
+        with pytest.raises(FerkitError, match=needle):
+            read_source(bad)
+
+
+def test_ferplus_soft_from_a_pack_equals_the_csvs(tmp_path: Path):
+    from ferkit.config import DataConfig
+    from ferkit.data.ferplus import with_ferplus_targets
+    from ferkit.data.npz import write_pack
+    from ferkit.data.sources import read_source
+
+    fer = _fer2013()
+    votes = read_ferplus(_write_ferplus(tmp_path / "fer2013new.csv", _rows()))
+    pack = write_pack(tmp_path / "fer.npz", fer, votes)
+    data = read_source(DataConfig(format="fer2013", path=str(pack), soft_labels=True, ferplus_soft=0.3))
+    np.testing.assert_allclose(data.soft_labels, with_ferplus_targets(fer, votes, 0.3).soft_labels)
+    bare = write_pack(tmp_path / "bare.npz", fer)
+    with pytest.raises(FerkitError, match="no FER\\+ votes"):
+        read_source(DataConfig(format="fer2013", path=str(bare), soft_labels=True, ferplus_soft=0.3))

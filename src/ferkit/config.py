@@ -33,6 +33,7 @@ class DataConfig:
     fold: int = 0
     contempt: bool = False
     soft_labels: bool = False
+    ferplus_soft: float = 0.0  # fer2013: targets (1-w)*one-hot + w*FER+ votes (needs ferplus_path, soft_labels)
     split_seed: int = 0
     ignore_splits: bool = False  # ignore a format's own splits (FER2013 Usage): ratio-split all rows instead
 

@@ -13,7 +13,7 @@ import csv
 import io
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +229,27 @@ def read_ferplus_data(
     votes = read_ferplus(ferplus_path)
     fer2013 = read_fer2013(fer2013_path, cache_dir=cache_dir)
     return ferplus_facedata(fer2013, votes, contempt=contempt, split_source=split_source)
+
+
+def with_ferplus_targets(fer2013: FaceData, votes: FerPlusVotes, weight: float) -> FaceData:
+    """FER2013 rows and labels unchanged, with ``soft_labels = (1 - weight) * one-hot(FER2013 label) +
+    weight * FER+ vote distribution`` over the 7 FER2013 classes (contempt votes dropped, renormalised).
+
+    Rows whose FER+ votes hold no FER2013 emotion (only contempt, unknown or not-a-face) keep the one-hot
+    target. Used to train on FER2013's labels softened by the crowd's (``data.ferplus_soft``).
+    """
+    if not 0.0 < weight <= 1.0:
+        raise ValueError(f"the FER+ target weight must be in (0, 1], got {weight}")
+    if len(fer2013) != len(votes):
+        raise FerkitError(f"{votes.source or 'FER+ votes'}: {len(votes)} FER+ rows for {len(fer2013)} FER2013 rows; "
+                          "the files must align row by row")
+    if tuple(fer2013.label_names) != EMOTIONS:
+        raise FerkitError(f"FER+ targets need FER2013's 7 labels, got {list(fer2013.label_names)}")
+    onehot = np.eye(len(EMOTIONS), dtype=np.float32)[fer2013.labels]
+    crowd = soft_to_canonical(vote_distribution(votes.votes), contempt=False)
+    has_votes = crowd.sum(axis=1, keepdims=True) > 0
+    soft = np.where(has_votes, (1.0 - weight) * onehot + weight * crowd, onehot).astype(np.float32)
+    log.info("FER+ targets (weight %.2f) on %d rows; %d rows without FER2013-emotion votes keep their label",
+             weight, len(soft), int((~has_votes).sum()))
+    return replace(fer2013, soft_labels=soft, meta={**fer2013.meta, "ferplus_soft": weight,
+                                                   "ferplus_source": votes.source})

@@ -72,8 +72,17 @@ def read_pack(path: str | os.PathLike, fmt: str = "fer2013", *, contempt: bool =
         return data
     if fmt != "ferplus":
         raise FerkitError(f"a pack holds format 'fer2013' or 'ferplus', not {fmt!r}")
+    return ferplus_facedata(data, _votes(path, arrays), contempt=contempt)
+
+
+def _votes(path: Path, arrays: dict[str, np.ndarray]) -> FerPlusVotes:
     if "ferplus_votes" not in arrays:
         raise FerkitError(f"{path}: this pack has no FER+ votes; pack them with scripts/gpu_pack.py --ferplus")
-    votes = FerPlusVotes(votes=arrays["ferplus_votes"].astype(np.int64), usage=arrays["ferplus_usage"],
-                         image_names=arrays["ferplus_image_names"], source=str(path))
-    return ferplus_facedata(data, votes, contempt=contempt)
+    return FerPlusVotes(votes=arrays["ferplus_votes"].astype(np.int64), usage=arrays["ferplus_usage"],
+                        image_names=arrays["ferplus_image_names"], source=str(path))
+
+
+def read_pack_votes(path: str | os.PathLike) -> FerPlusVotes:
+    """The FER+ votes stored in the pack at ``path`` (rows aligned with its FER2013 rows)."""
+    path = existing_file(path, "FER2013 pack")
+    return _votes(path, _load(path))

@@ -35,6 +35,8 @@ def read_source(cfg: DataConfig) -> FaceData:
     """
     if not cfg.path:
         raise FerkitError("no data path given: set data.path (e.g. data.path=../shared/data/fer2013/fer2013.csv.gz)")
+    if cfg.ferplus_soft:
+        return _fer2013_with_ferplus_targets(cfg)
     if cfg.format in ("fer2013", "ferplus") and cfg.path.endswith(".npz"):
         from .npz import read_pack
 
@@ -59,6 +61,27 @@ def read_source(cfg: DataConfig) -> FaceData:
 
         return read_kdef(cfg.path)
     raise FerkitError(f"unknown data format {cfg.format!r}; valid formats: {', '.join(FORMATS)}")
+
+
+def _fer2013_with_ferplus_targets(cfg: DataConfig) -> FaceData:
+    """FER2013 with FER+-softened targets (``data.ferplus_soft``): from the CSVs or from a pack with votes."""
+    from .ferplus import read_ferplus, with_ferplus_targets
+
+    if cfg.format != "fer2013":
+        raise FerkitError(f"data.ferplus_soft is for format 'fer2013' (FER2013 labels softened by FER+ votes), "
+                          f"not {cfg.format!r}; format 'ferplus' trains on the FER+ labels themselves")
+    if not cfg.soft_labels:
+        raise FerkitError("data.ferplus_soft needs data.soft_labels = true (the softened targets are soft labels)")
+    if cfg.path.endswith(".npz"):
+        from .npz import read_pack, read_pack_votes
+
+        return with_ferplus_targets(read_pack(cfg.path, "fer2013"), read_pack_votes(cfg.path), cfg.ferplus_soft)
+    if not cfg.ferplus_path:
+        raise FerkitError("data.ferplus_soft needs data.ferplus_path (the fer2013new.csv file)")
+    from .fer2013 import read_fer2013
+
+    data = read_fer2013(cfg.path, cache_dir=cfg.cache_dir or None)
+    return with_ferplus_targets(data, read_ferplus(cfg.ferplus_path), cfg.ferplus_soft)
 
 
 def _limit(data: FaceData, limit: int, seed: int) -> FaceData:

@@ -68,8 +68,8 @@ class Recognizer:
     landmarks, e.g. ``yunet``; the shipped model was trained on unaligned FER2013 faces).
 
     ``backend`` is one of :data:`~ferkit.inference.backends.BACKENDS`: ``"torch"``, ``"onnx"``
-    (onnxruntime, ``threads`` intra-op threads) or ``"int8"`` (onnxruntime on an int8 model, ~3.7x
-    the faces per second of ``"onnx"``). With ``"onnx"`` the checkpoint may also be an ``.onnx`` file
+    (onnxruntime, ``threads`` intra-op threads) or ``"int8"`` (onnxruntime on an int8 model, about
+    2.5-3x the batched faces per second of ``"onnx"``). With ``"onnx"`` the checkpoint may also be an ``.onnx`` file
     from ``ferkit export``, whose metadata gives labels and preprocessing; a ``.pt`` checkpoint is
     exported in memory when the recognizer is built. ``"int8"`` needs an int8 file from
     ``ferkit export --format onnx-int8`` (the shipped default has one).

@@ -195,3 +195,19 @@ def test_real_photos_give_faces_with_probabilities(recognizer, shared_data):
     out = draw_faces(rgb, single.faces)
     x, y, w, h = single.faces[0].box
     assert out.shape == rgb.shape and (out[y:y + h, x:x + w] != rgb[y:y + h, x:x + w]).any()
+
+
+def test_faces_carry_the_detectors_landmarks(shared_data):
+    from ferkit.inference import ImageResult
+
+    rec = Recognizer()
+    result = rec(str(shared_data / "photos" / "person01.jpg"))
+    face = result.faces[0]
+    x, y, w, h = face.box
+    assert face.landmarks is not None and len(face.landmarks) == 5
+    assert all(x <= px <= x + w and y <= py <= y + h for px, py in face.landmarks)
+    (rx, ry), (lx, ly) = face.landmarks[:2]
+    assert rx < lx and abs(ry - ly) < h / 4  # right eye (of the person) left in the photo, eyes level-ish
+    again = ImageResult.from_json(result.to_json())
+    assert again.faces[0].landmarks == face.landmarks
+    assert "landmarks" in face.to_dict()

@@ -41,8 +41,10 @@ DEFAULT_INT8_WEIGHTS = "default-int8.onnx"
 
 
 @contextlib.contextmanager
-def _default_checkpoint(name: str = DEFAULT_WEIGHTS):
-    """Yield a file-system path to the shipped weights ``name``, or raise if the package has none."""
+def _default_checkpoint(name: str | None = None):
+    """Yield a file-system path to the shipped weights ``name`` (default :data:`DEFAULT_WEIGHTS`), or raise if the
+    package has none."""
+    name = name or DEFAULT_WEIGHTS
     resource = importlib.resources.files("ferkit") / "weights" / name
     if not resource.is_file():
         raise FerkitError(
@@ -188,6 +190,7 @@ class Recognizer:
                 label=self.labels[best],
                 confidence=float(p[best]),
                 scores={label: float(v) for label, v in zip(self.labels, p)},
+                landmarks=None if det.landmarks is None else tuple((int(x), int(y)) for x, y in det.landmarks),
             ))
         return results[0] if single else results
 

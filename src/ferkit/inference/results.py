@@ -13,7 +13,8 @@ class Face:
     """A detected, classified face: ``box`` is ``(x, y, w, h)`` pixels; ``scores`` are probabilities per label.
 
     ``track`` is the face's id across the frames of a video (see :class:`~ferkit.inference.FaceTracker`),
-    None for photos.
+    None for photos. ``landmarks`` are the detector's five ``(x, y)`` points where it gives them (YuNet:
+    right eye, left eye, nose tip, right and left mouth corner), else None.
     """
 
     box: tuple[int, int, int, int]
@@ -22,9 +23,10 @@ class Face:
     confidence: float
     scores: dict[str, float]
     track: int | None = None
+    landmarks: tuple[tuple[int, int], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain types for JSON; ``track`` only when the face has one."""
+        """Plain types for JSON; ``track`` and ``landmarks`` only when the face has them."""
         d: dict[str, Any] = {
             "box": list(self.box),
             "detector_score": self.detector_score,
@@ -34,6 +36,8 @@ class Face:
         }
         if self.track is not None:
             d["track"] = self.track
+        if self.landmarks is not None:
+            d["landmarks"] = [list(point) for point in self.landmarks]
         return d
 
     def to_json(self, **kwargs) -> str:
@@ -49,6 +53,7 @@ class Face:
             confidence=float(d["confidence"]),
             scores={str(k): float(v) for k, v in d["scores"].items()},
             track=None if d.get("track") is None else int(d["track"]),
+            landmarks=None if d.get("landmarks") is None else tuple((int(x), int(y)) for x, y in d["landmarks"]),
         )
 
 

@@ -15,6 +15,9 @@ class FaceOut(BaseModel):
     label: str = Field(examples=["happy"])
     confidence: float = Field(ge=0, le=1)
     scores: dict[str, float] = Field(description="probability per label, in the model's label order")
+    landmarks: list[list[int]] | None = Field(
+        default=None, description="the detector's five [x, y] points (right eye, left eye, nose tip, right and "
+                                  "left mouth corner), when it gives them")
 
 
 class AnalyzeResponse(BaseModel):

@@ -81,6 +81,36 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:N; see docs/gpu.md
     compile: bool = False  # torch.compile the model for training (worth it on a GPU; slow to start)
     time_limit_s: float = 0.0  # stop after the epoch in which this many seconds have passed (0 = off); --resume goes on
+    # Training recipe (docs/recipe.md); each is off by default and then draws nothing
+    mixup: float = 0.0  # mixup Beta(alpha, alpha) alpha (0 = off; e.g. 0.2)
+    cutmix: float = 0.0  # cutmix Beta(alpha, alpha) alpha (0 = off; e.g. 1.0); with mixup, each batch picks one
+    mix_prob: float = 1.0  # probability that a batch is mixed when mixup or cutmix is on
+    ema_decay: float = 0.0  # EMA of the weights (0 = off; e.g. 0.999): validation, best.pt and test use the EMA
+    # teacher checkpoints for knowledge distillation (several: an ensemble); on the command line a TOML list,
+    # quoted for the shell: 'train.teacher=["runs/a/best.pt", "runs/b/best.pt"]' ([] = off)
+    teacher: list[str] = field(default_factory=list)
+    kd_alpha: float = 0.5  # loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(teacher || student)
+    kd_temperature: float = 4.0  # T, softening both the teacher's and the student's probabilities
+
+    def check(self) -> None:
+        """Raise a FerkitError naming the first recipe setting out of its range."""
+        ranges = {
+            "mixup": (self.mixup >= 0, ">= 0 (0 = off)"),
+            "cutmix": (self.cutmix >= 0, ">= 0 (0 = off)"),
+            "mix_prob": (0 <= self.mix_prob <= 1, "between 0 and 1"),
+            "ema_decay": (0 <= self.ema_decay < 1, ">= 0 and < 1 (0 = off, e.g. 0.999)"),
+            "kd_alpha": (0 <= self.kd_alpha <= 1, "between 0 and 1"),
+            "kd_temperature": (self.kd_temperature > 0, "> 0"),
+        }
+        for key, (ok, want) in ranges.items():
+            if not ok:  # also catches NaN
+                raise FerkitError(f"train.{key} must be {want}, got {getattr(self, key)!r}")
+        if not all(isinstance(path, str) and path for path in self.teacher):
+            raise FerkitError(f"train.teacher must be a list of checkpoint paths, got {self.teacher!r}")
+        recipe = {"teacher": bool(self.teacher), "mixup": self.mixup > 0, "cutmix": self.cutmix > 0}
+        for key, used in recipe.items():
+            if used and self.task != "classify":
+                raise FerkitError(f"train.{key} is only for train.task = 'classify', not {self.task!r}")
 
 
 @dataclass
@@ -170,6 +200,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
         if not sep or not key.strip():
             raise FerkitError(f"override {item!r} is not of the form key=value (e.g. train.lr=0.001)")
         _set(config, key.strip(), _parse_value(text.strip()), "command line")
+    config.train.check()
     return config
 
 
@@ -178,6 +209,7 @@ def config_from_dict(table: dict) -> Config:
     config = Config()
     for key, value in table.items():
         _set(config, key, value, "stored config")
+    config.train.check()
     return config
 
 

@@ -16,7 +16,9 @@ from ..data.preprocessing import Preprocessing
 from ..evaluation.predict import predict_proba
 from .callbacks import Callback, LoopState
 from .device import to_device
+from .distill import distillation_loss
 from .distributed import SINGLE, DistEnv
+from .mixing import Mixer
 
 
 def batches(n: int, batch_size: int, *, generator: torch.Generator | None = None,
@@ -53,12 +55,14 @@ def train_one_epoch(
     batch_size: int,
     generator: torch.Generator,
     callbacks: Sequence[Callback] = (),
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    loss_fn: Callable[..., torch.Tensor] | None = None,
     bf16: bool = False,
     channels_last: bool = False,
     dist: DistEnv = SINGLE,
     net: nn.Module | None = None,
     augment_generator: torch.Generator | None = None,
+    mixer: Mixer | None = None,
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """One pass over ``images`` (uint8 ``(N, H, W)``) and ``targets`` (class ids or soft labels).
 
@@ -68,10 +72,18 @@ def train_one_epoch(
     Returns the mean loss and accuracy (against the arg-max of soft targets), over all ranks when
     ``dist`` is a distributed run: then ``net`` is the DistributedDataParallel wrapper of
     ``state.model`` and ``augment_generator`` this rank's own (default: ``generator``).
+
+    ``mixer`` (:class:`~.mixing.Mixer`) mixes each augmented batch, drawing from ``augment_generator``; the loss
+    then gets probability targets and the accuracy counts the arg-max of the mixed target. ``teacher`` maps the
+    student's input batch to teacher probabilities (:class:`~.distill.Teacher`, run without gradients under the
+    student's autocast); then the loss is called as ``loss_fn(logits, targets, teacher_probs)`` (default:
+    :func:`~.distill.distillation_loss` at the teacher's temperature), otherwise as ``loss_fn(logits, targets)``.
+    Without them (the default) nothing more is drawn or computed.
     """
     model, optimizer = state.model if net is None else net, state.optimizer
     model.train()
-    loss_fn = loss_fn or F.cross_entropy
+    if loss_fn is None:
+        loss_fn = F.cross_entropy if teacher is None else _default_distillation(teacher)
     augment_generator = generator if augment_generator is None else augment_generator
     device = images.device
     # running sums stay on the device (no GPU sync per step); float64 like the Python float they replace
@@ -82,12 +94,15 @@ def train_one_epoch(
                              dist=dist):
             index = to_device(index, device)
             x = augment(preprocessing(images[index]), augment_generator)
+            y = targets[index]
+            if mixer is not None:
+                x, y = mixer(x, y, augment_generator)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = targets[index]
             with autocast(bf16, device.type):
                 logits = model(x)
-            loss = loss_fn(logits.float(), y)
+                soft = None if teacher is None else teacher(x)
+            loss = loss_fn(logits.float(), y) if soft is None else loss_fn(logits.float(), y, soft)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -104,6 +119,11 @@ def train_one_epoch(
     total_loss, correct, seen = dist.sum(total_loss.item(), int(correct), seen)
     return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
             "lr": optimizer.param_groups[0]["lr"]}
+
+
+def _default_distillation(teacher) -> Callable[..., torch.Tensor]:
+    temperature = getattr(teacher, "temperature", 4.0)
+    return lambda logits, y, soft: distillation_loss(logits, y, soft, temperature=temperature)
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, preprocessing: Preprocessing,

@@ -23,9 +23,11 @@ from ..models import create_model, model_payload, save_model
 from . import distributed
 from .callbacks import LoopState
 from .device import prepare_device, resolve_device, to_cpu
+from .distill import Teacher, distillation_loss
 from .distributed import DistEnv
 from .history import plot_history, write_history_csv
 from .loop import evaluate, train_one_epoch
+from .mixing import Mixer
 from .pretrain import evaluate_reconstruction, train_reconstruction_epoch
 from .seed import rng_state, seed_everything, set_rng_state
 from .setup import build_callbacks, build_optimizer, check_task, initialise_model, model_info, targets_of
@@ -105,6 +107,16 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
     model = model.to(device)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    teacher = None
+    if tc.teacher:  # loaded before anything is written, so a bad teacher leaves no run folder behind
+        teacher = Teacher.from_paths(tc.teacher, labels, info.preprocessing, device, tc.kd_temperature,
+                                     channels_last=tc.channels_last)
+        log.info("distilling from %d teacher(s): kd_alpha %g, kd_temperature %g", len(tc.teacher), tc.kd_alpha,
+                 tc.kd_temperature)
+    mixer = Mixer(len(labels), tc.mixup, tc.cutmix, tc.mix_prob) if tc.mixup > 0 or tc.cutmix > 0 else None
+    if mixer is not None:
+        log.info("mixing batches: mixup alpha %g, cutmix alpha %g, probability %g", tc.mixup, tc.cutmix,
+                 tc.mix_prob)
     # the uint8 faces and the targets go to the device once; batches are indexed there
     train_x, val_x = torch.from_numpy(splits.train.images).to(device), torch.from_numpy(splits.val.images).to(device)
     train_y = targets_of(splits.train, config.data.soft_labels).to(device)
@@ -117,9 +129,14 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
 
     def save_best(s: LoopState) -> None:
         if env.is_main:
-            save_model(best_path, s.model, model_info(config, labels, {"epoch": s.epoch, **s.extra}))
+            save_model(best_path, scored, model_info(config, labels, {"epoch": s.epoch, **s.extra}))
 
-    callbacks = build_callbacks(tc, optimizer, max(1, len(train_x) // tc.batch_size), save_best)
+    callbacks = build_callbacks(tc, optimizer, max(1, len(train_x) // tc.batch_size), save_best, model=model)
+    ema = callbacks.get("ema")
+    scored = model if ema is None else ema.module  # the weights validated, kept as best.pt and tested
+    if ema is not None:
+        log.info("EMA of the weights (decay %g, warm-up min(decay, (1+n)/(10+n))): validation, best.pt and the "
+                 "test use the averaged weights", tc.ema_decay)
     history: list[dict[str, float]] = []
     if saved is not None:
         model.load_state_dict(saved["model_checkpoint"]["state_dict"])
@@ -148,6 +165,13 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
         with atomic_open(last_path, "wb") as handle:
             torch.save(payload, handle)
 
+    if teacher is None:
+        def loss_fn(logits, y):
+            return F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)
+    else:
+        def loss_fn(logits, y, soft):
+            return distillation_loss(logits, y, soft, alpha=tc.kd_alpha, temperature=tc.kd_temperature,
+                                     label_smoothing=tc.label_smoothing)
     net = distributed.wrap(model, env, find_unused_parameters=tc.freeze_body_epochs > 0)
     if tc.compile:  # trains through the compiled module; ``model`` (saved, evaluated) stays the plain one
         net = torch.compile(net)
@@ -169,18 +193,21 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
                 on_step=lambda: [cb.on_batch_end(state) for cb in callbacks.values()],
                 dist=env, augment_generator=augment_generator))
             distributed.sync_buffers(model, env)
-            metrics.update(evaluate_reconstruction(model, val_x, preprocessing=info.preprocessing, bf16=tc.bf16,
+            if ema is not None:
+                distributed.sync_buffers(scored, env)
+            metrics.update(evaluate_reconstruction(scored, val_x, preprocessing=info.preprocessing, bf16=tc.bf16,
                                                    dist=env))
             metrics["lr"] = optimizer.param_groups[0]["lr"]
         else:
             metrics.update(train_one_epoch(
                 state, train_x, train_y, preprocessing=info.preprocessing, augment=config.augment,
                 batch_size=tc.batch_size, generator=generator, callbacks=list(callbacks.values()),
-                loss_fn=lambda logits, y: F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing),
-                bf16=tc.bf16, channels_last=tc.channels_last, dist=env, net=net,
-                augment_generator=augment_generator))
+                loss_fn=loss_fn, bf16=tc.bf16, channels_last=tc.channels_last, dist=env, net=net,
+                augment_generator=augment_generator, mixer=mixer, teacher=teacher))
             distributed.sync_buffers(model, env)  # rank 0's batch-norm statistics, so every shard is scored alike
-            metrics.update(evaluate(model, val_x, val_y, preprocessing=info.preprocessing,
+            if ema is not None:
+                distributed.sync_buffers(scored, env)
+            metrics.update(evaluate(scored, val_x, val_y, preprocessing=info.preprocessing,
                                     batch_size=tc.eval_batch_size, bf16=tc.bf16, dist=env))
         metrics["seconds"] = round(time.time() - started, 1)
         metrics = env.broadcast(metrics)  # rank 0's numbers drive every rank's callbacks
@@ -220,6 +247,8 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: t
 
     model, info = load_model(best_path)
     model = model.to(device)
+    weights = "EMA weights" if config.train.ema_decay > 0 else "trained weights"
+    log.info("testing the best checkpoint %s (%s)", best_path, weights)
     monitor = config.train.monitor
     result = {"stop_reason": stop_reason, "best_epoch": info.metrics.get("epoch"),
               monitor: info.metrics.get(monitor)}
@@ -235,6 +264,7 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: t
         report.save(config.run_dir / "test", title=f"{config.name}: best checkpoint on the test split")
         result.update({"test_acc": report.accuracy, "test_acc_ci95": list(report.accuracy_ci),
                        "test_macro_f1": report.macro_f1, "test_images": report.n})
-        log.info("test accuracy of the best checkpoint (epoch %s): %.4f", result["best_epoch"], report.accuracy)
+        log.info("test accuracy of the best checkpoint (%s, epoch %s): %.4f", weights, result["best_epoch"],
+                 report.accuracy)
     atomic_write_text(config.run_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     return result

@@ -12,6 +12,7 @@ from ..errors import FerkitError
 from ..models import ModelInfo, model_task, read_checkpoint
 from ..models.pretrained import load_pretrained
 from .callbacks import BestCheckpoint, Callback, CosineSchedule, EarlyStopping, FreezeBody, OneCycle, ReduceLROnPlateau
+from .ema import ModelEMA
 from .param_groups import discriminative_param_groups
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,15 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
     raise FerkitError(f"unknown optimizer {cfg.optimizer!r}; valid: adam, adamw, sgd")
 
 
-def build_callbacks(cfg: TrainConfig, optimizer, steps_per_epoch: int, save_best) -> dict[str, Callback]:
-    """The callbacks a config asks for, by name (the names key their saved state)."""
+def build_callbacks(cfg: TrainConfig, optimizer, steps_per_epoch: int, save_best,
+                    model: torch.nn.Module | None = None) -> dict[str, Callback]:
+    """The callbacks a config asks for, by name (the names key their saved state); ``cfg.ema_decay`` > 0 needs
+    the ``model`` whose weights the EMA averages."""
     cbs: dict[str, Callback] = {}
+    if cfg.ema_decay > 0:
+        if model is None:
+            raise ValueError("train.ema_decay > 0: build_callbacks needs the model to average")
+        cbs["ema"] = ModelEMA(model, cfg.ema_decay)
     if cfg.freeze_body_epochs:
         cbs["freeze"] = FreezeBody(cfg.freeze_body_epochs)
     cbs["best"] = BestCheckpoint(save_best, monitor=cfg.monitor, mode=cfg.mode)
@@ -98,8 +105,10 @@ def initialise_model(model: torch.nn.Module, mc: ModelConfig) -> None:
 
 
 def check_task(config: Config) -> None:
-    """Reject an unknown task, a model made for another task, or a reconstruction told to watch accuracy."""
+    """Reject recipe settings out of range, an unknown task, a model made for another task, or a reconstruction
+    told to watch accuracy."""
     tc = config.train
+    tc.check()
     if tc.task not in TASKS:
         raise FerkitError(f"unknown train.task {tc.task!r}; valid: {', '.join(TASKS)}")
     if model_task(config.model.name) != tc.task:

@@ -26,3 +26,14 @@ def real_fer2013(shared_data: Path, request, tmp_path_factory):
     cache = getattr(request.config, "cache", None)
     cache_dir = cache.mkdir("ferkit_fer2013") if cache is not None else tmp_path_factory.mktemp("fer2013")
     return read_fer2013(shared_data / "fer2013" / "fer2013.csv.gz", cache_dir=cache_dir)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (training tests: fast and deterministic on 2 shared cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

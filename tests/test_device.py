@@ -38,16 +38,10 @@ from ferkit.training.loop import evaluate
 from ferkit.training.run import train
 from ferkit.training.seed import rng_state, set_rng_state
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -16,15 +16,9 @@ from ferkit.evaluation import grad_cam, plot_gradcam
 from ferkit.evaluation.gradcam import default_target_layer, pick_one_per_class
 from ferkit.models import create_model
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class SignModel(nn.Module):

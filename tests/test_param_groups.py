@@ -23,15 +23,9 @@ from ferkit.training.param_groups import discriminative_param_groups, group_lrs,
 from ferkit.training.run import train
 from ferkit.training.setup import build_optimizer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_group_rates_spread_geometrically():

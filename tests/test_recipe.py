@@ -26,40 +26,18 @@ from ferkit.training.ema import ModelEMA
 from ferkit.training.loop import batches, evaluate, train_one_epoch
 from ferkit.training.mixing import Mixer, beta, cut_box, cutmix
 from ferkit.training.run import train
+from synthetic import class_faces, write_fer2013_csv
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 HISTORY_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _faces(n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """48x48 faces whose class k sets the brightness (30k + 25) and a bright band's row; plus noise."""
-    labels = np.repeat(np.arange(7), n_per_class)
-    images = np.empty((len(labels), 48, 48), dtype=np.uint8)
-    for i, k in enumerate(labels):
-        img = np.full((48, 48), 30.0 * k + 25) + rng.normal(0, 12, (48, 48))
-        img[6 * k:6 * k + 5] += 60
-        images[i] = np.clip(img, 0, 255).astype(np.uint8)
-    return images, labels
 
 
 @pytest.fixture(scope="module")
 def fer_csv(tmp_path_factory):
     """A FER2013 CSV: 63 training faces, 28 validation, 28 test."""
-    path = tmp_path_factory.mktemp("data") / "fer2013.csv"
-    rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
-    for usage, n in (("Training", 9), ("PublicTest", 4), ("PrivateTest", 4)):
-        images, labels = _faces(n, rng)
-        lines += [f"{k},{' '.join(map(str, img.ravel()))},{usage}" for img, k in zip(images, labels)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    folder = tmp_path_factory.mktemp("data")
+    return write_fer2013_csv(folder / "fer2013.csv", {"Training": 9, "PublicTest": 4, "PrivateTest": 4})
 
 
 def _config(root, name: str, csv_path, *extra: str):
@@ -172,7 +150,7 @@ def _reference_epoch(model, optimizer, images, labels, prep, augment, generator)
 
 
 def test_features_off_train_exactly_as_before_and_draw_nothing(fer_csv, tmp_path, monkeypatch):
-    images, labels = _faces(7, np.random.default_rng(3))
+    images, labels = class_faces(7, np.random.default_rng(3))
     images, labels = torch.from_numpy(images), torch.from_numpy(labels)
     prep, augment = Preprocessing(size=24), Augment(flip=0.5, shift=0.1, erasing=0.3)
     results = []
@@ -282,7 +260,7 @@ def test_distillation_loss_is_the_formula():
 
 
 def test_teacher_input_equals_the_teachers_own_preprocessing():
-    faces = torch.from_numpy(_faces(2, np.random.default_rng(2))[0])
+    faces = torch.from_numpy(class_faces(2, np.random.default_rng(2))[0])
     student = Preprocessing(size=48, channels=1, mean=0.5, std=0.25)
     same_size = Preprocessing(size=48, channels=3, mean=0.45, std=0.2)
     got = to_teacher_input(student(faces), student, same_size)

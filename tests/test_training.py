@@ -19,39 +19,17 @@ from ferkit.training.lr_finder import LRFinderResult, lr_find, lr_find_from_conf
 from ferkit.training.pretrain import evaluate_reconstruction, train_reconstruction_epoch
 from ferkit.training.run import train
 from ferkit.training.setup import init_weights
+from synthetic import class_faces, write_fer2013_csv
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _faces(n_per_class: int, rng: np.random.Generator, side: int = 48) -> tuple[np.ndarray, np.ndarray]:
-    """Class k: brightness 30k + 25, with a bright band at row 6k; plus noise. Learnable from pixels."""
-    labels = np.repeat(np.arange(7), n_per_class)
-    images = np.empty((len(labels), side, side), dtype=np.uint8)
-    for i, k in enumerate(labels):
-        img = np.full((side, side), 30.0 * k + 25) + rng.normal(0, 12, (side, side))
-        img[6 * k * side // 48:(6 * k + 5) * side // 48] += 60
-        images[i] = np.clip(img, 0, 255).astype(np.uint8)
-    return images, labels
-
-
 @pytest.fixture(scope="module")
 def fer_csv(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "fer2013.csv"
-    rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
-    for usage in ("Training", "PublicTest", "PrivateTest"):
-        images, labels = _faces(12, rng)
-        lines += [f"{k},{' '.join(map(str, img.ravel()))},{usage}" for img, k in zip(images, labels)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    folder = tmp_path_factory.mktemp("data")
+    return write_fer2013_csv(folder / "fer2013.csv", {"Training": 12, "PublicTest": 12, "PrivateTest": 12})
 
 
 def _config(root, name: str, csv_path, *extra: str):
@@ -132,7 +110,7 @@ def test_one_cycle_with_fewer_images_than_a_batch(tmp_path, fer_csv):
 
 
 def _tiny_data(n_per_class: int = 8, side: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = _faces(n_per_class, np.random.default_rng(1), side)
+    images, labels = class_faces(n_per_class, np.random.default_rng(1), side)
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 

@@ -131,31 +131,21 @@ def compare(args: argparse.Namespace) -> None:
         sys.exit(f"the fer worker failed:\n{run.stderr[-4000:]}")
     theirs = json.loads(next(line for line in run.stdout.splitlines() if line.startswith(MARK))[len(MARK):])
 
-    rec = Recognizer()
-    rec(str(photos[0]))  # warm-up
-    start = _clock()
-    ours_photos = {p.name: len(rec(p).faces) for p in photos}
-    ours_photos_s = _since(start)
-    start = _clock()
-    ours_video = [len(rec(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).faces) for bgr in _frames(video)]
-    ours_video_s = _since(start)
-    start = _clock()
-    ours_fer = rec.predict_faces(fer.images).argmax(1)
-    ours_fer_s = _since(start)
-    ours_ck = rec.predict_faces(ck.images).argmax(1)
+    def measure(rec) -> dict:
+        """Faces per photo, faces per video frame and classifier predictions of ``rec``, each timed."""
+        rec(str(photos[0]))  # warm-up
+        out, start = {}, _clock()
+        out["photos"] = {p.name: len(rec(p).faces) for p in photos}
+        out["photos_s"], start = _since(start), _clock()
+        out["video"] = [len(rec(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).faces) for bgr in _frames(video)]
+        out["video_s"], start = _since(start), _clock()
+        out["fer"] = rec.predict_faces(fer.images).argmax(1)
+        out["fer_s"] = _since(start)
+        out["ck"] = rec.predict_faces(ck.images).argmax(1)
+        return out
 
-    fast = Recognizer(detector=create_detector("yunet", max_side=320), backend="int8", batch_size=256)
-    fast(str(photos[0]))
-    start = _clock()
-    fast_photos = {p.name: len(fast(p).faces) for p in photos}
-    fast_photos_s = _since(start)
-    start = _clock()
-    fast_video = [len(fast(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).faces) for bgr in _frames(video)]
-    fast_video_s = _since(start)
-    start = _clock()
-    fast_fer = fast.predict_faces(fer.images).argmax(1)
-    fast_fer_s = _since(start)
-    fast_ck = fast.predict_faces(ck.images).argmax(1)
+    ours = measure(Recognizer())
+    fast = measure(Recognizer(detector=create_detector("yunet", max_side=320), backend="int8", batch_size=256))
 
     def counts_line(who: str, found: dict[str, int], seconds) -> str:
         exact = sum(found[n] == expected[n] for n in expected)
@@ -169,32 +159,32 @@ def compare(args: argparse.Namespace) -> None:
     print(f"\nfer {theirs['version']} worker: {fer_total:.0f} s in all, TensorFlow start-up included\n")
     print("| photos (faces.csv) | exact count | faces found | extra | ms/photo wall (CPU) | wrong counts |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
-    print(counts_line("ferkit (YuNet)", ours_photos, ours_photos_s))
-    print(counts_line("ferkit fastest (YuNet 320 px, int8)", fast_photos, fast_photos_s))
+    print(counts_line("ferkit (YuNet)", ours["photos"], ours["photos_s"]))
+    print(counts_line("ferkit fastest (YuNet 320 px, int8)", fast["photos"], fast["photos_s"]))
     print(counts_line("fer (Haar)", theirs["photos"], theirs["photos_s"]))
 
-    n = len(ours_video)
+    n = len(ours["video"])
     print(f"\n| {video.name} ({n} frames) | frames/s wall (CPU) | frames with exactly one face |")
     print("| --- | ---: | ---: |")
-    for who, faces, seconds in (("ferkit", ours_video, ours_video_s),
-                                ("ferkit fastest (YuNet 320 px, int8)", fast_video, fast_video_s),
+    for who, faces, seconds in (("ferkit", ours["video"], ours["video_s"]),
+                                ("ferkit fastest (YuNet 320 px, int8)", fast["video"], fast["video_s"]),
                                 ("fer", theirs["video_faces"], theirs["video_s"])):
         print(f"| {who} | {n / seconds[0]:.1f} ({n / seconds[1]:.1f}) | {sum(c == 1 for c in faces)}/{n} |")
 
     print("\n| faces | classifier | accuracy | 95% bootstrap interval | macro-F1 |")
     print("| --- | --- | ---: | --- | --- |")
-    for name, data, ours, fast_pred in (("FER2013 PrivateTest", fer, ours_fer, fast_fer),
-                                        ("CK+48 (no contempt)", ck, ours_ck, fast_ck)):
+    for name, data, ours_pred, fast_pred in (("FER2013 PrivateTest", fer, ours["fer"], fast["fer"]),
+                                             ("CK+48 (no contempt)", ck, ours["ck"], fast["ck"])):
         key = "fer2013" if name.startswith("FER") else "ckplus"
         theirs_pred = {"ferkit default, int8": fast_pred,
                        "fer (TFLite, as shipped)": np.array(theirs[f"{key}_tflite"]),
                        "fer (Keras .hdf5)": np.array(theirs[f"{key}_keras"])}
-        print("\n".join(_accuracy_line(f"{name}, {len(data)}", data.labels, ours, theirs_pred)))
+        print("\n".join(_accuracy_line(f"{name}, {len(data)}", data.labels, ours_pred, theirs_pred)))
 
     print("\n| classifier speed on the 3,589 PrivateTest faces | faces/s wall (CPU) |\n| --- | ---: |")
     size = len(fer)
-    for who, seconds in (("ferkit default, batch 64", ours_fer_s),
-                         ("ferkit default int8, batch 256", fast_fer_s),
+    for who, seconds in (("ferkit default, batch 64", ours["fer_s"]),
+                         ("ferkit default int8, batch 256", fast["fer_s"]),
                          ("fer TFLite (one face per call, as fer runs it)", theirs["fer2013_tflite_s"]),
                          ("fer Keras, batch 256", theirs["fer2013_keras_s"])):
         print(f"| {who} | {size / seconds[0]:,.0f} ({size / seconds[1]:,.0f}) |")

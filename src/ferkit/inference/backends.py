@@ -12,7 +12,7 @@ A backend takes the model input of :class:`~ferkit.data.preprocessing.Preprocess
   (``torch.set_num_threads``), which ferkit never changes.
 - ``int8``: an int8 ONNX model (see :data:`BACKENDS`) run like ``onnx``. For the shipped model on
   the project's 2-core CPU it classifies 2.5-3x the faces per second of ``onnx`` at batch 256, with
-  PublicTest accuracy 0.1 point lower (docs/results/int8.md).
+  PublicTest accuracy 0.1-0.3 point lower (docs/results/int8.md).
 - ``onnx`` exports the checkpoint to ONNX in memory (no file is written, nothing is cached) and
   runs it with onnxruntime's CPU provider, or loads an ``.onnx`` file written by
   ``ferkit export --format onnx``, whose metadata carries the labels and preprocessing.

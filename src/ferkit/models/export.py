@@ -38,7 +38,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt
     if fmt == "fp16":
         return save_model(out, model, info, half=True)
     if fmt in ("onnx", "onnx-int8"):
-        data = onnx_bytes(model.float(), info)
+        data = onnx_bytes(model, info)
         if fmt == "onnx-int8":
             from .quantize import quantize_onnx
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Train the runs listed in a queue file one after another (one training at a time: two on 2 cores halve
 # each other). Each line: OUT_DIR/NAME CONFIG [key=value ...]. A run with metrics.json is skipped, one with
-# last.pt is resumed, so the same command continues the queue in the next session.
+# last.pt is resumed, so the same command continues the queue in the next session. A line whose second field
+# is a Python script (OUT_DIR/NAME scripts/two_stage.py ARGS...) runs `python SCRIPT ARGS --resume` every time:
+# the script itself reads back what is finished and continues the rest.
 #   nohup bash scripts/train_queue.sh scripts/queues/systems_ab.txt > runs/queue.log 2>&1 &
 # While the source is being edited, train from a frozen copy so a half-edited file cannot break a run:
 #   git worktree add --detach ../train-snapshot HEAD
@@ -9,6 +11,12 @@
 set -u
 queue=${1:?usage: train_queue.sh QUEUE_FILE}
 grep -vE '^\s*(#|$)' "$queue" | while read -r run config overrides; do
+  if [[ "$config" == *.py ]]; then
+    echo "== $(date -u +%FT%TZ) script $run: $config $overrides --resume"
+    # shellcheck disable=SC2086
+    python "$config" $overrides --resume < /dev/null || echo "== FAILED: $run"
+    continue
+  fi
   if [ -f "$run/metrics.json" ]; then echo "== done: $run"; continue; fi
   name=$(basename "$run"); out=$(dirname "$run")
   resume=""; [ -f "$run/last.pt" ] && resume="--resume"

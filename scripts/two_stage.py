@@ -11,7 +11,10 @@
    ``<stage 2 run>/two_stage.json`` with the rates and both stages' test metrics.
 
 ``key=value`` overrides apply to both stages (e.g. ``data.train_limit=2000 train.epochs=1 out_dir=runs/try``;
-not ``name=``, which would give both stages one folder). A folder that already holds a run is refused.
+not ``name=``, which would give both stages one folder). A folder that already holds a run is refused unless
+``--resume`` is given: then a finished stage (``metrics.json``) is read back, an interrupted one continues from
+its ``last.pt``, and each stage's searched rate is reused from its ``two_stage_lr.json``, so the same command
+continues the protocol in a later session.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,10 +32,12 @@ from ferkit.errors import FerkitError
 from ferkit.evaluation.gradcam import plot_gradcam
 from ferkit.io import atomic_write_text
 from ferkit.models import load_model
-from ferkit.training.lr_finder import lr_find_from_config
+from ferkit.training.lr_finder import LRFinderResult, lr_find_from_config
 from ferkit.training.run import train
 
 log = logging.getLogger("two_stage")
+#: Per stage: the LR search's suggestion and the rate used, so that --resume reuses them.
+LR_FILE = "two_stage_lr.json"
 
 
 def _rate(given: float | None, suggestion: float | None, stage: str) -> float:
@@ -42,38 +48,70 @@ def _rate(given: float | None, suggestion: float | None, stage: str) -> float:
     return suggestion
 
 
+def _stage_rate(config: Config, search: Callable[[], LRFinderResult], given: float | None, stage: str, *,
+                cap: float | None = None, resume: bool = False) -> tuple[float | None, float]:
+    """(suggestion, rate) of a stage: read back from its ``two_stage_lr.json`` on resume, else searched and saved."""
+    path = config.run_dir / LR_FILE
+    if resume and path.is_file():
+        saved = json.loads(path.read_text())
+        log.info("%s: rate %.2e read back from %s", stage, saved["lr"], path)
+        return saved["lr_suggested"], saved["lr"]
+    suggestion = search().suggestion
+    capped = suggestion if cap is None or suggestion is None else min(suggestion, cap)
+    rate = _rate(given, capped, stage)
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"lr_suggested": suggestion, "lr": rate}) + "\n")
+    return suggestion, rate
+
+
+def _train_stage(config: Config, resume: bool) -> tuple[Path, dict]:
+    """Train a stage; on resume read back a finished one (``metrics.json``) or continue from ``last.pt``."""
+    metrics = config.run_dir / "metrics.json"
+    if resume and metrics.is_file():
+        log.info("%s is finished: read back from %s", config.name, metrics)
+        return config.run_dir / "best.pt", json.loads(metrics.read_text())
+    result = train(config, resume=resume and (config.run_dir / "last.pt").is_file())
+    if not metrics.is_file():  # paused (train.time_limit_s): the next stage must not start from it
+        raise FerkitError(f"{config.name} stopped before its end ({result.stop_reason}): "
+                          "run the same command with --resume")
+    return result.best_checkpoint, result.test_metrics
+
+
 def run_two_stage(stage1: Config, stage2: Config, *, lr1: float | None = None, lr2: float | None = None,
-                  steps: int = 100, start: float = 1e-7, end: float = 1.0) -> dict:
+                  steps: int = 100, start: float = 1e-7, end: float = 1.0, resume: bool = False) -> dict:
     """Run both stages as the module doc says; returns (and writes) the summary."""
     if stage1.run_dir == stage2.run_dir:
         raise FerkitError(f"both stages would write to {stage1.run_dir}: give them different names")
+    for config in (stage1, stage2):
+        if not resume and (config.run_dir / "last.pt").exists():
+            raise FerkitError(f"{config.run_dir} already holds a run: pass --resume to continue it")
     if stage1.train.freeze_body_epochs < stage1.train.epochs:
         log.warning("stage 1 freezes the body for %d of its %d epochs", stage1.train.freeze_body_epochs,
                     stage1.train.epochs)
-    search1 = lr_find_from_config(stage1, start=start, end=end, steps=steps, frozen=True)
-    stage1.train.lr = _rate(lr1, search1.suggestion, "stage 1")
+    suggested1, stage1.train.lr = _stage_rate(
+        stage1, lambda: lr_find_from_config(stage1, start=start, end=end, steps=steps, frozen=True),
+        lr1, "stage 1", resume=resume)
     log.info("stage 1: head trained at lr %.2e (body frozen)", stage1.train.lr)
-    result1 = train(stage1)
+    best1, metrics1 = _train_stage(stage1, resume)
 
-    stage2.model = replace(stage2.model, init_from=str(result1.best_checkpoint), init_prefix="", pretrained="")
-    search2 = lr_find_from_config(stage2, start=start, end=end, steps=steps, frozen=False,
-                                  checkpoint=result1.best_checkpoint)
-    capped = None if search2.suggestion is None else min(search2.suggestion, stage1.train.lr / 5)
-    stage2.train.lr = _rate(lr2, capped, "stage 2")
+    stage2.model = replace(stage2.model, init_from=str(best1), init_prefix="", pretrained="")
+    suggested2, stage2.train.lr = _stage_rate(
+        stage2, lambda: lr_find_from_config(stage2, start=start, end=end, steps=steps, frozen=False,
+                                            checkpoint=best1),
+        lr2, "stage 2", cap=stage1.train.lr / 5, resume=resume)
     log.info("stage 2: head lr %.2e, first layers %.2e", stage2.train.lr,
              stage2.train.lr * stage2.train.body_lr_factor)
-    result2 = train(stage2)
+    best2, metrics2 = _train_stage(stage2, resume)
 
     splits = load_splits(stage2.data)
     faces = splits.test if splits.test is not None else splits.val
-    model, info = load_model(result2.best_checkpoint)
+    model, info = load_model(best2)
     plot_gradcam(model, info.preprocessing, faces.images, faces.labels, info.labels,
                  stage2.run_dir / "gradcam.png", title=f"{stage2.name}: Grad-CAM, one test face per emotion")
     summary = {
-        "stage1": {"run": str(stage1.run_dir), "lr_suggested": search1.suggestion, "lr": stage1.train.lr,
-                   **result1.test_metrics},
-        "stage2": {"run": str(stage2.run_dir), "lr_suggested": search2.suggestion, "lr": stage2.train.lr,
-                   "body_lr_factor": stage2.train.body_lr_factor, **result2.test_metrics},
+        "stage1": {"run": str(stage1.run_dir), "lr_suggested": suggested1, "lr": stage1.train.lr, **metrics1},
+        "stage2": {"run": str(stage2.run_dir), "lr_suggested": suggested2, "lr": stage2.train.lr,
+                   "body_lr_factor": stage2.train.body_lr_factor, **metrics2},
     }
     atomic_write_text(stage2.run_dir / "two_stage.json", json.dumps(summary, indent=2) + "\n")
     return summary
@@ -87,10 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr1", type=float, help="stage 1 rate (default: the LR search's suggestion)")
     parser.add_argument("--lr2", type=float, help="stage 2 head rate (default: the second search's, capped)")
     parser.add_argument("--steps", type=int, default=100, help="mini-batches per LR search")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run of the same command")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    summary = run_two_stage(load_config(args.stage1, args.overrides), load_config(args.stage2, args.overrides),
-                            lr1=args.lr1, lr2=args.lr2, steps=args.steps)
+    try:
+        summary = run_two_stage(load_config(args.stage1, args.overrides), load_config(args.stage2, args.overrides),
+                                lr1=args.lr1, lr2=args.lr2, steps=args.steps, resume=args.resume)
+    except FerkitError as exc:
+        log.error("%s", exc)
+        return 1
     print(json.dumps(summary, indent=2))
     return 0
 

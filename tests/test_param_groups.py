@@ -183,7 +183,7 @@ def test_training_run_starts_from_model_pretrained(tmp_path, tiny_csv):
     assert torch.equal(model.layer3[0].downsample[0].weight, source.layer3[0].downsample[0].weight)
 
 
-def test_two_stage_driver(tmp_path, tiny_csv):
+def test_two_stage_driver(tmp_path, tiny_csv, monkeypatch):
     spec = importlib.util.spec_from_file_location("two_stage", ROOT / "scripts" / "two_stage.py")
     two_stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(two_stage)
@@ -208,3 +208,23 @@ def test_two_stage_driver(tmp_path, tiny_csv):
     assert len(rates) == 2 and rates[0] == pytest.approx(rates[1] * 0.01)  # discriminative one-cycle
     with pytest.raises(FerkitError, match="different names"):
         two_stage.run_two_stage(stage1, stage1)
+
+    # An interrupted protocol continues: stage 1 read back, both rates reused (no new search), stage 2 resumed.
+    stage1_files = {p.name: p.stat().st_mtime_ns for p in run1.iterdir()}
+    for name in ("metrics.json", "two_stage.json", "gradcam.png"):
+        (run2 / name).unlink()
+    fresh1 = load_config(ROOT / "configs" / "system_d_vgg16_bn_stage1.toml", [*common, "train.freeze_body_epochs=2"])
+    fresh2 = load_config(ROOT / "configs" / "system_d_vgg16_bn_stage2.toml", common)
+    with pytest.raises(FerkitError, match="already holds a run"):
+        two_stage.run_two_stage(fresh1, fresh2, steps=12, start=1e-4, end=1.0)
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("a resumed run must reuse the searched rates")
+
+    monkeypatch.setattr(two_stage, "lr_find_from_config", no_search)
+    fresh1 = load_config(ROOT / "configs" / "system_d_vgg16_bn_stage1.toml", [*common, "train.freeze_body_epochs=2"])
+    fresh2 = load_config(ROOT / "configs" / "system_d_vgg16_bn_stage2.toml", common)
+    resumed = two_stage.run_two_stage(fresh1, fresh2, steps=12, start=1e-4, end=1.0, resume=True)
+    assert resumed == summary
+    assert {p.name: p.stat().st_mtime_ns for p in run1.iterdir()} == stage1_files
+    assert (run2 / "gradcam.png").is_file()

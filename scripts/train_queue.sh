@@ -8,9 +8,11 @@
 # While the source is being edited, train from a frozen copy so a half-edited file cannot break a run:
 #   git worktree add --detach ../train-snapshot HEAD
 #   PYTHONPATH=../train-snapshot/src nohup bash scripts/train_queue.sh QUEUE > runs/queue.log 2>&1 &
+# Several queue files run one after another: train_queue.sh FIRST SECOND ...
 set -u
-queue=${1:?usage: train_queue.sh QUEUE_FILE}
-grep -vE '^\s*(#|$)' "$queue" | while read -r run config overrides; do
+[ $# -ge 1 ] || { echo "usage: train_queue.sh QUEUE_FILE [QUEUE_FILE ...]" >&2; exit 2; }
+for queue in "$@"; do [ -f "$queue" ] || { echo "train_queue.sh: no queue file $queue" >&2; exit 2; }; done
+grep -hvE '^\s*(#|$)' "$@" | while read -r run config overrides; do
   if [[ "$config" == *.py ]]; then
     echo "== $(date -u +%FT%TZ) script $run: $config $overrides --resume"
     # shellcheck disable=SC2086

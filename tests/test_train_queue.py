@@ -21,11 +21,11 @@ TINY = ("model.name=ferkit_cnn_small model.input_size=24 train.batch_size=16 tra
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
-def _run_queue(queue: Path, cwd: Path) -> str:
+def _run_queue(*queues: Path, cwd: Path, returncode: int = 0) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "train_queue.sh"), str(queue)], cwd=cwd, env=env,
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "train_queue.sh"), *map(str, queues)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == returncode, done.stderr
     return done.stdout + done.stderr
 
 
@@ -37,7 +37,7 @@ def test_queue_trains_in_order_skips_done_and_resumes(tmp_path):
         "# a comment, then two runs\n\n"
         f"runs/a/first {config} data.path={csv} train.epochs=1 {TINY}\n"
         f"runs/a/second {config} data.path={csv} train.epochs=2 {TINY}\n")
-    log = _run_queue(queue, tmp_path)
+    log = _run_queue(queue, cwd=tmp_path)
     first, second = tmp_path / "runs/a/first", tmp_path / "runs/a/second"
     assert log.index("train runs/a/first") < log.index("train runs/a/second")
     assert "FAILED" not in log and "queue finished" in log
@@ -48,17 +48,19 @@ def test_queue_trains_in_order_skips_done_and_resumes(tmp_path):
     # Second pass: the first run is skipped; the second, its metrics removed as if killed, is resumed.
     stamp = (first / "best.pt").stat().st_mtime_ns
     (second / "metrics.json").unlink()
-    log = _run_queue(queue, tmp_path)
+    log = _run_queue(queue, cwd=tmp_path)
     assert "done: runs/a/first" in log and "train runs/a/second --resume" in log
     assert (first / "best.pt").stat().st_mtime_ns == stamp
     assert json.loads((second / "metrics.json").read_text())["test_images"] == 21
 
 
-def test_queue_runs_script_lines_with_resume(tmp_path):
+def test_queue_runs_script_lines_with_resume_and_files_in_order(tmp_path):
     script = tmp_path / "echo_args.py"
-    script.write_text("import sys, pathlib\npathlib.Path('args.txt').write_text(' '.join(sys.argv[1:]))\n")
-    queue = tmp_path / "queue.txt"
-    queue.write_text(f"runs/d/stage2 {script} one.toml two.toml out_dir=runs/d\n")
-    log = _run_queue(queue, tmp_path)
+    script.write_text("import sys\nprint('ARGS', ' '.join(sys.argv[1:]))\n")
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text(f"runs/d/stage2 {script} one.toml two.toml out_dir=runs/d\n")
+    second.write_text(f"# second file\nruns/e/x {script} three.toml\n")
+    log = _run_queue(first, second, cwd=tmp_path)
     assert "script runs/d/stage2" in log
-    assert (tmp_path / "args.txt").read_text() == "one.toml two.toml out_dir=runs/d --resume"
+    assert log.index("ARGS one.toml two.toml out_dir=runs/d --resume") < log.index("ARGS three.toml --resume")
+    assert "no queue file" in _run_queue(first, tmp_path / "missing.txt", cwd=tmp_path, returncode=2)

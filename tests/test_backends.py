@@ -101,6 +101,33 @@ def test_onnx_backend_matches_torch(checkpoint, faces):
     assert onnx_rec.predict_faces(faces[:0]).shape == (0, len(EMOTIONS))
 
 
+@pytest.mark.parametrize("tta", ["flip", "tencrop"])
+def test_recognizer_tta_matches_evaluation_on_every_backend(tmp_path, faces, tta):
+    """Recognizer(tta=...) averages the same views as ``ferkit evaluate --tta``, batch split or not."""
+    from ferkit.evaluation.predict import predict_proba
+    from ferkit.models import load_model
+
+    torch.manual_seed(0)
+    model = _with_running_stats(create_model("ferkit_cnn_small"))
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.mul_(200.0)  # confident outputs, so that the views visibly change them
+    info = ModelInfo(name="ferkit_cnn_small", args={}, labels=EMOTIONS,
+                     preprocessing=Preprocessing(size=48, channels=1, mean=0.5, std=0.25))
+    checkpoint = save_model(tmp_path / "model.pt", model, info)
+    model, info = load_model(checkpoint)
+    expected = predict_proba(model, faces, info.preprocessing, tta=tta)
+    plain = predict_proba(model, faces, info.preprocessing)
+    assert np.abs(expected - plain).max() > 1e-3  # the views change the answer, so the check below means something
+    for backend in ("torch", "onnx"):
+        rec = Recognizer.from_checkpoint(checkpoint, backend=backend, batch_size=4, tta=tta)
+        got = rec.predict_faces(faces)
+        assert np.abs(got - expected).max() < 1e-4, backend
+        assert f"tta={tta!r}" in repr(rec)
+    with pytest.raises(ValueError, match="unknown tta 'mirror'"):
+        Recognizer.from_checkpoint(checkpoint, tta="mirror")
+
+
 def test_onnx_file_carries_labels_and_preprocessing(tmp_path, checkpoint, faces):
     path = export_checkpoint(checkpoint, tmp_path / "model.onnx", "onnx")
     rec = Recognizer.from_checkpoint(path, backend="onnx")

@@ -81,6 +81,21 @@ def test_predict_photos_writes_table_and_copies(shared_data, tmp_path, checkpoin
     assert (out / "person01_annotated.jpg").stat().st_size > 0
 
 
+def test_predict_tta_option_reaches_the_recognizer(shared_data, tmp_path):
+    """--tta flip: the shipped model's probabilities averaged with the mirrored face, as the API gives them."""
+    from ferkit.inference import Recognizer
+
+    photo = shared_data / "photos" / "person01.jpg"
+    rows = {}
+    for tta in ("none", "flip"):
+        out = tmp_path / tta
+        assert main(["predict", str(photo), "--out", str(out), "--tta", tta, "--no-draw"]) == 0
+        rows[tta] = next(csv.DictReader((out / "results.csv").open()))
+    expected = Recognizer(tta="flip")(photo).faces[0]
+    assert float(rows["flip"]["confidence"]) == pytest.approx(expected.confidence, abs=1e-6)
+    assert abs(float(rows["flip"]["confidence"]) - float(rows["none"]["confidence"])) > 1e-4
+
+
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory):
     rng = np.random.default_rng(0)

@@ -219,12 +219,13 @@ def _predict_one(rec, path, name: str, args: argparse.Namespace):
 
 
 def _recognizer(args: argparse.Namespace):
-    """The Recognizer of ``predict`` and ``webcam``: model, detector (and its size), backend, threads, alignment."""
+    """The Recognizer of ``predict`` and ``webcam``: model, detector (and its size), backend, threads, alignment,
+    test-time augmentation."""
     from .inference import Recognizer, create_detector
 
     options = {} if args.detect_side is None else {"max_side": args.detect_side}
     return Recognizer(checkpoint=args.model, detector=create_detector(args.detector, **options),
-                      backend=args.backend, threads=args.threads, align=args.align)
+                      backend=args.backend, threads=args.threads, align=args.align, tta=args.tta)
 
 
 def predict(args: argparse.Namespace) -> int:

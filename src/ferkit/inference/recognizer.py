@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from ..errors import FerkitError
+from ..evaluation.predict import TTA_MODES, tta_views
 from ..io import existing_file
 from ..models.checkpoint import ModelInfo, load_model
 from .backends import (
@@ -75,6 +76,10 @@ class Recognizer:
     from ``ferkit export``, whose metadata gives labels and preprocessing; a ``.pt`` checkpoint is
     exported in memory when the recognizer is built. ``"int8"`` needs an int8 file from
     ``ferkit export --format onnx-int8`` (the shipped default has one).
+
+    ``tta`` averages each face's probabilities over views, as ``ferkit evaluate --tta`` scores them:
+    ``"none"`` (default), ``"flip"`` (the face and its mirror: 2x the classifier's work) or
+    ``"tencrop"`` (10x); :data:`~ferkit.evaluation.predict.TTA_MODES`.
     """
 
     def __init__(
@@ -88,7 +93,10 @@ class Recognizer:
         threads: int | None = None,
         margin: float = DEFAULT_MARGIN,
         align: bool = False,
+        tta: str = "none",
     ) -> None:
+        if tta not in TTA_MODES:
+            raise ValueError(f"unknown tta {tta!r}; valid: {', '.join(TTA_MODES)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         check_backend(backend)
@@ -103,6 +111,7 @@ class Recognizer:
         self.backend_name = backend
         self.margin = float(margin)
         self.align = bool(align)
+        self.tta = tta
         self.model: torch.nn.Module | None = None
         if backend == "int8" and checkpoint is not None and not is_onnx_file(checkpoint):
             raise FerkitError(f"{checkpoint}: backend 'int8' runs an int8 ONNX file; write one with `ferkit export "
@@ -156,8 +165,9 @@ class Recognizer:
         return self.info.labels
 
     def __repr__(self) -> str:
+        tta = "" if self.tta == "none" else f", tta={self.tta!r}"
         return (f"Recognizer(checkpoint={self.checkpoint!r}, model={self.info.name!r}, "
-                f"backend={self.backend_name!r}, device={str(self.device)!r})")
+                f"backend={self.backend_name!r}, device={str(self.device)!r}{tta})")
 
     def __call__(self, images: ImageInput | Sequence[ImageInput]) -> ImageResult | list[ImageResult]:
         """Find and classify the faces of one image (-> ImageResult) or a list of them (-> list).
@@ -222,7 +232,8 @@ class Recognizer:
     def predict_faces(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(N, len(labels))`` for already-cropped uint8 gray faces ``(N, H, W)``.
 
-        Faces of another size than the checkpoint's input are resized by its preprocessing.
+        Faces of another size than the checkpoint's input are resized by its preprocessing; with ``tta``
+        the views of a batch go through the classifier together and their probabilities are averaged.
         """
         faces = np.asarray(faces)
         if faces.ndim == 2:
@@ -232,5 +243,10 @@ class Recognizer:
         out = np.zeros((len(faces), len(self.labels)), dtype=np.float32)
         for start in range(0, len(faces), self.batch_size):
             chunk = faces[start:start + self.batch_size]
-            out[start:start + len(chunk)] = self.backend(self.info.preprocessing(chunk))
+            x = self.info.preprocessing(chunk)
+            if self.tta == "none":
+                out[start:start + len(chunk)] = self.backend(x)
+            else:
+                views = torch.cat(list(tta_views(x, self.tta)))
+                out[start:start + len(chunk)] = self.backend(views).reshape(-1, len(chunk), out.shape[1]).mean(0)
         return out

@@ -8,7 +8,9 @@ docs/results/fer_comparison.md for how it was made); this script runs there as a
 (and ferkit's fastest settings, ``Recognizer(backend="int8", detector=YuNet at max_side=320)``):
 
 - the 14 photos: faces found against ``faces.csv`` (fer's default: OpenCV Haar cascade);
-- ``videos/single_face.mp4``: frames/s end to end (decoding included) and frames with one face;
+- ``videos/single_face.mp4``: frames/s end to end (decoding included; ferkit through ``track_video``, its
+  video pipeline with detection ahead on 2 threads and face tracking; fer frame by frame) and frames with
+  one face;
 - classifier accuracy on FER2013 PrivateTest (3,589 faces) and CK+48 (927 faces: contempt, a class
   neither model has, left out), the 48x48 faces fed straight to each classifier, no detection.
   fer is run as it ships (its quantized TFLite model, 64x64 input) and with its Keras ``.hdf5`` model.
@@ -106,7 +108,7 @@ def compare(args: argparse.Namespace) -> None:
 
     from ferkit.data.fer2013 import read_fer2013
     from ferkit.data.folder import read_folder
-    from ferkit.inference import Recognizer, create_detector
+    from ferkit.inference import Recognizer, VideoReader, create_detector, track_video
     from ferkit.labels import EMOTIONS
 
     photos_dir, video = args.data / "photos", args.data / "videos" / "single_face.mp4"
@@ -137,7 +139,7 @@ def compare(args: argparse.Namespace) -> None:
         out, start = {}, _clock()
         out["photos"] = {p.name: len(rec(p).faces) for p in photos}
         out["photos_s"], start = _since(start), _clock()
-        out["video"] = [len(rec(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).faces) for bgr in _frames(video)]
+        out["video"] = [len(result.faces) for _, result in track_video(rec, VideoReader(video))]
         out["video_s"], start = _since(start), _clock()
         out["fer"] = rec.predict_faces(fer.images).argmax(1)
         out["fer_s"] = _since(start)

@@ -11,6 +11,10 @@ import csv
 import inspect
 import json
 import math
+import os
+import random
+import threading
+import time
 import tracemalloc
 
 import cv2
@@ -25,9 +29,11 @@ from ferkit.inference import (
     EmotionTimeline,
     Face,
     FaceTracker,
+    Frame,
     ImageResult,
     Recognizer,
     TableWriter,
+    VideoInfo,
     VideoReader,
     analyze_video,
     create_detector,
@@ -36,9 +42,11 @@ from ferkit.inference import (
     load_rgb,
     read_frames,
     results_to_rows,
+    track_video,
     write_table,
 )
 from ferkit.inference import webcam as webcam_module
+from ferkit.inference.video import default_detect_threads
 from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model, save_model
 
@@ -314,6 +322,110 @@ def test_interrupted_analysis_leaves_no_output_files(error, checkpoint, square_c
     assert list(out.iterdir()) == []  # no table, video or plot, and no temporary file
 
 
+# ---- detection ahead on worker threads ---------------------------------------------------------------------------
+
+
+class _ListReader:
+    """A stand-in VideoReader over exact in-memory frames (no codec): frame i has value i in its corner."""
+
+    is_camera = False
+
+    def __init__(self, frames):
+        self.info = VideoInfo(source="memory", fps=10.0, width=96, height=72, frames=len(frames))
+        self._frames = frames
+
+    def __iter__(self):
+        for i, rgb in enumerate(self._frames):
+            yield Frame(i, i / 10, rgb)
+
+
+def _indexed_frames(n):
+    frames = list(square_frames(n, gap_every=5))
+    for i, rgb in enumerate(frames):
+        rgb[0, 0] = i
+    return frames
+
+
+class _SlowThreadSafeDetector:
+    """blob_detector with a random delay (so threads finish out of order); records calls and overlap."""
+
+    thread_safe = True
+
+    def __init__(self, consumed: list[int]):
+        self.detect, self.consumed = blob_detector(), consumed
+        self.lock, self.running, self.most_running, self.calls = threading.Lock(), 0, 0, []
+        self.rng = random.Random(0)
+
+    def __call__(self, rgb):
+        with self.lock:
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+            self.calls.append((int(rgb[0, 0, 0]), len(self.consumed)))
+            delay = self.rng.uniform(0, 0.01)
+        time.sleep(delay)
+        try:
+            return self.detect(rgb)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def _rows(pairs):
+    return [(f.index, [(x.box, x.scores, x.track) for x in r.faces]) for f, r in pairs]
+
+
+def test_detecting_ahead_on_threads_gives_the_same_results_in_order(checkpoint):
+    frames = _indexed_frames(30)
+    sequential = _rows(track_video(Recognizer.from_checkpoint(checkpoint, detector=blob_detector()),
+                                   _ListReader(frames), detect_threads=1))
+    consumed: list[int] = []
+    detector = _SlowThreadSafeDetector(consumed)
+    rec = Recognizer.from_checkpoint(checkpoint, detector=detector)
+    threaded = []
+    for frame, result in track_video(rec, _ListReader(frames), detect_threads=3):
+        consumed.append(frame.index)
+        threaded.append((frame, result))
+    assert _rows(threaded) == sequential and [i for i, _ in sequential] == list(range(30))
+    assert sum(bool(faces) for _, faces in sequential) == 24  # the blob, absent on every 5th frame
+    assert detector.most_running > 1  # the threads did overlap
+    # Bounded look-ahead: frame i is detected only once frame i - 4 (threads + 1) has been handed over.
+    assert all(consumed_then >= index - 4 for index, consumed_then in detector.calls)
+
+
+def test_stopping_early_stops_detecting_ahead(checkpoint):
+    detector = _SlowThreadSafeDetector([])
+    rec = Recognizer.from_checkpoint(checkpoint, detector=detector)
+    for n, _ in enumerate(track_video(rec, _ListReader(_indexed_frames(40)), detect_threads=2)):
+        if n == 2:
+            break
+    assert len(detector.calls) <= 3 + 2 + 1
+
+
+def test_a_failing_detector_thread_fails_the_analysis_without_outputs(checkpoint, square_clip, tmp_path):
+    class Failing(_SlowThreadSafeDetector):
+        def __call__(self, rgb):
+            if len(self.calls) >= 5:
+                raise RuntimeError("detector failed on purpose")
+            return super().__call__(rgb)
+
+    rec = Recognizer.from_checkpoint(checkpoint, detector=Failing([]))
+    with pytest.raises(RuntimeError, match="on purpose"):
+        analyze_video(rec, square_clip, tmp_path / "out", detect_threads=2)
+    assert list((tmp_path / "out").iterdir()) == []
+    with pytest.raises(ValueError, match="detect_threads"):
+        next(track_video(rec, VideoReader(square_clip), detect_threads=0))
+
+
+def test_detection_threads_default_to_one_for_cameras_and_unsafe_detectors(square_clip):
+    reader = VideoReader(square_clip)
+    assert default_detect_threads(reader) == min(2, os.cpu_count() or 1)
+    reader.close()
+    camera = _ListReader([])
+    camera.is_camera = True
+    assert default_detect_threads(camera) == 1
+    assert create_detector("yunet").thread_safe and not create_detector("haar").thread_safe
+
+
 # ---- the pipeline with the real detector on moving real faces -------------------------------------------------------
 
 FACE_SIZE, FRAME_SIZE, N_FRAMES = 80, (256, 192), 16
@@ -365,6 +477,11 @@ def test_two_moving_faces_get_two_stable_tracks(analysed):
     assert len(upper) == 1 and len(lower) == 1 and upper != lower
     assert xs == sorted(xs) and xs[-1] - xs[0] > 50  # face A did move right, by 75 px
     assert sorted(t.frames for t in summary.tracks) == [N_FRAMES, N_FRAMES]
+
+
+def test_real_faces_same_with_and_without_detection_threads(recognizer, two_face_clip):
+    runs = [_rows(track_video(recognizer, VideoReader(two_face_clip), detect_threads=n)) for n in (1, 2)]
+    assert runs[0] == runs[1] and sum(len(faces) for _, faces in runs[0]) == 2 * N_FRAMES
 
 
 def test_annotated_video_and_plot_are_complete(analysed):

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import torch
 
 from ..errors import FerkitError
 from ..inference.detectors import DEFAULT_DETECTOR, list_detectors
@@ -152,7 +153,9 @@ def _video(rec: Recognizer, source: Source, settings: BatchSettings, media_dir: 
         if settings.annotate and media_dir is not None:
             video = stack.enter_context(VideoWriter(_media_path(media_dir, source, ".mp4"),
                                                     fps=info.fps / reader.stride, size=(info.width, info.height)))
-        for frame, result in track_video(rec, reader, FaceTracker()):
+        # detection ahead on at most as many threads as this process computes with (1 per CPU of a Ray worker)
+        threads = max(1, min(2, torch.get_num_threads()))
+        for frame, result in track_video(rec, reader, FaceTracker(), detect_threads=threads):
             rows.extend(_rows(source.path, "video", result, rec.labels))
             frames += 1
             if video is not None:

@@ -142,6 +142,9 @@ class YuNetDetector:
     side, in input pixels) are dropped.
     """
 
+    #: One instance may run on several threads at once (each call has its own buffers; ctypes frees the GIL).
+    thread_safe = True
+
     def __init__(self, *, min_face: int = 20, score_threshold: float = 0.6, max_side: int = 960) -> None:
         _check_options(min_face, score_threshold, max_side)
         self.min_face = int(min_face)
@@ -174,6 +177,8 @@ class HaarDetector:
     """
 
     CASCADE = "haarcascade_frontalface_default.xml"
+    #: OpenCV does not promise that one cascade can run on several threads at once.
+    thread_safe = False
 
     def __init__(
         self, *, min_face: int = 20, score_threshold: float = 0.5, max_side: int = 960, scale_factor: float = 1.1

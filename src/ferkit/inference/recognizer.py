@@ -190,6 +190,24 @@ class Recognizer:
                 crops.extend(self._crop(to_gray(rgb), detections))
             found.extend((i, det) for det in detections)
             results.append(ImageResult(path=path, width=rgb.shape[1], height=rgb.shape[0]))
+        self._classify(results, found, crops)
+        return results[0] if single else results
+
+    def recognize_detected(self, image: ImageInput, detections: Sequence[Detection]) -> ImageResult:
+        """Classify the faces ``detections`` (from :meth:`detect` or this recognizer's detector) in one image.
+
+        ``rec(image)`` is ``rec.recognize_detected(image, rec.detect(image))``: the video pipeline detects
+        frames ahead on other threads and classifies them here, in order.
+        """
+        path, rgb = self._read(image)
+        result = ImageResult(path=path, width=rgb.shape[1], height=rgb.shape[0])
+        crops = self._crop(to_gray(rgb), detections) if detections else []
+        self._classify([result], [(0, det) for det in detections], crops)
+        return result
+
+    def _classify(self, results: list[ImageResult], found: list[tuple[int, Detection]],
+                  crops: list[np.ndarray]) -> None:
+        """Classify ``crops`` in batches and add a Face for each ``(image index, detection)`` of ``found``."""
         size = self.info.preprocessing.size
         probs = self.predict_faces(np.stack(crops) if crops else np.zeros((0, size, size), np.uint8))
         for (i, det), p in zip(found, probs):
@@ -202,7 +220,6 @@ class Recognizer:
                 scores={label: float(v) for label, v in zip(self.labels, p)},
                 landmarks=None if det.landmarks is None else tuple((int(x), int(y)) for x, y in det.landmarks),
             ))
-        return results[0] if single else results
 
     def detect(self, image: ImageInput) -> list[Detection]:
         """The detector's faces in one image (box, score and, where it gives them, five landmarks)."""

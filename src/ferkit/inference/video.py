@@ -14,7 +14,9 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,7 @@ from tqdm import tqdm
 
 from ..errors import FerkitError
 from ..io import existing_file
+from .detectors import Detection, Detector
 from .draw import draw_faces
 from .results import ImageResult, frame_columns, frame_rows
 from .tables import TABLE_FORMATS, TableWriter
@@ -239,17 +242,56 @@ class VideoWriter:
             self._tmp = None
 
 
-def track_video(recognizer: Recognizer, reader: VideoReader,
-                tracker: FaceTracker | None = None) -> Iterator[tuple[Frame, ImageResult]]:
+def default_detect_threads(reader: VideoReader) -> int:
+    """Detection threads :func:`track_video` uses by default: up to 2 for a file (one per core), 1 for a camera
+    (detecting ahead would add a frame of latency to a live view)."""
+    return 1 if reader.is_camera else max(1, min(2, os.cpu_count() or 1))
+
+
+def _detected(detector: Detector, frames: Iterable[Frame], threads: int) -> Iterator[tuple[Frame, list[Detection]]]:
+    """``frames`` with their detections, in order; with ``threads`` > 1 (and a thread-safe detector) the next
+    frames are detected on other threads meanwhile, at most ``threads`` frames ahead (memory stays bounded)."""
+    frames = iter(frames)
+    if threads <= 1 or not getattr(detector, "thread_safe", False):
+        for frame in frames:
+            yield frame, detector(frame.rgb)
+        return
+    first = next(frames, None)
+    if first is None:
+        return
+    yield first, detector(first.rgb)  # once on this thread first: a detector may set itself up on its first call
+    ahead: deque[tuple[Frame, Future]] = deque()
+    with ThreadPoolExecutor(threads, thread_name_prefix="ferkit-detect") as pool:
+        try:
+            for frame in frames:
+                ahead.append((frame, pool.submit(detector, frame.rgb)))
+                if len(ahead) > threads:
+                    done, future = ahead.popleft()
+                    yield done, future.result()
+            while ahead:
+                done, future = ahead.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in ahead:  # the consumer stopped early: drop the frames detected ahead
+                future.cancel()
+
+
+def track_video(recognizer: Recognizer, reader: VideoReader, tracker: FaceTracker | None = None, *,
+                detect_threads: int | None = None) -> Iterator[tuple[Frame, ImageResult]]:
     """Each frame of an open ``reader`` with its faces classified and tracked (a generator).
 
     Each :class:`ImageResult` has the video as ``path``, ``frame`` and ``time_s`` set and a
     ``track`` id on each face; ``tracker`` (default: a new :class:`FaceTracker`) sets the
-    matching and smoothing options.
+    matching and smoothing options. Faces are detected ``detect_threads`` frames at a time on
+    worker threads (default :func:`default_detect_threads`; 1 = in this thread); the results, and
+    their order, are the same as ``recognizer(frame.rgb)`` frame by frame.
     """
     tracker = tracker or FaceTracker()
-    for frame in reader:
-        result = recognizer(frame.rgb)
+    threads = default_detect_threads(reader) if detect_threads is None else int(detect_threads)
+    if threads < 1:
+        raise ValueError(f"detect_threads must be 1 or more, got {detect_threads}")
+    for frame, detections in _detected(recognizer.detector, reader, threads):
+        result = recognizer.recognize_detected(frame.rgb, detections)
         result.path, result.frame, result.time_s = reader.info.source, frame.index, frame.time_s
         tracker.update(result.faces)
         yield frame, result
@@ -292,6 +334,7 @@ def analyze_video(
     plot: bool = True,
     name: str | None = None,
     progress: bool = False,
+    detect_threads: int | None = None,
 ) -> VideoSummary:
     """Classify and track the faces of every frame of a video (or camera) and write the results.
 
@@ -300,7 +343,7 @@ def analyze_video(
     :func:`~ferkit.inference.results.frame_rows`), ``<name>_annotated.mp4`` (the analysed frames
     with boxes, track ids and labels, at the source's rate divided by the stride) and
     ``<name>_emotions.png`` (emotion over time per track). Pass an open :class:`VideoReader`
-    to set the stride. Each file appears only once complete.
+    to set the stride; ``detect_threads`` as for :func:`track_video`. Each file appears only once complete.
     """
     if table_format not in TABLE_FORMATS:
         raise ValueError(f"unknown table format {table_format!r}; valid formats: {', '.join(TABLE_FORMATS)}")
@@ -324,7 +367,7 @@ def analyze_video(
                                                 size=(info.width, info.height))) if annotate else None
         bar = stack.enter_context(tqdm(total=total, desc=Path(info.source).name, unit="frame", leave=False,
                                        dynamic_ncols=True, disable=None if progress else True))
-        for frame, result in track_video(recognizer, reader, tracker):
+        for frame, result in track_video(recognizer, reader, tracker, detect_threads=detect_threads):
             table.write_rows(frame_rows(result, recognizer.labels))
             if video is not None:
                 video.write(draw_faces(frame.rgb, result.faces))

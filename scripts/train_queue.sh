@@ -9,7 +9,12 @@
 #   git worktree add --detach ../train-snapshot HEAD
 #   PYTHONPATH=../train-snapshot/src nohup bash scripts/train_queue.sh QUEUE > runs/queue.log 2>&1 &
 # Several queue files run one after another: train_queue.sh FIRST SECOND ...
+# A run parked by scripts/park_runs.sh (PARK_DIR/OUT_DIR/NAME, default parked/) and absent here is copied back
+# first, so a run cut off by the end of a session resumes in the next one's fresh checkout.
+# A run already published (PUBLISHED_DIR/NAME.json, default checkpoints/, by scripts/publish_run.py) is done too.
 set -u
+park=${FERKIT_PARK_DIR:-parked}
+published=${FERKIT_PUBLISHED_DIR:-checkpoints}
 [ $# -ge 1 ] || { echo "usage: train_queue.sh QUEUE_FILE [QUEUE_FILE ...]" >&2; exit 2; }
 for queue in "$@"; do [ -f "$queue" ] || { echo "train_queue.sh: no queue file $queue" >&2; exit 2; }; done
 grep -hvE '^\s*(#|$)' "$@" | while read -r run config overrides; do
@@ -21,6 +26,10 @@ grep -hvE '^\s*(#|$)' "$@" | while read -r run config overrides; do
   fi
   if [ -f "$run/metrics.json" ]; then echo "== done: $run"; continue; fi
   name=$(basename "$run"); out=$(dirname "$run")
+  if [ -f "$published/$name.json" ]; then echo "== published: $run ($published/$name.json)"; continue; fi
+  if [ ! -f "$run/last.pt" ] && [ -f "$park/$run/last.pt" ]; then
+    mkdir -p "$run" && cp "$park/$run"/* "$run"/ && echo "== unparked $park/$run"
+  fi
   resume=""; [ -f "$run/last.pt" ] && resume="--resume"
   echo "== $(date -u +%FT%TZ) train $run $resume"
   # shellcheck disable=SC2086

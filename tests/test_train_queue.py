@@ -64,3 +64,43 @@ def test_queue_runs_script_lines_with_resume_and_files_in_order(tmp_path):
     assert "script runs/d/stage2" in log
     assert log.index("ARGS one.toml two.toml out_dir=runs/d --resume") < log.index("ARGS three.toml --resume")
     assert "no queue file" in _run_queue(first, tmp_path / "missing.txt", cwd=tmp_path, returncode=2)
+
+
+def _park(cwd: Path) -> str:
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "park_runs.sh")], cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+def test_parked_run_resumes_in_a_fresh_checkout_and_published_runs_are_skipped(tmp_path):
+    csv = write_fer2013_csv(tmp_path / "fer.csv", {"Training": 6, "PublicTest": 3, "PrivateTest": 3})
+    config = ROOT / "configs" / "default.toml"
+    queue = tmp_path / "queue.txt"
+    line = f"runs/p/cut {config} data.path={csv} train.epochs=2 {TINY}"
+    # The first session's time runs out after epoch 1 of 2: last.pt but no metrics.json.
+    queue.write_text(line + " train.time_limit_s=0.001\n")
+    _run_queue(queue, cwd=tmp_path)
+    run = tmp_path / "runs/p/cut"
+    assert (run / "last.pt").is_file() and not (run / "metrics.json").exists()
+    assert "parked: runs/p/cut" in _park(tmp_path)
+    parked = tmp_path / "parked/runs/p/cut"
+    assert sorted(p.name for p in parked.iterdir()) == ["best.pt", "config.toml", "last.pt"]
+
+    # The next session's checkout has the parked copy but no runs/: the queue copies it back and resumes.
+    shutil.rmtree(tmp_path / "runs")
+    queue.write_text(line + "\n")
+    log = _run_queue(queue, cwd=tmp_path)
+    assert "unparked parked/runs/p/cut" in log and "train runs/p/cut --resume" in log
+    history = torch.load(run / "last.pt", weights_only=True)["history"]
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert (run / "metrics.json").is_file()
+    # Parking again drops the copy of the run that has now finished.
+    assert "unparked (finished): runs/p/cut" in _park(tmp_path) and not parked.exists()
+
+    # A run whose checkpoints/NAME.json exists was published in an earlier session: skipped, not retrained.
+    shutil.rmtree(tmp_path / "runs")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "cut.json").write_text("{}")
+    log = _run_queue(queue, cwd=tmp_path)
+    assert "published: runs/p/cut" in log and not run.exists()

@@ -58,6 +58,30 @@ def prepare_device(device: torch.device) -> None:
     log.info("device %s: %s (cudnn.benchmark on, TF32 matmuls allowed)", device, torch.cuda.get_device_name(device))
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: CUDA GPUs that support it, CPUs with AVX-512 bf16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16 path either
+        return False
+
+
+def use_bf16(requested: bool, device: torch.device) -> bool:
+    """``train.bf16`` as it will run on ``device``: bf16 autocast only where it is native.
+
+    On a CPU without native bf16 (AVX2 only, say) autocast emulates it and trains ~10x slower than fp32, so
+    the run falls back to fp32 and says so. The config keeps what was asked for.
+    """
+    if not requested or native_bf16(device):
+        return requested
+    capability = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else device.type
+    log.warning("train.bf16 = true, but %s (%s) has no native bf16: training in fp32 instead (emulated bf16 "
+                "is ~10x slower)", device, capability)
+    return False
+
+
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``t`` (made on the CPU) on ``device``: itself when already there; to a GPU through pinned memory, so the
     copy is queued without waiting for the GPU (no sync per training step)."""

@@ -21,7 +21,7 @@ from ..data.sources import load_splits
 from ..io import atomic_savefig
 from ..models import create_model, load_model
 from .callbacks import model_body, set_trainable
-from .device import prepare_device, resolve_device
+from .device import prepare_device, resolve_device, use_bf16
 from .loop import autocast, batches
 from .seed import seed_everything
 from .setup import build_optimizer, initialise_model, model_info, targets_of
@@ -225,7 +225,7 @@ def lr_find_from_config(
         model, torch.from_numpy(splits.train.images), targets_of(splits.train, config.data.soft_labels),
         preprocessing=info.preprocessing, optimizer=lambda m: build_optimizer(m, replace(tc, lr=start)),
         start_lr=start, end_lr=end, steps=steps, batch_size=tc.batch_size,
-        augment=Augment(**config.augment.__dict__), bf16=tc.bf16, seed=tc.seed,
+        augment=Augment(**config.augment.__dict__), bf16=use_bf16(tc.bf16, device), seed=tc.seed,
     )
     path = Path(out) if out is not None else config.run_dir / "lr_find.png"
     result.plot(path, title=f"{config.name}: LR range test{' (body frozen)' if frozen else ''}")

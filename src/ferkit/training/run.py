@@ -22,7 +22,7 @@ from ..io import atomic_open, atomic_write_text
 from ..models import create_model, model_payload, save_model
 from . import distributed
 from .callbacks import LoopState
-from .device import prepare_device, resolve_device, to_cpu
+from .device import prepare_device, resolve_device, to_cpu, use_bf16
 from .distill import Teacher, distillation_loss
 from .distributed import DistEnv
 from .history import plot_history, write_history_csv
@@ -96,6 +96,7 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
         torch.set_num_threads(tc.threads)
     device = resolve_device(tc.device, env)
     prepare_device(device)
+    bf16 = use_bf16(tc.bf16, device)
     seed_everything(tc.seed)
     splits = load_splits(config.data)
     log.info("data: %s", splits.describe())
@@ -189,26 +190,26 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
         if tc.task == "reconstruct":
             metrics.update(train_reconstruction_epoch(
                 net, train_x, optimizer=optimizer, preprocessing=info.preprocessing, batch_size=tc.batch_size,
-                generator=generator, augment=config.augment, bf16=tc.bf16,
+                generator=generator, augment=config.augment, bf16=bf16,
                 on_step=lambda: [cb.on_batch_end(state) for cb in callbacks.values()],
                 dist=env, augment_generator=augment_generator))
             distributed.sync_buffers(model, env)
             if ema is not None:
                 distributed.sync_buffers(scored, env)
-            metrics.update(evaluate_reconstruction(scored, val_x, preprocessing=info.preprocessing, bf16=tc.bf16,
+            metrics.update(evaluate_reconstruction(scored, val_x, preprocessing=info.preprocessing, bf16=bf16,
                                                    dist=env))
             metrics["lr"] = optimizer.param_groups[0]["lr"]
         else:
             metrics.update(train_one_epoch(
                 state, train_x, train_y, preprocessing=info.preprocessing, augment=config.augment,
                 batch_size=tc.batch_size, generator=generator, callbacks=list(callbacks.values()),
-                loss_fn=loss_fn, bf16=tc.bf16, channels_last=tc.channels_last, dist=env, net=net,
+                loss_fn=loss_fn, bf16=bf16, channels_last=tc.channels_last, dist=env, net=net,
                 augment_generator=augment_generator, mixer=mixer, teacher=teacher))
             distributed.sync_buffers(model, env)  # rank 0's batch-norm statistics, so every shard is scored alike
             if ema is not None:
                 distributed.sync_buffers(scored, env)
             metrics.update(evaluate(scored, val_x, val_y, preprocessing=info.preprocessing,
-                                    batch_size=tc.eval_batch_size, bf16=tc.bf16, dist=env))
+                                    batch_size=tc.eval_batch_size, bf16=bf16, dist=env))
         metrics["seconds"] = round(time.time() - started, 1)
         metrics = env.broadcast(metrics)  # rank 0's numbers drive every rank's callbacks
         state.extra = {k: v for k, v in metrics.items() if k.startswith("val_")}

@@ -31,6 +31,7 @@ from ferkit.data.sources import load_splits
 from ferkit.errors import FerkitError
 from ferkit.evaluation.predict import predict_proba
 from ferkit.models import create_model, load_model
+from ferkit.training import device as device_module
 from ferkit.training import run as run_module
 from ferkit.training.device import resolve_device
 from ferkit.training.distributed import DistEnv
@@ -147,6 +148,23 @@ def test_device_cpu_trains_exactly_like_the_default(reference, tmp_path, data):
     config = _config(tmp_path, "cpu", data / "fer2013.csv", "train.device=cpu")
     _assert_same_run(config, train(config), ref_config, ref)
     assert ref.history[-1]["train_loss"] < ref.history[0]["train_loss"]
+
+
+def test_bf16_falls_back_to_fp32_where_the_cpu_has_no_native_bf16(reference, tmp_path, data, monkeypatch, caplog):
+    ref_config, ref = reference
+    monkeypatch.setattr(device_module, "native_bf16", lambda device: False)
+    config = _config(tmp_path, "no_native", data / "fer2013.csv", "train.bf16=true")
+    with caplog.at_level("WARNING", logger="ferkit.training.device"):
+        result = train(config)
+    assert "no native bf16: training in fp32" in caplog.text
+    _assert_same_run(config, result, ref_config, ref)  # exactly the fp32 run
+    assert _last(config)["config"]["train"]["bf16"] is True  # the config keeps what was asked for
+
+    # Where bf16 is native, the same config trains under bf16 autocast: other numbers than fp32.
+    monkeypatch.setattr(device_module, "native_bf16", lambda device: True)
+    config = _config(tmp_path, "native", data / "fer2013.csv", "train.bf16=true")
+    result = train(config)
+    assert [r["train_loss"] for r in result.history] != [r["train_loss"] for r in ref.history]
 
 
 # --- tensors on another device ----------------------------------------------------------------------------------

@@ -159,12 +159,14 @@ def test_bf16_falls_back_to_fp32_where_the_cpu_has_no_native_bf16(reference, tmp
     assert "no native bf16: training in fp32" in caplog.text
     _assert_same_run(config, result, ref_config, ref)  # exactly the fp32 run
     assert _last(config)["config"]["train"]["bf16"] is True  # the config keeps what was asked for
+    assert json.loads((config.run_dir / "metrics.json").read_text())["precision"] == "fp32"  # what ran
 
     # Where bf16 is native, the same config trains under bf16 autocast: other numbers than fp32.
     monkeypatch.setattr(device_module, "native_bf16", lambda device: True)
     config = _config(tmp_path, "native", data / "fer2013.csv", "train.bf16=true")
     result = train(config)
     assert [r["train_loss"] for r in result.history] != [r["train_loss"] for r in ref.history]
+    assert json.loads((config.run_dir / "metrics.json").read_text())["precision"] == "bf16 autocast"
 
 
 # --- tensors on another device ----------------------------------------------------------------------------------

@@ -230,7 +230,7 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
         return TrainResult(run_dir, best_path, history, paused, {})
     stop_reason = state.stop_reason or f"completed {state.epoch} epochs"
     log.info("%s", stop_reason)
-    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason, device))
+    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason, device, bf16))
     return TrainResult(run_dir, best_path, history, stop_reason, test_metrics)
 
 
@@ -240,9 +240,9 @@ def _start_run_dir(config: Config) -> None:
     atomic_write_text(config.run_dir / "config.toml", to_toml(config))
 
 
-def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: torch.device) -> dict:
+def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: torch.device, bf16: bool) -> dict:
     """Report the best checkpoint on the test split (reported, never selected on) on ``device``; write
-    metrics.json."""
+    metrics.json (with the precision the run trained in: ``bf16`` is what ran, after any fallback)."""
     from ..evaluation import evaluate_model
     from ..models import load_model
 
@@ -252,7 +252,7 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: t
     log.info("testing the best checkpoint %s (%s)", best_path, weights)
     monitor = config.train.monitor
     result = {"stop_reason": stop_reason, "best_epoch": info.metrics.get("epoch"),
-              monitor: info.metrics.get(monitor)}
+              monitor: info.metrics.get(monitor), "precision": "bf16 autocast" if bf16 else "fp32"}
     if splits.test is not None and config.train.task == "reconstruct":
         from ..evaluation.reconstruction import plot_reconstructions
 

@@ -32,7 +32,7 @@ from ferkit.models.export import export_checkpoint
 
 
 def machine() -> str:
-    """CPU model and core count, e.g. 'AMD EPYC 9R14, 2 cores, torch 2.13.0+cpu'."""
+    """CPU model, core count and vector capability, e.g. 'AMD EPYC, 2 cores, AVX2, torch 2.13.0+cpu'."""
     name = platform.processor() or "CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -40,7 +40,7 @@ def machine() -> str:
             if line.startswith("model name"):
                 name = line.split(":", 1)[1].strip()
                 break
-    return f"{name}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return f"{name}, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}"
 
 
 def main() -> None:

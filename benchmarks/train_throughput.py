@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ferkit.models import create_model, list_models, model_task
+from ferkit.training.device import native_bf16
 from ferkit.training.loop import autocast
 
 
@@ -47,7 +48,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
     names = args.models or list_models()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}")
+    native = "native" if native_bf16(torch.device("cpu")) else "emulated: training falls back to fp32"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, CPU "
+          f"{torch.backends.cpu.get_cpu_capability()} (bf16 {native})")
     print(f"{'model':24s} {'params':>10s} {'fp32 img/s':>11s} {'bf16 img/s':>11s} {'speed-up':>8s}")
     for name in names:
         params = sum(p.numel() for p in create_model(name).parameters())

@@ -168,6 +168,16 @@ def test_bf16_falls_back_to_fp32_where_the_cpu_has_no_native_bf16(reference, tmp
     assert [r["train_loss"] for r in result.history] != [r["train_loss"] for r in ref.history]
     assert json.loads((config.run_dir / "metrics.json").read_text())["precision"] == "bf16 autocast"
 
+    # A run cut off on a machine without native bf16 and resumed on one with it says it changed precision.
+    monkeypatch.setattr(device_module, "native_bf16", lambda device: False)
+    config = _config(tmp_path, "moved", data / "fer2013.csv", "train.bf16=true", "train.time_limit_s=0.001")
+    assert train(config).stop_reason.startswith("time limit") and _last(config)["precision"] == "fp32"
+    monkeypatch.setattr(device_module, "native_bf16", lambda device: True)
+    with caplog.at_level("WARNING", logger="ferkit.training.run"):
+        train(_config(tmp_path, "moved", data / "fer2013.csv"), resume=True)
+    assert "trained in fp32 until now and continues in bf16 autocast" in caplog.text
+    assert json.loads((config.run_dir / "metrics.json").read_text())["precision"] == "fp32, then bf16 autocast"
+
 
 # --- tensors on another device ----------------------------------------------------------------------------------
 

@@ -97,6 +97,7 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
     device = resolve_device(tc.device, env)
     prepare_device(device)
     bf16 = use_bf16(tc.bf16, device)
+    precision = _precision(saved, bf16, run_dir)
     seed_everything(tc.seed)
     splits = load_splits(config.data)
     log.info("data: %s", splits.describe())
@@ -160,6 +161,7 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
             "callbacks": to_cpu({name: cb.state_dict() for name, cb in callbacks.items()}),
             "generator": generator.get_state(), "rng": rng_state(device), "epoch": state.epoch, "step": state.step,
             "history": history, "config": config.to_dict(), "stop_reason": state.stop_reason,
+            "precision": precision,
         }
         if env.enabled:
             payload["world_size"] = env.world_size
@@ -230,8 +232,19 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
         return TrainResult(run_dir, best_path, history, paused, {})
     stop_reason = state.stop_reason or f"completed {state.epoch} epochs"
     log.info("%s", stop_reason)
-    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason, device, bf16))
+    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason, device, precision))
     return TrainResult(run_dir, best_path, history, stop_reason, test_metrics)
+
+
+def _precision(saved: dict | None, bf16: bool, run_dir: Path) -> str:
+    """What the run computes in: "bf16 autocast" or "fp32"; a resumed run that changes (bf16 is native on one
+    machine, not on the next) says so, e.g. "bf16 autocast, then fp32"."""
+    now = "bf16 autocast" if bf16 else "fp32"
+    before = (saved or {}).get("precision")
+    if before is None or before.endswith(now):
+        return before or now
+    log.warning("%s trained in %s until now and continues in %s", run_dir, before, now)
+    return f"{before}, then {now}"
 
 
 def _start_run_dir(config: Config) -> None:
@@ -240,9 +253,10 @@ def _start_run_dir(config: Config) -> None:
     atomic_write_text(config.run_dir / "config.toml", to_toml(config))
 
 
-def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: torch.device, bf16: bool) -> dict:
+def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: torch.device,
+            precision: str) -> dict:
     """Report the best checkpoint on the test split (reported, never selected on) on ``device``; write
-    metrics.json (with the precision the run trained in: ``bf16`` is what ran, after any fallback)."""
+    metrics.json (with the precision the run trained in, after any fallback)."""
     from ..evaluation import evaluate_model
     from ..models import load_model
 
@@ -252,7 +266,7 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: t
     log.info("testing the best checkpoint %s (%s)", best_path, weights)
     monitor = config.train.monitor
     result = {"stop_reason": stop_reason, "best_epoch": info.metrics.get("epoch"),
-              monitor: info.metrics.get(monitor), "precision": "bf16 autocast" if bf16 else "fp32"}
+              monitor: info.metrics.get(monitor), "precision": precision}
     if splits.test is not None and config.train.task == "reconstruct":
         from ..evaluation.reconstruction import plot_reconstructions
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,35 @@ def test_parked_run_resumes_in_a_fresh_checkout_and_published_runs_are_skipped(t
     (tmp_path / "checkpoints" / "cut.json").write_text("{}")
     log = _run_queue(queue, cwd=tmp_path)
     assert "published: runs/p/cut" in log and not run.exists()
+
+
+def test_resume_training_starts_the_queue_from_a_frozen_copy_in_the_background(tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "src" / "ferkit", repo / "src" / "ferkit", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "scripts", repo / "scripts", ignore=shutil.ignore_patterns("__pycache__"))
+    csv = write_fer2013_csv(tmp_path / "fer.csv", {"Training": 6, "PublicTest": 3, "PrivateTest": 3})
+    (repo / "queue.txt").write_text(f"runs/r/tiny {ROOT / 'configs' / 'default.toml'} data.path={csv} "
+                                    f"train.epochs=1 {TINY}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "fixture"]):
+        subprocess.run(git + args, cwd=repo, check=True, capture_output=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    script = repo / "scripts" / "resume_training.sh"
+    started = subprocess.run(["bash", str(script), "queue.txt"], cwd=repo, env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert started.returncode == 0, started.stderr
+    snapshots = list(tmp_path.glob("train-snapshot-*"))
+    assert len(snapshots) == 1 and (snapshots[0] / "src" / "ferkit").is_dir()
+    # While it runs, a second start is refused (one training at a time).
+    again = subprocess.run(["bash", str(script), "queue.txt"], cwd=repo, env=env, capture_output=True, text=True,
+                           timeout=60)
+    log = repo / "runs" / "queue.log"
+    deadline = time.monotonic() + 300
+    while "queue finished" not in (log.read_text() if log.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "queue finished" in log.read_text() and "FAILED" not in log.read_text()
+    assert (repo / "runs" / "r" / "tiny" / "metrics.json").is_file()
+    assert again.returncode == 1 and "already running" in again.stderr

@@ -54,6 +54,20 @@ def test_int8_file_is_smaller_and_marked(tmp_path, checkpoint, int8_file):
     assert json.loads(meta["ferkit_quantization"])["calibration_faces"] == 128
 
 
+def test_int8_weights_stay_within_7_bits_for_cpus_without_vnni(int8_file):
+    """AVX2 CPUs sum uint8 x int8 products in pairs into int16; full-range int8 weights (+-127) saturate there."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = [numpy_helper.to_array(t) for t in onnx.load(str(int8_file)).graph.initializer
+               if t.data_type == onnx.TensorProto.INT8]
+    assert len(weights) >= 4  # every conv and dense layer
+    assert max(np.abs(w.astype(int)).max() for w in weights) <= 64  # 2 x 255 x 64 < 32767: no int16 overflow
+    assert max(np.abs(w.astype(int)).max() for w in weights) >= 60  # the 7-bit range is used, not a smaller one
+    meta = OnnxBackend(int8_file).session.get_modelmeta().custom_metadata_map
+    assert "7-bit range" in json.loads(meta["ferkit_quantization"])["method"]
+
+
 def test_int8_probabilities_close_to_the_float_model(checkpoint, int8_file):
     faces = _smooth_faces(64, seed=2)  # not the calibration faces
     reference = Recognizer.from_checkpoint(checkpoint).predict_faces(faces)

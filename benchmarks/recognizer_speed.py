@@ -97,7 +97,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     photos = sorted((args.data / "photos").glob("*.jpg"))
     video = args.data / "videos" / "single_face.mp4"
-    print(f"# {platform.processor() or platform.machine()}, nproc {os.cpu_count()}, load average "
+    print(f"# {platform.processor() or platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), "
+          f"nproc {os.cpu_count()}, load average "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}, threads {args.threads}, torch {torch.__version__}, "
           f"onnxruntime {onnxruntime.__version__}\n")
     print("| measure | variant | wall clock | from CPU time | goal |\n| --- | --- | ---: | ---: | --- |")

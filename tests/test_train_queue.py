@@ -137,3 +137,14 @@ def test_resume_training_starts_the_queue_from_a_frozen_copy_in_the_background(t
     assert "queue finished" in log.read_text() and "FAILED" not in log.read_text()
     assert (repo / "runs" / "r" / "tiny" / "metrics.json").is_file()
     assert again.returncode == 1 and "already running" in again.stderr
+
+
+def test_parked_runs_are_tracked_by_git_while_runs_stay_ignored():
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout of the project")
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
+
+    assert ignored("runs/system_a/x/last.pt")
+    assert not ignored("parked/runs/system_a/x/last.pt")

@@ -7,6 +7,10 @@ Writes checkpoints/NAME.pt (the run's best.pt in fp16) and checkpoints/NAME.json
 epochs run, why it stopped, training wall time, the machine, the command, and the committed fp16 file's own
 accuracy on the run's test split (what ``ferkit evaluate`` on it prints). Copies history.csv to
 docs/results/histories/NAME.csv and curves.png to docs/figures/NAME_curves.png.
+
+A reconstruction run (``train.task = "reconstruct"``: an autoencoder that other runs start from with
+``model.init_from=checkpoints/NAME.pt``) is published in fp32, as trained, with its test reconstruction error
+from metrics.json: its starting point is then the same in every session.
 """
 
 from __future__ import annotations
@@ -57,38 +61,51 @@ def main() -> None:
     with open(run / "history.csv") as handle:
         history = list(csv.DictReader(handle))
     target = Path("checkpoints") / f"{name}.pt"
-    export_checkpoint(run / "best.pt", target, "fp16")
+    _, trained = load_model(run / "best.pt")
+    reconstruct = config_from_dict(trained.config).train.task == "reconstruct"
+    if reconstruct:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(run / "best.pt", tmp)
+        os.replace(tmp, target)
+    else:
+        export_checkpoint(run / "best.pt", target, "fp16")
 
     model, info = load_model(target)
     data_cfg = config_from_dict(info.config).data
     if args.data:
         data_cfg = replace(data_cfg, path=args.data)
-    test = load_splits(data_cfg).test
-    report = evaluate_model(model, info, test)
     record = {
         **metrics,
         "model": info.name,
         "parameters": count_parameters(model),
-        "weights": "fp16",
+        "weights": "fp32" if reconstruct else "fp16",
         "size_mb": round(size_on_disk_mb(target), 2),
         "epochs_run": len(history),
         "train_seconds": round(sum(float(row["seconds"]) for row in history), 1),
         "machine": machine(),
         "command": args.command,
-        "evaluate_command": f"ferkit evaluate {target} --data {data_cfg.path}"
-                            + ("" if data_cfg.format == "fer2013" else " --split test"),
-        "fp16_test_acc": report.accuracy,
-        "fp16_test_macro_f1": report.macro_f1,
-        "note": args.note,
     }
+    if not reconstruct:
+        report = evaluate_model(model, info, load_splits(data_cfg).test)
+        record.update({
+            "evaluate_command": f"ferkit evaluate {target} --data {data_cfg.path}"
+                                + ("" if data_cfg.format == "fer2013" else " --split test"),
+            "fp16_test_acc": report.accuracy,
+            "fp16_test_macro_f1": report.macro_f1,
+        })
+    record["note"] = args.note
     atomic_write_text(target.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
     histories = Path("docs/results/histories")
     histories.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / "history.csv", histories / f"{name}.csv")
     if (run / "curves.png").exists():
+        Path("docs/figures").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run / "curves.png", Path("docs/figures") / f"{name}_curves.png")
-    print(f"{target}: {record['size_mb']} MB, test acc fp32 {metrics.get('test_acc', float('nan')):.4f}, "
-          f"fp16 {report.accuracy:.4f}; {record['epochs_run']} epochs, {record['stop_reason']}")
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith(("test_", "fp16_test_"))
+                       and isinstance(v, float))
+    print(f"{target}: {record['size_mb']} MB ({record['weights']}), {scores}; {record['epochs_run']} epochs, "
+          f"{record['stop_reason']}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,59 @@
+"""scripts/publish_run.py: a finished run becomes committed weights with their metrics file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from ferkit.config import load_config
+from ferkit.training.run import train
+from synthetic import write_fer2013_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["train.batch_size=16", "train.bf16=false", "train.channels_last=false", "data.cache_dir=", "train.epochs=1"]
+
+
+def _publish(run: Path, cwd: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "publish_run.py"), str(run), "--command", "cmd"],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _tensors(path: Path) -> list[torch.Tensor]:
+    return list(torch.load(path, map_location="cpu", weights_only=True)["state_dict"].values())
+
+
+def test_classifier_in_fp16_and_autoencoder_in_fp32_that_a_later_run_starts_from(tmp_path, caplog):
+    csv = write_fer2013_csv(tmp_path / "fer.csv", {"Training": 6, "PublicTest": 3, "PrivateTest": 3})
+    common = [f"data.path={csv}", f"out_dir={tmp_path / 'runs'}", *SMALL]
+
+    # An autoencoder (task reconstruct): published as trained, in fp32, with its reconstruction error.
+    cae = train(load_config(ROOT / "configs" / "cae_fer2013.toml", ["name=cae", *common]))
+    _publish(cae.run_dir, tmp_path)
+    record = json.loads((tmp_path / "checkpoints" / "cae.json").read_text())
+    assert record["weights"] == "fp32" and record["model"] == "cae" and "fp16_test_acc" not in record
+    assert any(key.startswith("test_") for key in record) and record["epochs_run"] == 1
+    published = _tensors(tmp_path / "checkpoints" / "cae.pt")
+    assert all(t.dtype == torch.float32 for t in published if t.is_floating_point())
+    for a, b in zip(published, _tensors(cae.run_dir / "best.pt")):
+        assert torch.equal(a, b)
+
+    # The attention classifier starts from the published file, then is published in fp16 with its test accuracy.
+    with caplog.at_level("INFO", logger="ferkit.training.setup"):
+        clf = train(load_config(ROOT / "configs" / "ae_cnn_attention_fer2013.toml", [
+            "name=ae", f"model.init_from={tmp_path / 'checkpoints' / 'cae.pt'}", *common]))
+    assert "cae.pt (encoder.*)" in caplog.text and "initialised" in caplog.text
+    printed = _publish(clf.run_dir, tmp_path)
+    record = json.loads((tmp_path / "checkpoints" / "ae.json").read_text())
+    assert record["weights"] == "fp16" and 0 <= record["fp16_test_acc"] <= 1 and "fp16" in printed
+    assert record["evaluate_command"].startswith("ferkit evaluate checkpoints/ae.pt --data")
+    assert all(t.dtype == torch.float16 for t in _tensors(tmp_path / "checkpoints" / "ae.pt") if t.is_floating_point())
+    assert (tmp_path / "docs" / "results" / "histories" / "ae.csv").is_file()
+    assert (tmp_path / "docs" / "figures" / "ae_curves.png").is_file()

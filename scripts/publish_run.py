@@ -30,7 +30,7 @@ from ferkit.config import config_from_dict
 from ferkit.data.sources import load_splits
 from ferkit.evaluation import evaluate_model, size_on_disk_mb
 from ferkit.evaluation.model_size import count_parameters
-from ferkit.io import atomic_write_text
+from ferkit.io import atomic_open, atomic_write_text
 from ferkit.models import load_model
 from ferkit.models.export import export_checkpoint
 
@@ -61,17 +61,15 @@ def main() -> None:
     with open(run / "history.csv") as handle:
         history = list(csv.DictReader(handle))
     target = Path("checkpoints") / f"{name}.pt"
-    _, trained = load_model(run / "best.pt")
-    reconstruct = config_from_dict(trained.config).train.task == "reconstruct"
-    if reconstruct:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(run / "best.pt", tmp)
-        os.replace(tmp, target)
+    model, info = load_model(run / "best.pt")
+    reconstruct = config_from_dict(info.config).train.task == "reconstruct"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if reconstruct:  # the file as trained: the loaded model is already what it holds
+        with atomic_open(target, "wb") as handle:
+            handle.write((run / "best.pt").read_bytes())
     else:
         export_checkpoint(run / "best.pt", target, "fp16")
-
-    model, info = load_model(target)
+        model, info = load_model(target)  # the committed fp16 file is what gets scored
     data_cfg = config_from_dict(info.config).data
     if args.data:
         data_cfg = replace(data_cfg, path=args.data)

@@ -387,13 +387,32 @@ def test_unpack_names_missing_and_damaged_parts(scripts, data, tmp_path):
     assert not target.exists() and not list(tmp_path.glob(".rebuilt.npz.*"))
 
 
-def test_default_part_size_leaves_room_for_the_working_tree(scripts):
+def _git_tree(root: Path, files: dict[str, int], ignored: str = "") -> Path:
+    """A git repository at ``root`` with files of the given sizes (``ignored`` goes to .gitignore)."""
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    (root / ".gitignore").write_text(ignored)
+    for name, size in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+    return root
+
+
+def test_default_part_size_leaves_room_for_the_working_tree(scripts, tmp_path):
     gpu_pack = scripts("gpu_pack")
-    tree = gpu_pack.travelling_tree_bytes(ROOT)
-    part = gpu_pack.default_part_bytes(ROOT)
-    assert part <= 30_000_000
-    if tree is not None:
-        assert tree + part <= 64 * 2**20
+    mb = gpu_pack.MB
+    small = _git_tree(tmp_path / "small", {"a.py": 1_000, "runs/big.pt": 50 * mb}, ignored="/runs/\n")
+    tree = gpu_pack.travelling_tree_bytes(small)
+    assert tree == 1_000 + len("/runs/\n")  # ignored files do not travel
+    assert gpu_pack.default_part_bytes(small) == 30 * mb
+    middle = _git_tree(tmp_path / "middle", {"checkpoints/m.pt": 40 * mb})
+    part = gpu_pack.default_part_bytes(middle)
+    assert 1 * mb <= part < 30 * mb
+    assert gpu_pack.travelling_tree_bytes(middle) + part + gpu_pack.MARGIN <= 64 * 2**20
+    full = _git_tree(tmp_path / "full", {"parked/last.pt": 66 * mb})
+    with pytest.raises(SystemExit, match=r"working tree \(66\.0 MB\) leaves no room"):
+        gpu_pack.default_part_bytes(full)
+    assert gpu_pack.default_part_bytes(tmp_path / "not_a_repo") == 30 * mb
 
 
 def test_collected_results_come_back_over_several_calls(reference, scripts, tmp_path, monkeypatch):

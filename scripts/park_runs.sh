@@ -31,3 +31,9 @@ find "$runs" -name last.pt -print | sort | while read -r last; do
   echo "parked: $run -> $dest"
 done
 # parked runs whose folder is gone and that did not finish stay parked; ones finished elsewhere are dropped above
+# a device call carries the working tree (tracked + untracked-not-ignored files), 64 MiB at most: parked states count
+if tree=$(git ls-files -z --cached --others --exclude-standard 2>/dev/null | xargs -0 -r stat -c %s 2>/dev/null \
+          | awk '{s += $1} END {print s + 0}') && [ "${tree:-0}" -gt 67108864 ]; then
+  echo "note: the working tree is $((tree / 1048576)) MiB with the parked runs, over a device call's 64 MiB:" \
+       "finish or drop parked runs before using the device" >&2
+fi

@@ -109,6 +109,7 @@ def evaluate_checkpoint(name: str, fer: object, ckplus: object | None, photos: P
         "stop_reason": published.get("stop_reason"),
         "train_minutes": round(published.get("train_seconds", 0) / 60, 1),
         "machine": published.get("machine"),
+        "precision": published.get("precision"),
         "command": published.get("command"),
         "note": published.get("note", ""),
         "_pred": private.y_pred,
@@ -225,25 +226,30 @@ def main() -> None:
             comb = np.array([r["public_private_acc"] for r in runs])
             extra.append(f"- {variant}: PrivateTest {pct(acc.mean())} ± {pct(acc.std(ddof=1))} over {len(runs)} seeds "
                          f"(Public+Private {pct(comb.mean())} ± {pct(comb.std(ddof=1))}).")
-    variants = list(results)
-    if len(variants) >= 2:
-        a_runs, b_runs = results[variants[0]], results[variants[1]]
-        for ra, rb in zip(a_runs, b_runs):
+    # variants come in pairs (the system, its comparison model): McNemar for each pair of runs, seed by seed
+    names = list(system["variants"])
+    for first, second in zip(names[::2], names[1::2]):
+        for ra, rb in zip(results.get(first, []), results.get(second, [])):
             test = mcnemar(ra["_true"], ra["_pred"], rb["_pred"])
             extra.append(f"- McNemar {ra['name']} vs {rb['name']} (same PrivateTest images): "
                          f"{pct(ra['private_acc'])} vs {pct(rb['private_acc'])}, "
                          f"only-first-right {test.only_a_correct}, only-second-right {test.only_b_correct}, "
                          f"p = {test.p_value:.3g}.")
-        if "paper_rounds" in system and system["paper_rounds"]:
-            header = "| round | " + " | ".join(f"`{r[0]['name']}`" for r in results.values()) + " |"
-            rows = [header, "|---|" + "---|" * len(results)]
-            for k in range(15):
-                rows.append(f"| {k + 1} | " + " | ".join(pct(r[0]["rounds"]["accuracies"][k]) for r in results.values())
-                            + " |")
-            extra += ["", "15 rounds of 100 random PrivateTest images (the same images for every model; "
-                      f"paper: {', '.join(f'{k} {pct(v)}' for k, v in system['paper_rounds'].items())}):", ""] + rows
+    runs_all = [r for runs in results.values() for r in runs]
+    if system.get("paper_rounds") and len(runs_all) >= 2:
+        rows = ["| round | " + " | ".join(f"`{r['name']}`" for r in runs_all) + " |",
+                "|---|" + "---|" * len(runs_all)]
+        for k in range(15):
+            rows.append(f"| {k + 1} | " + " | ".join(pct(r["rounds"]["accuracies"][k]) for r in runs_all) + " |")
+        extra += ["", "15 rounds of 100 random PrivateTest images (the same images for every model; "
+                  f"paper: {', '.join(f'{k} {pct(v)}' for k, v in system['paper_rounds'].items())}):", ""] + rows
+    extra += ["", "Trained on: " + "; ".join(
+        f"`{r['name']}` {r['machine'] or 'machine not recorded'}, {r['precision'] or 'precision not recorded'}"
+        for r in runs_all) + "."]
+    extra += ["", "Confusion matrices (PrivateTest, row-normalised): " + ", ".join(
+        f"[{r['name']}]({Path('figures') / (r['name'] + '_confusion.png')})" for r in runs_all) + "."]
     figures = [attention_figure(runs[0]["name"], fer) for runs in results.values()] if args.system == "a" else []
-    extra += [f"![attention]({Path('figures') / f.name})" for f in figures if f]
+    extra += [line for f in figures if f for line in ("", f"![attention]({Path('figures') / f.name})")]
 
     text = markdown(system, results, extra)
     print(text)

@@ -94,11 +94,21 @@ def measure(name: str, path: Path, private, public, ck) -> dict:
     return row
 
 
+def cpu_capability() -> str:
+    """The instruction set torch dispatches to here (e.g. AVX2, AVX512), with VNNI where the CPU has it."""
+    import torch
+
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").is_file() else []
+    vnni = " with VNNI" if {"avx512_vnni", "avx_vnni"} & set(flags) else ", no VNNI"
+    return f"{torch.backends.cpu.get_cpu_capability()}{vnni}"
+
+
 def markdown(rows: list[dict], commands: dict[str, str]) -> str:
     lines = ["# FER2013 leaderboard (issue 9)", "",
              "Written by `python benchmarks/leaderboard.py --cache-dir .cache` (ferkit rows measured in that run; "
              "faces/s is wall clock on this machine, so a busy machine lowers it).", "",
-             f"nproc {os.cpu_count()}, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", "",
+             f"nproc {os.cpu_count()}, CPU capability {cpu_capability()} (the int8 row's accuracy and speed depend on "
+             f"it: VNNI or not), load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", "",
              "| model | PrivateTest plain (95% CI) | flip | ten-crop | macro-F1 | PublicTest | CK+48 zero-shot "
              "| size | parameters | faces/s (batch 256) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

@@ -94,16 +94,9 @@ def measure(name: str, path: Path, private, public, ck) -> dict:
     return row
 
 
-def cpu_capability() -> str:
-    """The instruction set torch dispatches to here (e.g. AVX2, AVX512), with VNNI where the CPU has it."""
-    import torch
-
-    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").is_file() else []
-    vnni = " with VNNI" if {"avx512_vnni", "avx_vnni"} & set(flags) else ", no VNNI"
-    return f"{torch.backends.cpu.get_cpu_capability()}{vnni}"
-
-
 def markdown(rows: list[dict], commands: dict[str, str]) -> str:
+    from ferkit.machine import cpu_capability
+
     lines = ["# FER2013 leaderboard (issue 9)", "",
              "Written by `python benchmarks/leaderboard.py --cache-dir .cache` (ferkit rows measured in that run; "
              "faces/s is wall clock on this machine, so a busy machine lowers it).", "",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import time
 from collections.abc import Callable
@@ -93,14 +92,13 @@ def main() -> None:
 
     from ferkit.inference import Recognizer, VideoReader, create_detector, track_video
     from ferkit.inference.backends import TorchBackend
+    from ferkit.machine import describe as describe_machine
 
     torch.set_num_threads(args.threads)
     photos = sorted((args.data / "photos").glob("*.jpg"))
     video = args.data / "videos" / "single_face.mp4"
-    print(f"# {platform.processor() or platform.machine()} ({torch.backends.cpu.get_cpu_capability()}), "
-          f"nproc {os.cpu_count()}, load average "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}, threads {args.threads}, torch {torch.__version__}, "
-          f"onnxruntime {onnxruntime.__version__}\n")
+    print(f"# {describe_machine()}, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}, "
+          f"threads {args.threads}, onnxruntime {onnxruntime.__version__}\n")
     print("| measure | variant | wall clock | from CPU time | goal |\n| --- | --- | ---: | ---: | --- |")
     if args.memory_only:
         memory(Recognizer(), video, args.loops)

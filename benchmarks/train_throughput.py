@@ -13,6 +13,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from ferkit.machine import describe as describe_machine
 from ferkit.models import create_model, list_models, model_task
 from ferkit.training.device import native_bf16
 from ferkit.training.loop import autocast
@@ -49,8 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     names = args.models or list_models()
     native = "native" if native_bf16(torch.device("cpu")) else "emulated: training falls back to fp32"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, CPU "
-          f"{torch.backends.cpu.get_cpu_capability()} (bf16 {native})")
+    print(f"{describe_machine()}, {torch.get_num_threads()} threads, batch {args.batch} (bf16 {native})")
     print(f"{'model':24s} {'params':>10s} {'fp32 img/s':>11s} {'bf16 img/s':>11s} {'speed-up':>8s}")
     for name in names:
         params = sum(p.numel() for p in create_model(name).parameters())

@@ -18,33 +18,18 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import shutil
 from dataclasses import replace
 from pathlib import Path
-
-import torch
 
 from ferkit.config import config_from_dict
 from ferkit.data.sources import load_splits
 from ferkit.evaluation import evaluate_model, size_on_disk_mb
 from ferkit.evaluation.model_size import count_parameters
 from ferkit.io import atomic_open, atomic_write_text
+from ferkit.machine import describe as describe_machine
 from ferkit.models import load_model
 from ferkit.models.export import export_checkpoint
-
-
-def machine() -> str:
-    """CPU model, core count and vector capability, e.g. 'AMD EPYC, 2 cores, AVX2, torch 2.13.0+cpu'."""
-    name = platform.processor() or "CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return f"{name}, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}"
 
 
 def main() -> None:
@@ -81,7 +66,7 @@ def main() -> None:
         "size_mb": round(size_on_disk_mb(target), 2),
         "epochs_run": len(history),
         "train_seconds": round(sum(float(row["seconds"]) for row in history), 1),
-        "machine": machine(),
+        "machine": describe_machine(),
         "command": args.command,
     }
     if not reconstruct:

@@ -1,0 +1,60 @@
+"""What this machine is, in one line, for results files and benchmark headers.
+
+Speed figures (and an int8 model's accuracy) depend on the CPU's vector extensions: AVX2 or AVX-512, VNNI
+(fast int8 dot products), native bf16. Every benchmark and published run describes its machine the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+CPUINFO = Path("/proc/cpuinfo")
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
+
+
+def _cpuinfo(text: str | None) -> str:
+    if text is not None:
+        return text
+    try:
+        return CPUINFO.read_text()
+    except OSError:  # not Linux, or no /proc: fall back to what platform knows
+        return ""
+
+
+def cpu_name(cpuinfo: str | None = None) -> str:
+    """The CPU's model name (``model name`` in /proc/cpuinfo), else what ``platform`` reports."""
+    for line in _cpuinfo(cpuinfo).splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The first CPU's feature flags (empty where /proc/cpuinfo is not there)."""
+    for line in _cpuinfo(cpuinfo).splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def has_vnni(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has VNNI int8 dot products (AVX-512 VNNI or AVX-VNNI): int8 models run ~2x faster."""
+    return bool(VNNI_FLAGS & cpu_flags(cpuinfo))
+
+
+def cpu_capability(cpuinfo: str | None = None) -> str:
+    """The instruction set torch dispatches to here with VNNI noted, e.g. ``AVX2, no VNNI``."""
+    vnni = "with VNNI" if has_vnni(cpuinfo) else "no VNNI"
+    return f"{torch.backends.cpu.get_cpu_capability()}, {vnni}"
+
+
+def describe(cpuinfo: str | None = None) -> str:
+    """One line: CPU model, core count, capability and torch, e.g. ``AMD EPYC 7B13, 2 cores, AVX2, no VNNI,
+    torch 2.13.0+cpu``."""
+    return f"{cpu_name(cpuinfo)}, {os.cpu_count()} cores, {cpu_capability(cpuinfo)}, torch {torch.__version__}"

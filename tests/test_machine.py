@@ -1,0 +1,46 @@
+"""The one-line machine description that results files and benchmark headers share."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ferkit.machine import cpu_capability, cpu_flags, cpu_name, describe, has_vnni
+
+AVX2_CPU = """processor\t: 0
+vendor_id\t: AuthenticAMD
+model name\t: AMD EPYC 7B13 64-Core Processor
+flags\t\t: fpu sse2 avx avx2 fma
+processor\t: 1
+model name\t: AMD EPYC 7B13 64-Core Processor
+flags\t\t: fpu sse2 avx avx2 fma
+"""
+VNNI_CPU = AVX2_CPU.replace("avx2 fma", "avx2 fma avx512f avx512_vnni avx512_bf16")
+
+
+def test_reads_the_model_name_and_the_first_cpus_flags() -> None:
+    assert cpu_name(AVX2_CPU) == "AMD EPYC 7B13 64-Core Processor"
+    assert cpu_flags(AVX2_CPU) == {"fpu", "sse2", "avx", "avx2", "fma"}
+
+
+def test_vnni_comes_from_either_flag() -> None:
+    assert not has_vnni(AVX2_CPU)
+    assert has_vnni(VNNI_CPU)
+    assert has_vnni(AVX2_CPU.replace("avx2 fma", "avx2 avx_vnni"))
+    assert cpu_capability(AVX2_CPU).endswith(", no VNNI")
+    assert cpu_capability(VNNI_CPU).endswith(", with VNNI")
+    assert cpu_capability(VNNI_CPU).startswith(torch.backends.cpu.get_cpu_capability())
+
+
+def test_without_cpuinfo_it_still_names_something() -> None:
+    assert cpu_name("") != ""
+    assert cpu_flags("") == frozenset()
+    line = describe("")
+    assert f"{os.cpu_count()} cores" in line and f"torch {torch.__version__}" in line and "no VNNI" in line
+
+
+def test_describe_puts_the_parts_in_order() -> None:
+    line = describe(VNNI_CPU)
+    assert line.startswith("AMD EPYC 7B13 64-Core Processor, ")
+    assert line.index("cores") < line.index("with VNNI") < line.index("torch")

@@ -6,6 +6,7 @@ import inspect
 
 import pytest
 import torch
+from torch import nn
 
 from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
@@ -108,8 +109,18 @@ def test_half_checkpoint_is_close_and_smaller(tmp_path):
 def test_load_rejects_garbage_and_foreign_files(tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"this is not a checkpoint" * 10)
-    with pytest.raises(FerkitError, match="not a readable checkpoint"):
+    with pytest.raises(FerkitError, match="not a readable checkpoint .not a PyTorch file"):
         load_model(garbage)
+    truncated = tmp_path / "truncated.pt"
+    torch.save({"weights": torch.zeros(300)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:500])
+    with pytest.raises(FerkitError, match="not a readable checkpoint .not a PyTorch file"):
+        load_model(truncated)
+    pickled = tmp_path / "pickled_model.pt"
+    torch.save(nn.Linear(2, 2), pickled)  # a whole module, not weights: refused without running its pickle
+    with pytest.raises(FerkitError, match="Python objects besides tensors") as caught:
+        load_model(pickled)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 400
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     with pytest.raises(FerkitError, match="not a ferkit checkpoint"):

@@ -102,6 +102,14 @@ def test_resume_without_last_checkpoint(tmp_path, fer_csv):
     assert not (tmp_path / "fresh").exists()
 
 
+def test_resume_from_a_damaged_last_checkpoint(tmp_path, fer_csv):
+    config = _config(tmp_path, "damaged", fer_csv)
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "last.pt").write_bytes(b"PK\x03\x04 cut off by a full disk")
+    with pytest.raises(FerkitError, match=r"damaged/last.pt: not a readable training state \(not a PyTorch file"):
+        train(config, resume=True)
+
+
 def test_one_cycle_with_fewer_images_than_a_batch(tmp_path, fer_csv):
     result = train(_config(tmp_path, "big_batch", fer_csv, "train.epochs=1", "train.batch_size=128"))
     assert len(result.history) == 1 and result.history[0]["lr"] < 0.003

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,15 +62,38 @@ def save_model(path: str | os.PathLike, model: nn.Module, info: ModelInfo, *, ha
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint file's dictionary, with clear errors for files that are not ferkit checkpoints."""
     path = existing_file(path, "checkpoint")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise FerkitError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    payload = load_weights_only(path, "checkpoint")
     if isinstance(payload, dict) and "model" not in payload and isinstance(payload.get("model_checkpoint"), dict):
         payload = payload["model_checkpoint"]  # a training-state file (last.pt) holds one inside
     if not isinstance(payload, dict) or "state_dict" not in payload or "model" not in payload:
         raise FerkitError(f"{path}: not a ferkit checkpoint (no model name and weights inside)")
     return payload
+
+
+def load_weights_only(path: Path, what: str) -> Any:
+    """``torch.load`` of tensors and plain values only (no pickled code), with a one-line error naming ``path``
+    and ``what`` it should have been."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt files
+        raise FerkitError(f"{path}: not a readable {what} ({_load_problem(path, exc)})") from None
+
+
+def _load_problem(path: Path, exc: Exception) -> str:
+    """Why ``torch.load`` refused ``path``, in one short line (torch's own messages run to paragraphs)."""
+    if not zipfile.is_zipfile(path) and not _is_legacy_pickle(path):
+        return "not a PyTorch file; it may be truncated or another format"
+    if isinstance(exc, pickle.UnpicklingError):
+        return ("it holds Python objects besides tensors, e.g. a whole pickled model; for safety ferkit loads "
+                "only tensors and plain values")
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
+
+
+def _is_legacy_pickle(path: Path) -> bool:
+    """Whether ``path`` starts like torch's pre-1.6 format (a pickle, protocol 2 or later)."""
+    with open(path, "rb") as handle:
+        return handle.read(1) == b"\x80"
 
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, ModelInfo]:

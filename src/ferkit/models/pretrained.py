@@ -34,6 +34,7 @@ from torch import nn
 
 from ..errors import FerkitError
 from ..io import existing_file
+from .checkpoint import load_weights_only
 
 log = logging.getLogger(__name__)
 TORCH_BN_EPS = 1e-5
@@ -73,10 +74,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = existing_file(path, "pretrained weights")
     if path.suffix.lower() in KERAS_SUFFIXES:
         return read_keras_resnet50(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or pickled-code files
-        raise FerkitError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})") from None
+    payload = load_weights_only(path, "weights file")
     for key in ("state_dict", "model"):
         if isinstance(payload, Mapping) and isinstance(payload.get(key), Mapping):
             payload = payload[key]

@@ -20,6 +20,7 @@ from ..data.sources import load_splits
 from ..errors import FerkitError
 from ..io import atomic_open, atomic_write_text
 from ..models import create_model, model_payload, save_model
+from ..models.checkpoint import load_weights_only
 from . import distributed
 from .callbacks import LoopState
 from .device import prepare_device, resolve_device, to_cpu, use_bf16
@@ -64,7 +65,7 @@ def _load_last(last_path: Path, resume: bool) -> dict | None:
     if resume:
         if not last_path.exists():
             raise FerkitError(f"nothing to resume: {last_path} does not exist")
-        return torch.load(last_path, map_location="cpu", weights_only=True)
+        return load_weights_only(last_path, "training state")
     if last_path.exists():
         raise FerkitError(f"{last_path.parent} already holds a run: pass --resume to continue it, or set name=... "
                           "for a new one")

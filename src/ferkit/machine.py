@@ -25,22 +25,23 @@ def _cpuinfo(text: str | None) -> str:
         return ""
 
 
+def _field(text: str, key: str) -> str:
+    """The first ``key : value`` line's value in a cpuinfo text ('' where there is none)."""
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == key and value.strip():
+            return value.strip()
+    return ""
+
+
 def cpu_name(cpuinfo: str | None = None) -> str:
     """The CPU's model name (``model name`` in /proc/cpuinfo), else what ``platform`` reports."""
-    for line in _cpuinfo(cpuinfo).splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and value.strip():
-            return value.strip()
-    return platform.processor() or platform.machine() or "CPU"
+    return _field(_cpuinfo(cpuinfo), "model name") or platform.processor() or platform.machine() or "CPU"
 
 
 def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
     """The first CPU's feature flags (empty where /proc/cpuinfo is not there)."""
-    for line in _cpuinfo(cpuinfo).splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
+    return frozenset(_field(_cpuinfo(cpuinfo), "flags").split())
 
 
 def has_vnni(cpuinfo: str | None = None) -> bool:
@@ -57,4 +58,5 @@ def cpu_capability(cpuinfo: str | None = None) -> str:
 def describe(cpuinfo: str | None = None) -> str:
     """One line: CPU model, core count, capability and torch, e.g. ``AMD EPYC 7B13, 2 cores, AVX2, no VNNI,
     torch 2.13.0+cpu``."""
-    return f"{cpu_name(cpuinfo)}, {os.cpu_count()} cores, {cpu_capability(cpuinfo)}, torch {torch.__version__}"
+    text = _cpuinfo(cpuinfo)  # read once for both parts
+    return f"{cpu_name(text)}, {os.cpu_count()} cores, {cpu_capability(text)}, torch {torch.__version__}"

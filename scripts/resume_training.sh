@@ -8,12 +8,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 parent=$(cd .. && pwd)
-if pgrep -f "$parent/train-snapshot-.*/scripts/train_queue.sh" >/dev/null; then
-  echo "resume_training.sh: a training queue started from $parent/train-snapshot-* is already running" >&2
-  exit 1
-fi
-# The lock is taken here and held by the background queue (it inherits fd 9) until the queue ends, so two starts
-# at once cannot both pass the check above before either queue shows up in the process list.
+# One queue at a time: the lock is taken here and held by the background queue (it inherits fd 9) until the
+# queue ends, so a second start, even one at the same moment, is refused.
 exec 9>>"$parent/.train-queue.lock"
 if ! flock -n 9; then
   echo "resume_training.sh: a training queue holding $parent/.train-queue.lock is already running" >&2

@@ -235,6 +235,15 @@ def main() -> None:
                          f"{pct(ra['private_acc'])} vs {pct(rb['private_acc'])}, "
                          f"only-first-right {test.only_a_correct}, only-second-right {test.only_b_correct}, "
                          f"p = {test.p_value:.3g}.")
+        seeded = results.get(first, []), results.get(second, [])
+        if min(len(runs) for runs in seeded) > 1:
+            # the best pair: each variant's seed with the best PublicTest accuracy (selection never sees PrivateTest)
+            ra, rb = (max(runs, key=lambda r: r["public_acc"]) for runs in seeded)
+            test = mcnemar(ra["_true"], ra["_pred"], rb["_pred"])
+            extra.append(f"- Best pair (each variant's seed with the best PublicTest accuracy): McNemar {ra['name']} "
+                         f"vs {rb['name']}: {pct(ra['private_acc'])} vs {pct(rb['private_acc'])}, "
+                         f"only-first-right {test.only_a_correct}, only-second-right {test.only_b_correct}, "
+                         f"p = {test.p_value:.3g}.")
     runs_all = [r for runs in results.values() for r in runs]
     if system.get("paper_rounds") and len(runs_all) >= 2:
         rows = ["| round | " + " | ".join(f"`{r['name']}`" for r in runs_all) + " |",

@@ -162,6 +162,14 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+def mcnemar_line(ra: dict, rb: dict, lead: str = "", where: str = " (same PrivateTest images)") -> str:
+    """One markdown line: McNemar's test of two evaluated runs on the same PrivateTest images."""
+    test = mcnemar(ra["_true"], ra["_pred"], rb["_pred"])
+    return (f"- {lead}McNemar {ra['name']} vs {rb['name']}{where}: "
+            f"{pct(ra['private_acc'])} vs {pct(rb['private_acc'])}, "
+            f"only-first-right {test.only_a_correct}, only-second-right {test.only_b_correct}, p = {test.p_value:.3g}.")
+
+
 def markdown(system: dict, results: dict[str, list[dict]], extra: list[str]) -> str:
     lines = [f"### {system['title']}", "",
              "| model | paper | PrivateTest % (95% CI) | macro-F1 | PublicTest % (selection) | "
@@ -229,21 +237,13 @@ def main() -> None:
     # variants come in pairs (the system, its comparison model): McNemar for each pair of runs, seed by seed
     names = list(system["variants"])
     for first, second in zip(names[::2], names[1::2]):
-        for ra, rb in zip(results.get(first, []), results.get(second, [])):
-            test = mcnemar(ra["_true"], ra["_pred"], rb["_pred"])
-            extra.append(f"- McNemar {ra['name']} vs {rb['name']} (same PrivateTest images): "
-                         f"{pct(ra['private_acc'])} vs {pct(rb['private_acc'])}, "
-                         f"only-first-right {test.only_a_correct}, only-second-right {test.only_b_correct}, "
-                         f"p = {test.p_value:.3g}.")
         seeded = results.get(first, []), results.get(second, [])
+        extra += [mcnemar_line(ra, rb) for ra, rb in zip(*seeded)]
         if min(len(runs) for runs in seeded) > 1:
             # the best pair: each variant's seed with the best PublicTest accuracy (selection never sees PrivateTest)
             ra, rb = (max(runs, key=lambda r: r["public_acc"]) for runs in seeded)
-            test = mcnemar(ra["_true"], ra["_pred"], rb["_pred"])
-            extra.append(f"- Best pair (each variant's seed with the best PublicTest accuracy): McNemar {ra['name']} "
-                         f"vs {rb['name']}: {pct(ra['private_acc'])} vs {pct(rb['private_acc'])}, "
-                         f"only-first-right {test.only_a_correct}, only-second-right {test.only_b_correct}, "
-                         f"p = {test.p_value:.3g}.")
+            extra.append(mcnemar_line(ra, rb, lead="Best pair (each variant's seed with the best PublicTest "
+                                      "accuracy): ", where=""))
     runs_all = [r for runs in results.values() for r in runs]
     if system.get("paper_rounds") and len(runs_all) >= 2:
         rows = ["| round | " + " | ".join(f"`{r['name']}`" for r in runs_all) + " |",

@@ -19,7 +19,8 @@ EXAMPLES = {
     "evaluate": """examples:
   ferkit evaluate runs/default/best.pt --data ../shared/data/fer2013/fer2013.csv.gz
   ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv --split PublicTest --tta --out reports/
-  ferkit evaluate checkpoints/cae_cnn_ckplus_subject_fold0.pt --data ../shared/data/ckplus48 --split test""",
+  ferkit evaluate checkpoints/cae_cnn_ckplus_subject_fold0.pt --data ../shared/data/ckplus48 --split test
+  ferkit evaluate checkpoints/se_cnn_fer2013_s*.pt --data fer2013.csv.gz   # three seeds as one ensemble""",
     "lr-find": """examples:
   ferkit lr-find configs/default.toml
   ferkit lr-find configs/default.toml --start 1e-6 --end 1 --steps 150 --out lr.png""",
@@ -68,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in the config's run folder")
 
     p = add("evaluate", "Evaluate a checkpoint on a data set split: report, confusion matrix, TTA.")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="+",
+                   help="a checkpoint or ONNX file; several: their ensemble (the mean of their probabilities)")
     p.add_argument("--data", required=True, help="FER2013 CSV, or a folder tree <root>/<class>/<images>")
     p.add_argument("--format", default="", help="fer2013 | ferplus | folder | kdef (default: from the path)")
     p.add_argument("--ferplus", default="", help="fer2013new.csv, for --format ferplus")

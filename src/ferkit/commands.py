@@ -81,26 +81,52 @@ def _evaluation_data(args: argparse.Namespace, info):
     return data.subset(np.isin(data.splits, wanted)), f"{args.data} [{args.split}]"
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .evaluation import evaluate_model, evaluate_with_tta, random_rounds, size_on_disk_mb
+def _load_for_evaluation(path: str):
+    """``(model, info, what)`` for a checkpoint or an exported ONNX file (float or int8, run by onnxruntime)."""
     from .evaluation.model_size import count_parameters
     from .inference.backends import OnnxBackend, OnnxModule, is_onnx_file, model_info_from_onnx
     from .io import existing_file
     from .models import load_model
 
-    if is_onnx_file(args.checkpoint):  # an exported model (float or int8), run by onnxruntime
-        backend = OnnxBackend(existing_file(args.checkpoint, "ONNX model"))
-        model, info = OnnxModule(backend), model_info_from_onnx(backend, args.checkpoint)
-        what = "ONNX (onnxruntime)"
-    else:
-        model, info = load_model(args.checkpoint)
-        what = f"{count_parameters(model):,} parameters"
+    if is_onnx_file(path):
+        backend = OnnxBackend(existing_file(path, "ONNX model"))
+        return OnnxModule(backend), model_info_from_onnx(backend, path), "ONNX (onnxruntime)"
+    model, info = load_model(path)
+    return model, info, f"{count_parameters(model):,} parameters"
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .evaluation import (
+        TTA_MODES,
+        evaluate_ensemble,
+        evaluate_model,
+        evaluate_with_tta,
+        random_rounds,
+        size_on_disk_mb,
+    )
+
+    paths = args.checkpoint
+    loaded = [_load_for_evaluation(path) for path in paths]
+    model, info, what = loaded[0]
     data, where = _evaluation_data(args, info)
-    reports = evaluate_with_tta(model, info, data) if args.tta else {"plain": evaluate_model(model, info, data)}
-    print(f"{args.checkpoint}: {info.name}, {what}, "  # noqa: T201
-          f"{size_on_disk_mb(args.checkpoint):.2f} MB on disk; {len(data)} images from {where}")
+    if len(loaded) == 1:
+        reports = evaluate_with_tta(model, info, data) if args.tta else {"plain": evaluate_model(model, info, data)}
+        title = info.name
+        print(f"{paths[0]}: {info.name}, {what}, "  # noqa: T201
+              f"{size_on_disk_mb(paths[0]):.2f} MB on disk; {len(data)} images from {where}")
+    else:  # an ensemble: the mean of the members' probabilities, each member's own accuracy beside it
+        members, names = [(m, i) for m, i, _ in loaded], {"none": "plain", "flip": "flip", "tencrop": "tencrop"}
+        reports, alone = {}, []
+        for tta in TTA_MODES if args.tta else ("none",):
+            reports[names[tta]], own = evaluate_ensemble(members, data, tta, names=paths)
+            alone = alone or [report.accuracy for report in own]
+        title = f"ensemble of {len(paths)} models"
+        for path, (_, member_info, member_what), accuracy in zip(paths, loaded, alone, strict=True):
+            print(f"{path}: {member_info.name}, {member_what}, "  # noqa: T201
+                  f"{size_on_disk_mb(path):.2f} MB on disk; plain accuracy alone {accuracy:.4f}")
+        print(f"{title} (the mean of their probabilities); {len(data)} images from {where}")  # noqa: T201
     for name, report in reports.items():
         print(f"\n== {name} ==\n{report.to_text()}")  # noqa: T201
     if args.rounds:
@@ -109,7 +135,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"\n== {args.rounds} rounds of {args.round_size} random images ==\n{rounds.to_text()}")  # noqa: T201
     if args.out:
         for name, report in reports.items():
-            report.save(Path(args.out) / name, title=f"{info.name} on {where} ({name})")
+            report.save(Path(args.out) / name, title=f"{title} on {where} ({name})")
         log.info("reports written to %s", args.out)
     return 0
 

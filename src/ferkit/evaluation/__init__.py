@@ -1,6 +1,7 @@
 """Evaluation: metrics (pure functions), reports, confusion plots, protocols, TTA prediction, model size, Grad-CAM."""
 
 from .confusion import plot_confusion
+from .ensemble import evaluate_ensemble
 from .gradcam import CamResult, grad_cam, plot_gradcam
 from .metrics import (
     McNemarResult,
@@ -30,6 +31,7 @@ __all__ = [
     "bootstrap_accuracy_ci",
     "confusion_matrix",
     "count_parameters",
+    "evaluate_ensemble",
     "evaluate_model",
     "evaluate_with_tta",
     "grad_cam",

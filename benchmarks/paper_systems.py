@@ -9,7 +9,8 @@ evaluated here, nothing is read from training logs except its metrics file: Priv
 selected) and PublicTest+PrivateTest (the papers' test set, marked as such), 15 rounds of 100 random
 PrivateTest images (the same images for every model), CK+48 zero-shot on its 6 shared classes (the 48x48
 crops fed directly), the 14 shared photos through face detection (faces found vs expected; no emotion
-labels exist for them), size on disk and parameters. Prints markdown and writes
+labels exist for them), size on disk and parameters; for a variant with several seeds, their mean ± sd and
+their ensemble (the mean of their probabilities, beyond the paper). Prints markdown and writes
 docs/results/system_<a|b>.{md,json} and figures under docs/figures/.
 """
 
@@ -25,7 +26,7 @@ import numpy as np
 
 from ferkit.config import DataConfig
 from ferkit.data.sources import read_source
-from ferkit.evaluation import evaluate_model, plot_confusion, random_rounds, size_on_disk_mb
+from ferkit.evaluation import evaluate_ensemble, evaluate_model, plot_confusion, random_rounds, size_on_disk_mb
 from ferkit.evaluation.metrics import mcnemar
 from ferkit.evaluation.model_size import count_parameters
 from ferkit.inference import Recognizer
@@ -158,6 +159,16 @@ def attention_figure(name: str, fer: object) -> Path | None:
     return target
 
 
+def evaluate_seed_ensemble(variant: str, runs: list[dict], fer: object) -> dict:
+    """The mean of a variant's seeds' probabilities, on PrivateTest and on Public+Private (mcnemar_line's keys)."""
+    members = [load_model(r["checkpoint"]) for r in runs]
+    private, _ = evaluate_ensemble(members, fer.split("PrivateTest"))
+    both, _ = evaluate_ensemble(members, fer.subset(np.isin(fer.splits, ["PublicTest", "PrivateTest"])))
+    return {"name": f"{variant} ensemble of {len(runs)} seeds", "private_acc": private.accuracy,
+            "private_ci95": list(private.accuracy_ci), "private_macro_f1": private.macro_f1,
+            "public_private_acc": both.accuracy, "_pred": private.y_pred, "_true": private.y_true}
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -244,6 +255,15 @@ def main() -> None:
             ra, rb = (max(runs, key=lambda r: r["public_acc"]) for runs in seeded)
             extra.append(mcnemar_line(ra, rb, lead="Best pair (each variant's seed with the best PublicTest "
                                       "accuracy): ", where=""))
+    # beyond the paper's single models: each variant's seeds as one ensemble (the mean of their probabilities)
+    ensembles = {v: evaluate_seed_ensemble(v, runs, fer) for v, runs in results.items() if len(runs) > 1}
+    for e in ensembles.values():
+        extra.append(f"- {e['name']} (the mean of their probabilities; not the paper's single model): PrivateTest "
+                     f"{pct(e['private_acc'])} ({pct(e['private_ci95'][0])}-{pct(e['private_ci95'][1])}), "
+                     f"macro-F1 {e['private_macro_f1']:.3f}, Public+Private {pct(e['public_private_acc'])}.")
+    for first, second in zip(names[::2], names[1::2]):
+        if first in ensembles and second in ensembles:
+            extra.append(mcnemar_line(ensembles[first], ensembles[second], where=""))
     runs_all = [r for runs in results.values() for r in runs]
     if system.get("paper_rounds") and len(runs_all) >= 2:
         rows = ["| round | " + " | ".join(f"`{r['name']}`" for r in runs_all) + " |",
@@ -265,6 +285,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS / f"system_{args.system}.md", text)
     clean = {v: [{k: x for k, x in r.items() if not k.startswith("_")} for r in runs] for v, runs in results.items()}
+    clean["ensembles"] = [{k: x for k, x in e.items() if not k.startswith("_")} for e in ensembles.values()]
     atomic_write_text(RESULTS / f"system_{args.system}.json", json.dumps(clean, indent=2) + "\n")
 
 

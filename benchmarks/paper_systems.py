@@ -115,6 +115,7 @@ def evaluate_checkpoint(name: str, fer: object, ckplus: object | None, photos: P
         "note": published.get("note", ""),
         "_pred": private.y_pred,
         "_true": private.y_true,
+        "_member": (model, info),  # for the seed ensemble, without loading the file again
     }
     if ckplus is not None:
         ck = evaluate_model(model, info, ckplus)
@@ -161,7 +162,7 @@ def attention_figure(name: str, fer: object) -> Path | None:
 
 def evaluate_seed_ensemble(variant: str, runs: list[dict], fer: object) -> dict:
     """The mean of a variant's seeds' probabilities, on PrivateTest and on Public+Private (mcnemar_line's keys)."""
-    members = [load_model(r["checkpoint"]) for r in runs]
+    members = [r["_member"] for r in runs]
     private, _ = evaluate_ensemble(members, fer.split("PrivateTest"))
     both, _ = evaluate_ensemble(members, fer.subset(np.isin(fer.splits, ["PublicTest", "PrivateTest"])))
     return {"name": f"{variant} ensemble of {len(runs)} seeds", "private_acc": private.accuracy,

@@ -100,6 +100,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
     from .evaluation import (
         TTA_MODES,
+        TTA_REPORT_NAMES,
         evaluate_ensemble,
         evaluate_model,
         evaluate_with_tta,
@@ -117,10 +118,9 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"{paths[0]}: {info.name}, {what}, "  # noqa: T201
               f"{size_on_disk_mb(paths[0]):.2f} MB on disk; {len(data)} images from {where}")
     else:  # an ensemble: the mean of the members' probabilities, each member's own accuracy beside it
-        members, names = [(m, i) for m, i, _ in loaded], {"none": "plain", "flip": "flip", "tencrop": "tencrop"}
-        reports, alone = {}, []
+        members, reports, alone = [(m, i) for m, i, _ in loaded], {}, []
         for tta in TTA_MODES if args.tta else ("none",):
-            reports[names[tta]], own = evaluate_ensemble(members, data, tta, names=paths)
+            reports[TTA_REPORT_NAMES[tta]], own = evaluate_ensemble(members, data, tta, names=paths)
             alone = alone or [report.accuracy for report in own]
         title = f"ensemble of {len(paths)} models"
         for path, (_, member_info, member_what), accuracy in zip(paths, loaded, alone, strict=True):

@@ -17,12 +17,13 @@ from .metrics import (
     top_k_accuracy,
 )
 from .model_size import count_parameters, measure_latency, size_on_disk_mb, state_dict_mb
-from .predict import TTA_MODES, evaluate_model, evaluate_with_tta, predict_proba, tta_views
+from .predict import TTA_MODES, TTA_REPORT_NAMES, evaluate_model, evaluate_with_tta, predict_proba, tta_views
 from .protocols import RoundsResult, random_rounds
 from .report import ClassificationReport
 
 __all__ = [
     "TTA_MODES",
+    "TTA_REPORT_NAMES",
     "CamResult",
     "ClassificationReport",
     "McNemarResult",

@@ -11,7 +11,7 @@ from torch import nn
 from ..data.dataset import FaceData
 from ..errors import FerkitError
 from ..models.checkpoint import ModelInfo
-from .predict import _labels_in_model_order, predict_proba
+from .predict import labels_in_model_order, predict_proba
 from .report import ClassificationReport
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def evaluate_ensemble(
     names = list(names) if names is not None else [info.name for _, info in members]
     labels = members[0][1].labels
     orders = [label_order(info, labels, name) for (_, info), name in zip(members, names, strict=True)]
-    y_true = _labels_in_model_order(members[0][1], data)
+    y_true = labels_in_model_order(members[0][1], data)
     probs = [predict_proba(model, data.images, info.preprocessing, batch_size, tta)[:, order]
              for (model, info), order in zip(members, orders, strict=True)]
     mean = np.mean(probs, axis=0)

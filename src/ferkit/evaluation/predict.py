@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 #: Test-time augmentation modes: plain, plain + mirror, five crops + their mirrors.
 TTA_MODES: tuple[str, ...] = ("none", "flip", "tencrop")
+#: The report name of each TTA mode (``evaluate_with_tta``'s keys, ``ferkit evaluate``'s sections).
+TTA_REPORT_NAMES: dict[str, str] = {"none": "plain", "flip": "flip", "tencrop": "tencrop"}
 #: Ten-crop side as a fraction of the model's input side.
 TENCROP_FRACTION = 0.9
 
@@ -90,7 +92,7 @@ def predict_proba(
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def _labels_in_model_order(info: ModelInfo, data: FaceData) -> np.ndarray:
+def labels_in_model_order(info: ModelInfo, data: FaceData) -> np.ndarray:
     """``data.labels`` re-indexed into ``info.labels`` (matched by name)."""
     missing = [name for name in data.label_names if name not in info.labels]
     if missing:
@@ -109,7 +111,7 @@ def evaluate_model(
     bf16: bool = False,
 ) -> ClassificationReport:
     """Predict ``data`` with ``model`` (preprocessing from ``info``) and score it over ``info.labels``."""
-    y_true = _labels_in_model_order(info, data)
+    y_true = labels_in_model_order(info, data)
     probs = predict_proba(model, data.images, info.preprocessing, batch_size, tta, bf16)
     report = ClassificationReport.from_predictions(y_true, probs.argmax(1), info.labels, probs)
     log.info("%s tta=%s: accuracy %.4f on %d images", info.name, tta, report.accuracy, len(data))
@@ -120,6 +122,5 @@ def evaluate_with_tta(
     model: nn.Module, info: ModelInfo, data: FaceData, *, batch_size: int = 256, bf16: bool = False
 ) -> dict[str, ClassificationReport]:
     """Reports for every TTA mode, the plain one always included: ``{"plain", "flip", "tencrop"}``."""
-    names = {"none": "plain", "flip": "flip", "tencrop": "tencrop"}
     kw = {"batch_size": batch_size, "bf16": bf16}
-    return {names[t]: evaluate_model(model, info, data, t, **kw) for t in TTA_MODES}
+    return {TTA_REPORT_NAMES[t]: evaluate_model(model, info, data, t, **kw) for t in TTA_MODES}

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ferkit.serving import ServeSettings, create_app  # noqa: E402
-from serving_support import gated_recognizer, shared_recognizer  # noqa: E402
+from serving_support import LOCAL, gated_recognizer, shared_recognizer  # noqa: E402
 
 LIMITS = dict(max_image_bytes=3_000_000, max_image_pixels=4_000_000, max_video_bytes=3_000_000,
               max_video_seconds=10.0, max_live_frame_bytes=1_000_000, workers=2)
@@ -44,7 +44,7 @@ def _error(response, status: int, code: str) -> str:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     app = create_app(_settings(tmp_path_factory.mktemp("jobs")), recognizer=shared_recognizer())
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 
@@ -201,7 +201,7 @@ def test_unknown_paths_and_methods_answer_json(client):
 def gated(tmp_path):
     rec, gate = gated_recognizer()
     app = create_app(_settings(tmp_path, workers=1, max_pending=1, request_timeout_s=2.0), recognizer=rec)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c, gate
         gate.release.set()
 
@@ -225,7 +225,7 @@ def test_timeout_answers_408_and_a_full_queue_429(gated):
 
 # ---- live WebSocket --------------------------------------------------------------------------------
 def test_live_frames_get_faces_and_bad_frames_get_errors_without_closing(client, face_jpeg):
-    with client.websocket_connect("/v1/live") as ws:
+    with client.websocket_connect("ws://127.0.0.1/v1/live") as ws:
         ws.send_bytes(face_jpeg)
         reply = ws.receive_json()
         assert reply["frame"] == 1 and len(reply["faces"]) == 1 and reply["faces"][0]["label"] == "happy"

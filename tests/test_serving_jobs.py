@@ -17,7 +17,7 @@ pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'ferki
 from fastapi.testclient import TestClient  # noqa: E402
 
 from ferkit.serving import ServeSettings, create_app  # noqa: E402
-from serving_support import gated_recognizer, shared_recognizer  # noqa: E402
+from serving_support import LOCAL, gated_recognizer, shared_recognizer  # noqa: E402
 
 LIMITS = dict(max_video_bytes=2_000_000, max_video_seconds=10.0, workers=1)
 
@@ -55,7 +55,7 @@ def jobs_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def client(jobs_dir):
     app = create_app(ServeSettings(jobs_dir=jobs_dir, **LIMITS), recognizer=shared_recognizer())
-    with TestClient(app) as c:
+    with TestClient(app, base_url=LOCAL) as c:
         yield c
 
 
@@ -151,7 +151,7 @@ def gated(tmp_path):
 
 def test_results_wait_for_the_job_and_only_finished_jobs_can_be_deleted(gated, tmp_path):
     app, gate, _ = gated
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         job = client.post("/v1/jobs", content=_video(tmp_path / "v.mp4", 10, 10)).json()
         assert gate.entered.wait(60)
         assert client.get(f"/v1/jobs/{job['id']}").json()["state"] == "running"
@@ -166,7 +166,7 @@ def test_results_wait_for_the_job_and_only_finished_jobs_can_be_deleted(gated, t
 
 def test_stopping_the_server_mid_job_marks_it_interrupted_and_removes_partial_files(gated, tmp_path):
     app, gate, jobs = gated
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         job = client.post("/v1/jobs", content=_video(tmp_path / "v.mp4", 10, 10)).json()
         assert gate.entered.wait(60)
         threading.Timer(0.5, gate.release.set).start()  # the frame in progress ends during shutdown
@@ -177,7 +177,7 @@ def test_stopping_the_server_mid_job_marks_it_interrupted_and_removes_partial_fi
 
 def test_only_the_newest_jobs_are_kept(tmp_path):
     settings = ServeSettings(jobs_dir=tmp_path / "jobs", max_jobs_kept=2, **LIMITS)
-    with TestClient(create_app(settings, recognizer=shared_recognizer())) as client:
+    with TestClient(create_app(settings, recognizer=shared_recognizer()), base_url=LOCAL) as client:
         ids = []
         for i in range(3):
             ids.append(client.post("/v1/jobs", content=_video(tmp_path / f"v{i}.mp4", 4, 10)).json()["id"])
@@ -190,7 +190,7 @@ def test_only_the_newest_jobs_are_kept(tmp_path):
 def test_a_restart_after_a_crash_marks_unfinished_jobs_and_keeps_finished_ones(tmp_path):
     jobs = tmp_path / "jobs"
     app = create_app(ServeSettings(jobs_dir=jobs, **LIMITS), recognizer=shared_recognizer())
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         done = _wait(client, client.post("/v1/jobs", content=_video(tmp_path / "v.mp4", 10, 10)).json()["id"])
     assert done["state"] == "done"
     # What a killed server leaves: a job marked running with half-written files, and an upload in flight.
@@ -206,7 +206,8 @@ def test_a_restart_after_a_crash_marks_unfinished_jobs_and_keeps_finished_ones(t
     (jobs / "notes").mkdir()  # not a job folder: left alone
     (jobs / "notes" / "todo.txt").write_text("keep me")
 
-    with TestClient(create_app(ServeSettings(jobs_dir=jobs, **LIMITS), recognizer=shared_recognizer())) as client:
+    app = create_app(ServeSettings(jobs_dir=jobs, **LIMITS), recognizer=shared_recognizer())
+    with TestClient(app, base_url=LOCAL) as client:
         job = client.get(f"/v1/jobs/{crashed.name}").json()
         assert job["state"] == "interrupted" and job["results"] == {} and "upload the video again" in job["error"]
         assert sorted(p.name for p in crashed.iterdir()) == ["input.mp4", "state.json"]

@@ -44,6 +44,7 @@ EXAMPLES = {
     "serve": """examples:
   ferkit serve                                   # page and API on http://127.0.0.1:8000 (spec: /openapi.json)
   ferkit serve --port 9000 --model runs/default/best.pt --jobs-dir /var/tmp/ferkit-jobs
+  ferkit serve --allow-origin http://localhost:3000   # let your own front end on port 3000 call the API
   curl -F file=@photo.jpg 'http://127.0.0.1:8000/v1/analyze?annotate=true'""",
     "batch": """examples:
   ferkit batch photos/ --out results/            # every photo and video under photos/ -> results/faces/*.parquet
@@ -138,7 +139,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="inference threads (default: cores, at most 4)")
     p.add_argument("--threads", type=int, default=None,
                    help="OpenMP/PyTorch threads per computation (default: cores / workers)")
-    p.add_argument("--jobs-dir", default="ferkit-jobs", help="folder for video uploads and their results")
+    p.add_argument("--jobs-dir", default=None,
+                   help="folder for video uploads and their results (default: $FERKIT_JOBS_DIR, else "
+                        "~/.cache/ferkit/jobs; at most --jobs-max-mb in all, oldest finished jobs go first)")
+    p.add_argument("--jobs-max-mb", type=int, default=2048, metavar="MB", help="size cap of the jobs folder")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web origin (e.g. http://localhost:3000) whose pages may call the service; repeat for "
+                        "more. Other pages are refused (403); scripts and curl send no origin and are served")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a Host name the service answers to besides the loopback names (default: those, or any "
+                        "name when --host is 0.0.0.0 or ::)")
 
     p = add("batch", "Recognise the faces of a large collection of photos and videos into a Parquet dataset "
                      "(resumable; locally or on Ray).")

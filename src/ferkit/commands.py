@@ -107,8 +107,11 @@ def evaluate(args: argparse.Namespace) -> int:
         random_rounds,
         size_on_disk_mb,
     )
+    from .io import output_folder
 
     paths = args.checkpoint
+    if args.out:
+        output_folder(args.out, "--out folder")
     loaded = [_load_for_evaluation(path) for path in paths]
     model, info, what = loaded[0]
     data, where = _evaluation_data(args, info)
@@ -261,12 +264,14 @@ def predict(args: argparse.Namespace) -> int:
 
     from .errors import FerkitError
     from .inference import TABLE_FORMATS, FaceTracker, ImageResult, results_to_rows, write_table
+    from .io import output_folder
 
     if args.stride < 1:
         raise FerkitError(f"--stride must be 1 or more, got {args.stride}")
     FaceTracker(smoothing=args.smooth)  # check --smooth before any work
     out = Path(args.out)
     inputs = _expand(args.paths, exclude=out)
+    output_folder(out, "--out folder")  # before the model loads: a bad --out costs nothing
     rec = _recognizer(args)
     photos, videos, skipped = [], [], []
     bar = tqdm(inputs, desc="predict", unit="file", dynamic_ncols=True, disable=None if len(inputs) > 1 else True)

@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes and path checks."""
+"""Small file helpers: atomic writes, path checks and the per-user cache location."""
 
 from __future__ import annotations
 
@@ -57,3 +57,32 @@ def existing_file(path: str | os.PathLike, what: str = "file") -> Path:
     if path.stat().st_size == 0:
         raise FerkitError(f"{what} is empty: {path}")
     return path
+
+
+def output_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Create ``path`` (and its parents) if needed and check it is a writable folder, before any work is done.
+
+    Raises a FerkitError naming the path when it is a file, cannot be created or is not writable.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FerkitError(f"{what} {path} is a file; give a folder (it is created if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FerkitError(f"cannot create {what} {path}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise FerkitError(f"{what} {path} is not writable")
+    return path
+
+
+def user_cache_dir(*parts: str) -> Path:
+    """ferkit's per-user cache folder (``$XDG_CACHE_HOME/ferkit`` or ``~/.cache/ferkit``), joined with ``parts``.
+
+    ``FERKIT_CACHE_DIR`` replaces the base. Nothing is created here.
+    """
+    base = os.environ.get("FERKIT_CACHE_DIR") or ""
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = str(Path(xdg) / "ferkit")
+    return Path(base).expanduser().joinpath(*parts)

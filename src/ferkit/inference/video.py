@@ -29,6 +29,7 @@ from ..errors import FerkitError
 from ..io import existing_file
 from .detectors import Detection, Detector
 from .draw import draw_faces
+from .encoders import Encoder, open_encoder
 from .results import ImageResult, frame_columns, frame_rows
 from .tables import TABLE_FORMATS, TableWriter
 from .timeline import EmotionTimeline, TrackStats
@@ -194,19 +195,23 @@ def read_frames(source: VideoSource, *, stride: int = 1) -> Iterator[Frame]:
 
 
 class VideoWriter:
-    """An MP4 (``mp4v``) written frame by frame to a hidden temporary file, renamed to ``path`` on success.
+    """An MP4 written frame by frame to a hidden temporary file, renamed to ``path`` on success.
+
+    H.264 where PyAV is installed (browsers play it), else MPEG-4 Part 2 (see
+    :mod:`ferkit.inference.encoders`); ``codec`` forces one (``h264`` or ``mp4v``).
 
     >>> with VideoWriter("out.mp4", fps=30, size=(640, 360)) as video:
     ...     video.write(rgb)
     """
 
-    def __init__(self, path: str | os.PathLike, *, fps: float, size: tuple[int, int]) -> None:
+    def __init__(self, path: str | os.PathLike, *, fps: float, size: tuple[int, int], codec: str = "auto") -> None:
         self.path = Path(path)
         self.fps = float(fps) if fps > 0 else 30.0
         self.size = (int(size[0]), int(size[1]))
+        self.codec = codec
         self.frames_written = 0
         self._tmp: str | None = None
-        self._writer: cv2.VideoWriter | None = None
+        self._encoder: Encoder | None = None
 
     def __enter__(self) -> VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,30 +221,39 @@ class VideoWriter:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
-        self._writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self.size)
-        if not self._writer.isOpened():
+        try:
+            self._encoder = open_encoder(self._tmp, self.fps, self.size, self.codec)
+        except BaseException:
             self.__exit__(FerkitError, None, None)
-            raise FerkitError(f"{self.path}: OpenCV cannot write this video (mp4v, {self.size[0]}x{self.size[1]})")
+            raise
+        self.codec = self._encoder.codec
         return self
 
     def write(self, rgb: np.ndarray) -> None:
         """Append one RGB frame (resized to the video's size if it differs)."""
         if (rgb.shape[1], rgb.shape[0]) != self.size:
             rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self._encoder.write(rgb)
         self.frames_written += 1
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-        if self._tmp is not None:
+        complete = exc_type is None
+        try:
+            if self._encoder is not None:
+                self._encoder.close()
+        except Exception:
+            complete = False
             if exc_type is None:
-                os.replace(self._tmp, self.path)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._tmp)
-            self._tmp = None
+                raise
+        finally:
+            self._encoder = None
+            if self._tmp is not None:
+                if complete and os.path.exists(self._tmp):
+                    os.replace(self._tmp, self.path)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self._tmp)
+                self._tmp = None
 
 
 def default_detect_threads(reader: VideoReader) -> int:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 
 from .. import __version__
 from ..inference import Recognizer, create_detector
@@ -19,6 +22,7 @@ from .engine import Engine, clone_recognizer
 from .errors import install_error_handlers
 from .jobs import JobStore
 from .live import live
+from .origins import OriginGuard
 from .routes import router
 from .settings import ServeSettings
 
@@ -43,6 +47,8 @@ def create_app(settings: ServeSettings | None = None, *, recognizer: Recognizer 
     (tests pass one in to share it between apps).
     """
     settings = settings or ServeSettings()
+    # Uploads are held to settings.max_image_pixels; Pillow's own bomb warning would only add noise.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +73,10 @@ def create_app(settings: ServeSettings | None = None, *, recognizer: Recognizer 
     app = FastAPI(title="ferkit", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    if settings.allowed_origins:  # their pages read the answers too: CORS headers, preflights
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins), allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=["Location", "Retry-After"])
+    app.add_middleware(OriginGuard, settings=settings)  # added last: runs first, before CORS and the routes
     app.include_router(router)
     app.add_api_websocket_route("/v1/live", live)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -12,6 +12,7 @@ frame, boxes held on the frames between) so it can later move onto the shared vi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -30,7 +31,7 @@ from typing import Any
 
 import cv2
 
-from ..inference import Recognizer, draw_faces
+from ..inference import Recognizer, VideoWriter, draw_faces
 from ..io import atomic_write_text
 from .errors import ApiError
 from .settings import ServeSettings
@@ -108,47 +109,48 @@ def analyse_video(src: Path, out_dir: Path, rec: Recognizer, info: VideoInfo, *,
     Returns the ``frames.json`` document. Raises :class:`JobStopped` when ``stop`` is set and
     :class:`ApiError` when the video turns out longer than ``max_frames``.
     """
-    tmp_video = out_dir / ".annotated.tmp.mp4"  # OpenCV picks the container from the suffix
     cap = cv2.VideoCapture(str(src))
-    writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, (info.width, info.height))
     frames: list[dict[str, Any]] = []
     faces: list = []
     index = 0
     try:
-        if not writer.isOpened():
-            raise ApiError(500, "writer_failed", "OpenCV could not open an mp4 writer")
-        while True:
-            if stop.is_set():
-                raise JobStopped
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            if index >= max_frames:
-                raise ApiError(413, "video_too_long", f"the video has more than {max_frames} frames")
-            if bgr.shape[:2] != (info.height, info.width):
-                bgr = cv2.resize(bgr, (info.width, info.height), interpolation=cv2.INTER_AREA)
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            if index % stride == 0:
-                faces = rec(rgb).faces
-                frames.append({"frame": index, "time_s": round(index / info.fps, 4),
-                               "faces": [_face_dict(f) for f in faces]})
-            writer.write(cv2.cvtColor(draw_faces(rgb, faces), cv2.COLOR_RGB2BGR))
-            index += 1
-            progress(index)
-        writer.release()
-        if index == 0:
-            raise ApiError(422, "undecodable_video", "the video has no readable frame")
-        labels = list(rec.labels)
-        doc = {"video": {"fps": info.fps, "width": info.width, "height": info.height, "frames": index,
-                         "stride": stride}, "labels": labels, "frames": frames}
-        atomic_write_text(out_dir / "frames.json", json.dumps(doc))
-        atomic_write_text(out_dir / "frames.csv", frames_csv(frames, labels))
-        os.replace(tmp_video, out_dir / "annotated.mp4")
+        with VideoWriter(out_dir / "annotated.mp4", fps=info.fps, size=(info.width, info.height)) as writer:
+            while True:
+                if stop.is_set():
+                    raise JobStopped
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                if index >= max_frames:
+                    raise ApiError(413, "video_too_long", f"the video has more than {max_frames} frames")
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                if index % stride == 0:
+                    faces = rec(rgb).faces
+                    frames.append({"frame": index, "time_s": round(index / info.fps, 4),
+                                   "faces": [_face_dict(f) for f in faces]})
+                writer.write(draw_faces(rgb, faces))
+                index += 1
+                progress(index)
+            if index == 0:
+                raise ApiError(422, "undecodable_video", "the video has no readable frame")
+            labels = list(rec.labels)
+            doc = {"video": {"fps": info.fps, "width": info.width, "height": info.height, "frames": index,
+                             "stride": stride}, "labels": labels, "frames": frames}
+            atomic_write_text(out_dir / "frames.json", json.dumps(doc))
+            atomic_write_text(out_dir / "frames.csv", frames_csv(frames, labels))
         return doc
     finally:
         cap.release()
-        writer.release()
-        tmp_video.unlink(missing_ok=True)
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder`` (0 if it is gone)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
 
 
 class JobStore:
@@ -160,6 +162,7 @@ class JobStore:
         self.recognizer = recognizer
         self._jobs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._reserved = 0  # uploads in progress: slots taken before their job exists
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -194,6 +197,7 @@ class JobStore:
                 self._save(state)
                 log.info("job %s was unfinished at start-up: marked interrupted", state["id"])
             self._jobs[state["id"]] = state
+        self._prune()  # the limits may have shrunk since the last start
 
     # ---- public API ----------------------------------------------------------------------
     def get(self, job_id: str) -> dict[str, Any]:
@@ -208,27 +212,49 @@ class JobStore:
 
     @property
     def queued(self) -> int:
+        """Jobs waiting or running, uploads in progress included."""
         with self._lock:
-            return sum(s["state"] in UNFINISHED for s in self._jobs.values())
+            return self._waiting()
+
+    def _waiting(self) -> int:
+        return sum(s["state"] in UNFINISHED for s in self._jobs.values()) + self._reserved
 
     def new_folder(self) -> tuple[str, Path]:
-        """A fresh job id and its folder, refusing with 429 when too many jobs are waiting."""
-        if self.queued >= self.settings.max_queued_jobs:
-            raise ApiError(429, "too_many_jobs", f"{self.queued} video jobs are waiting; retry when one is done",
-                           headers={"Retry-After": "10"})
+        """A fresh job id and its folder, its slot reserved at once; 429 when too many jobs are waiting.
+
+        The slot counts against ``max_queued_jobs`` from here on, so parallel uploads cannot pass
+        the limit; :meth:`submit` turns it into a job, :meth:`abandon` gives it back.
+        """
+        with self._lock:
+            waiting = self._waiting()
+            if waiting >= self.settings.max_queued_jobs:
+                raise ApiError(429, "too_many_jobs", f"{waiting} video jobs are waiting; retry when one is done",
+                               headers={"Retry-After": "10"})
+            self._reserved += 1
         job_id = uuid.uuid4().hex
         folder = self.root / job_id
-        folder.mkdir(parents=True)
+        try:
+            folder.mkdir(parents=True)
+        except BaseException:
+            self.abandon(folder)
+            raise
         return job_id, folder
 
+    def abandon(self, folder: Path) -> None:
+        """Give back the slot of an upload that did not become a job, and remove its folder."""
+        with self._lock:
+            self._reserved -= 1
+        shutil.rmtree(folder, ignore_errors=True)
+
     def submit(self, job_id: str, input_name: str, info: VideoInfo) -> dict[str, Any]:
-        """Record a validated upload as a queued job and hand it to the worker."""
+        """Record a validated upload as a queued job (in the slot :meth:`new_folder` reserved) and queue it."""
         stride = max(1, round(info.fps / self.settings.job_frame_rate))
         state = {"id": job_id, "state": "queued", "progress": 0.0, "frames_done": 0, "frames_total": info.frames,
                  "fps": info.fps, "width": info.width, "height": info.height, "duration_s": info.duration_s,
                  "stride": stride, "created": time.time(), "updated": time.time(), "error": None,
                  "input": input_name}
         with self._lock:
+            self._reserved -= 1
             self._jobs[job_id] = state
         self._save(state)
         self._queue.put(job_id)
@@ -236,17 +262,22 @@ class JobStore:
         return dict(state)
 
     def _prune(self) -> None:
-        """Delete the oldest finished jobs beyond ``settings.max_jobs_kept``."""
+        """Delete the oldest finished jobs beyond ``max_jobs_kept`` jobs or ``max_jobs_bytes`` on disk."""
         with self._lock:
             finished = sorted((s for s in self._jobs.values() if s["state"] not in UNFINISHED),
                               key=lambda s: s["created"])
-            excess = len(self._jobs) - self.settings.max_jobs_kept
-            doomed = [s["id"] for s in finished[:max(0, excess)]]
-            for job_id in doomed:
-                del self._jobs[job_id]
-        for job_id in doomed:
-            shutil.rmtree(self.root / job_id, ignore_errors=True)
-            log.info("job %s deleted: more than %d jobs kept", job_id, self.settings.max_jobs_kept)
+            count = len(self._jobs)
+        total = folder_bytes(self.root)
+        for state in finished:
+            if count <= self.settings.max_jobs_kept and total <= self.settings.max_jobs_bytes:
+                break
+            with self._lock:
+                self._jobs.pop(state["id"], None)
+            freed = folder_bytes(self.root / state["id"])
+            shutil.rmtree(self.root / state["id"], ignore_errors=True)
+            count, total = count - 1, total - freed
+            log.info("job %s deleted: the jobs folder keeps at most %d jobs and %d MB", state["id"],
+                     self.settings.max_jobs_kept, self.settings.max_jobs_bytes // 2**20)
 
     def result_path(self, job_id: str, name: str) -> Path:
         state = self.get(job_id)
@@ -309,3 +340,4 @@ class JobStore:
         self._update(job_id, state="done", progress=1.0, frames_done=n, frames_total=n,
                      duration_s=n / info.fps)
         log.info("job %s done: %d frames in %.1f s", job_id, n, time.monotonic() - started)
+        self._prune()

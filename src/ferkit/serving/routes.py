@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import shutil
 import time
 from enum import Enum
 from pathlib import Path
@@ -28,21 +27,38 @@ from .schemas import (
     HealthResponse,
     JobList,
     JobOut,
+    LiveInfo,
     ModelOut,
     ModelsResponse,
 )
-from .uploads import IMAGE_KINDS, VIDEO_KINDS, decode_image, describe, image_kind, read_upload, sniff, upload_chunks
+from .uploads import (
+    IMAGE_KINDS,
+    IMAGE_MEDIA_TYPES,
+    VIDEO_KINDS,
+    VIDEO_MEDIA_TYPES,
+    decode_image,
+    describe,
+    image_kind,
+    read_upload,
+    sniff,
+    upload_chunks,
+)
 
 router = APIRouter(prefix="/v1")
 
 _BINARY = {"schema": {"type": "string", "format": "binary", "minLength": 1}}
-_FORM = {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary", "minLength": 1}},
-                    "required": ["file"]}}
 
 
-def _body(types: list[str]) -> dict[str, Any]:
+def _body(types: tuple[str, ...]) -> dict[str, Any]:
+    """The request body: the file as the raw body in one of ``types``, or as the form field ``file``.
+
+    (``application/octet-stream`` is taken too, undocumented: the content decides the type.)
+    """
+    form = {"schema": {"type": "object", "properties": {"file": _BINARY["schema"]}, "required": ["file"],
+                       "additionalProperties": False},
+            "encoding": {"file": {"contentType": ", ".join(types)}}}
     content = {t: _BINARY for t in types}
-    return {"requestBody": {"required": True, "content": {**content, "multipart/form-data": _FORM}}}
+    return {"requestBody": {"required": True, "content": {**content, "multipart/form-data": form}}}
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -79,7 +95,7 @@ async def _within(coro, seconds: float, what: str):
 
 @router.post("/analyze", response_model=AnalyzeResponse, summary="Faces and emotions in a photo",
              responses=_errors(400, 408, 413, 415, 422, 429),
-             openapi_extra=_body(["image/jpeg", "image/png", "image/webp", "application/octet-stream"]))
+             openapi_extra=_body(IMAGE_MEDIA_TYPES))
 async def analyze(request: Request,
                   annotate: bool = Query(False, description="also return the image with boxes and labels")
                   ) -> AnalyzeResponse:
@@ -101,6 +117,22 @@ async def analyze(request: Request,
                                annotated_image=image)
 
     return await engine.run(work, timeout=deadline - time.monotonic())
+
+
+@router.get("/live", response_model=LiveInfo, summary="How to use the live WebSocket ws://HOST/v1/live")
+async def live_info(request: Request) -> LiveInfo:
+    """``/v1/live`` is a WebSocket (OpenAPI cannot describe one); a plain GET here says how to use it.
+
+    Send each webcam frame as a binary message (JPEG, PNG or WebP); each reply is one JSON text
+    message, ``{"frame": n, "width", "height", "faces": [{box, label, confidence, scores}],
+    "elapsed_ms"}``, or ``{"frame": n, "error": {status, code, message}}`` for a refused frame
+    (the connection stays open). Pages of other origins are refused at the handshake (403).
+    """
+    settings = request.app.state.settings
+    return LiveInfo(websocket="/v1/live", send="one binary message per frame: JPEG, PNG or WebP",
+                    reply="one JSON text message per frame: {frame, width, height, faces, elapsed_ms} or "
+                          "{frame, error}", max_frame_bytes=settings.max_live_frame_bytes,
+                    max_pixels=settings.max_live_pixels)
 
 
 @router.get("/health", response_model=HealthResponse, summary="Liveness, load and limits")
@@ -159,7 +191,7 @@ def _job_out(state: dict[str, Any]) -> JobOut:
 
 @router.post("/jobs", status_code=202, response_model=JobOut, summary="Upload a video for analysis",
              responses=_errors(400, 408, 413, 415, 422, 429),
-             openapi_extra=_body(["video/mp4", "video/webm", "video/quicktime", "application/octet-stream"]))
+             openapi_extra=_body(VIDEO_MEDIA_TYPES))
 async def create_job(request: Request, response: Response) -> JobOut:
     """Returns at once with the job id; poll ``GET /v1/jobs/{id}`` for progress, then download the results."""
     settings, jobs = request.app.state.settings, request.app.state.jobs
@@ -172,7 +204,7 @@ async def create_job(request: Request, response: Response) -> JobOut:
         os.replace(upload, target)
         info = await run_in_threadpool(probe_video, target, settings)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        jobs.abandon(folder)
         raise
     state = jobs.submit(job_id, target.name, info)
     response.headers["Location"] = f"/v1/jobs/{job_id}"

@@ -51,6 +51,16 @@ class HealthResponse(BaseModel):
     limits: dict[str, int | float]
 
 
+class LiveInfo(BaseModel):
+    """How to use the WebSocket ``/v1/live``."""
+
+    websocket: str = Field(examples=["/v1/live"])
+    send: str
+    reply: str
+    max_frame_bytes: int
+    max_pixels: int
+
+
 class ModelOut(BaseModel):
     name: str
     checkpoint: str

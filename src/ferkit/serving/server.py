@@ -8,7 +8,7 @@ import logging
 import os
 
 from ..errors import FerkitError
-from .settings import ServeSettings
+from .settings import LOOPBACK_HOSTS, MB, ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,20 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, th
                 ws_max_size=max(16 * 2**20, 2 * settings.max_live_frame_bytes))
 
 
+def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:
+    """The Host names to answer to: the loopback names and ``host`` itself, plus ``extra``; any on 0.0.0.0/::."""
+    if host in ("0.0.0.0", "::", ""):
+        return ("*",)
+    return tuple(dict.fromkeys([*LOOPBACK_HOSTS, host.strip("[]"), *extra]))
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """The ``ferkit serve`` subcommand."""
-    kwargs = {"model": args.model, "detector": args.detector, "jobs_dir": args.jobs_dir,
-              "detect_max_side": args.detect_side}
+    kwargs = {"model": args.model, "detector": args.detector, "detect_max_side": args.detect_side,
+              "allowed_origins": tuple(args.allow_origin), "allowed_hosts": allowed_hosts(args.host, args.allow_host),
+              "max_jobs_bytes": args.jobs_max_mb * MB}
+    if args.jobs_dir:
+        kwargs["jobs_dir"] = args.jobs_dir
     if args.workers:
         kwargs["workers"] = args.workers
     serve(ServeSettings(**kwargs), host=args.host, port=args.port, threads=args.threads)

@@ -18,6 +18,9 @@ from .errors import ApiError
 RAW_TYPES = ("image/", "video/", "application/octet-stream")
 IMAGE_KINDS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF", "bmp": "BMP", "tiff": "TIFF"}
 VIDEO_KINDS = ("mp4", "webm", "avi")
+#: The media types the API documents for uploads (the content decides, whatever the header says).
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
+VIDEO_MEDIA_TYPES = ("video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo")
 _CHUNK = 64 * 1024
 
 
@@ -58,15 +61,26 @@ def describe(head: bytes) -> str:
     return "text" if text.isprintable() or text.strip() else "binary data"
 
 
-def _check_length_header(request: Request, limit: int, what: str) -> None:
+def size_text(limit: int) -> str:
+    """A byte limit as people read it: ``20 MiB (20,971,520 bytes)``."""
+    return f"{limit / 2**20:g} MiB ({limit:,} bytes)" if limit >= 2**20 else f"{limit:,} bytes"
+
+
+def _too_large(what: str, limit: int, size: int | None = None) -> ApiError:
+    sized = f" of {size:,} bytes" if size is not None else ""
+    return ApiError(413, "upload_too_large", f"{what}{sized} is over the limit of {size_text(limit)}")
+
+
+def _check_length_header(request: Request, limit: int, slack: int, what: str) -> None:
+    """Refuse by the Content-Length header (over ``limit`` plus a form's ``slack``) before reading the body."""
     length = request.headers.get("content-length")
     if length is not None:
         try:
             size = int(length)
         except ValueError:
             raise ApiError(400, "bad_content_length", f"Content-Length {length!r} is not a number") from None
-        if size > limit:
-            raise ApiError(413, "upload_too_large", f"{what} of {size:,} bytes is over the limit of {limit:,} bytes")
+        if size > limit + slack:
+            raise _too_large(what, limit, size)
 
 
 async def _limited(chunks: AsyncIterator[bytes], limit: int, what: str) -> AsyncIterator[bytes]:
@@ -74,13 +88,13 @@ async def _limited(chunks: AsyncIterator[bytes], limit: int, what: str) -> Async
     async for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise ApiError(413, "upload_too_large", f"{what} is over the limit of {limit:,} bytes")
+            raise _too_large(what, limit)
         if chunk:
             yield chunk
 
 
-def _limited_receive(receive: Receive, limit: int, what: str) -> Receive:
-    """``receive`` that refuses with 413 once the body passes ``limit`` bytes (a form is parsed whole)."""
+def _limited_receive(receive: Receive, limit: int, slack: int, what: str) -> Receive:
+    """``receive`` that refuses with 413 once the body passes ``limit + slack`` bytes (a form is parsed whole)."""
     total = 0
 
     async def wrapped() -> Message:
@@ -88,8 +102,8 @@ def _limited_receive(receive: Receive, limit: int, what: str) -> Receive:
         message = await receive()
         if message["type"] == "http.request":
             total += len(message.get("body", b""))
-            if total > limit:
-                raise ApiError(413, "upload_too_large", f"{what} is over the limit of {limit:,} bytes")
+            if total > limit + slack:
+                raise _too_large(what, limit)
         return message
 
     return wrapped
@@ -106,12 +120,12 @@ async def upload_chunks(request: Request, limit: int, what: str = "the upload") 
     Refuses a wrong Content-Type with 415 and too many bytes with 413 (by the Content-Length
     header before reading, and by counting while reading, for bodies sent without one).
     """
-    overhead = 64 * 1024  # a form adds some bytes around the file
-    _check_length_header(request, limit + overhead, what)
     ctype = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
+    slack = 64 * 1024 if ctype == "multipart/form-data" else 0  # a form adds some bytes around the file
+    _check_length_header(request, limit, slack, what)
     try:
         if ctype == "multipart/form-data":
-            guarded = Request(request.scope, _limited_receive(request.receive, limit + overhead, what))
+            guarded = Request(request.scope, _limited_receive(request.receive, limit, slack, what))
             form = await guarded.form(max_files=1, max_fields=8)
             upload = form.get("file")
             try:
@@ -167,7 +181,10 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
         rgb = pil_to_rgb(im)
     except ApiError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # Pillow's own guard, for headers far over any sane size
+        raise ApiError(413, "image_too_large", f"the image's header claims over {2 * Image.MAX_IMAGE_PIXELS:,} "
+                                               f"pixels, over the limit of {max_pixels:,}; shrink it first") from None
+    except UnidentifiedImageError as exc:
         raise ApiError(422, "undecodable_image", f"the {kind} image cannot be read: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ApiError(422, "undecodable_image",

@@ -12,6 +12,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
+#: The base URL of in-process test clients: the service answers loopback Host names only.
+LOCAL = "http://127.0.0.1"
+
 
 @functools.lru_cache(maxsize=1)
 def shared_recognizer():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -72,6 +73,18 @@ class VideoWorker(_Worker):
     """A Ray actor analysing whole videos (and inputs of unknown kind), one call each."""
 
 
+def _map_batches_without_restarts(dataset, options: dict[str, Any]):
+    """``map_batches`` with ``max_restarts=0``: a dead worker fails the run (which resumes), and Ray's core
+    does not print its "constructor arguments in the object store" error line on every clean run. Ray
+    deprecates passing remote options this way; where a Ray refuses it, the default restarts apply."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return dataset.map_batches(PhotoWorker, **options, max_restarts=0)
+        except TypeError:
+            return dataset.map_batches(PhotoWorker, **options)
+
+
 def _photos(ray, photos: Sequence[Source], worker_args: dict[str, Any], workers: int, cpus: float,
             batch_size: int) -> Iterator[InputResult]:
     from ray.data import ActorPoolStrategy
@@ -79,9 +92,9 @@ def _photos(ray, photos: Sequence[Source], worker_args: dict[str, Any], workers:
     items = [{"path": s.path, "kind": s.kind, "name": s.name} for s in photos]
     batch_size = max(1, min(batch_size, -(-len(items) // workers)))  # few photos: still one batch per worker
     size = max(1, min(workers, -(-len(items) // batch_size)))
-    ds = ray.data.from_items(items).map_batches(
-        PhotoWorker, fn_constructor_kwargs=worker_args, batch_size=batch_size, batch_format="pyarrow",
-        compute=ActorPoolStrategy(size=size), num_cpus=cpus)
+    options = {"fn_constructor_kwargs": worker_args, "batch_size": batch_size, "batch_format": "pyarrow",
+               "compute": ActorPoolStrategy(size=size), "num_cpus": cpus}
+    ds = _map_batches_without_restarts(ray.data.from_items(items), options)
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         for row in batch.to_pylist():
             yield InputResult.from_wire(row)
@@ -116,6 +129,18 @@ def _videos(ray, videos: Sequence[Source], worker_args: dict[str, Any], workers:
                 ray.kill(actor)
 
 
+@contextlib.contextmanager
+def quiet_ray() -> Iterator[None]:
+    """Keep Ray Data's INFO lines and notices off the terminal for the block (failures still raise)."""
+    data_log = logging.getLogger("ray.data")
+    saved = data_log.level
+    data_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        data_log.setLevel(saved)
+
+
 def run_ray(sources: Sequence[Source], settings: BatchSettings, media_dir: Path, *, address: str | None = None,
             workers: int | None = None, cpus_per_worker: int = 1, photos_per_batch: int = 16) -> Iterator[InputResult]:
     """The result of each source, in the order they finish (a generator).
@@ -128,10 +153,16 @@ def run_ray(sources: Sequence[Source], settings: BatchSettings, media_dir: Path,
     if cpus_per_worker < 1 or photos_per_batch < 1 or (workers is not None and workers < 1):
         raise ValueError("workers, cpus_per_worker and photos_per_batch must be at least 1")
     ray = import_ray()
+    with quiet_ray():
+        yield from _run_on_ray(ray, sources, settings, media_dir, address, workers, cpus_per_worker, photos_per_batch)
+
+
+def _run_on_ray(ray, sources: Sequence[Source], settings: BatchSettings, media_dir: Path, address: str | None,
+                workers: int | None, cpus_per_worker: int, photos_per_batch: int) -> Iterator[InputResult]:
     started = not ray.is_initialized()
     if started:
         kwargs = {"include_dashboard": False} if address is None else {}
-        ray.init(address=address, logging_level=logging.WARNING, **kwargs)
+        ray.init(address=address, logging_level=logging.ERROR, **kwargs)
     elif address is not None:
         log.info("already connected to Ray; address %s not used", address)
     context = ray.data.DataContext.get_current()

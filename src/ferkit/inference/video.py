@@ -87,6 +87,18 @@ def _opencv_errors_only() -> Iterator[None]:
         cv2.utils.logging.setLogLevel(level)
 
 
+def open_capture(source: str | int) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` on a file (through FFmpeg) or a camera index, without FFmpeg's or OpenCV's chatter.
+
+    A damaged file would otherwise print FFmpeg's own complaints ("moov atom not found") to the
+    terminal beside ferkit's clear error. ``OPENCV_FFMPEG_LOGLEVEL`` is read at the process's
+    first capture, so every capture should be opened here; a value the user set is kept.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    with _opencv_errors_only():
+        return cv2.VideoCapture(source) if isinstance(source, int) else cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+
+
 class VideoReader:
     """The frames of a video file (anything OpenCV's FFmpeg reads) or a camera (an int index).
 
@@ -109,15 +121,13 @@ class VideoReader:
         self.is_camera = isinstance(source, int)
         if self.is_camera:
             name = f"camera {source}"
-            with _opencv_errors_only():
-                cap = cv2.VideoCapture(source)
+            cap = open_capture(source)
             if not cap.isOpened():
                 raise FerkitError(f"could not open {name} (no camera with that index, or it is in use)")
         else:
             path = existing_file(source, "video")
             name = str(path)
-            with _opencv_errors_only():
-                cap = cv2.VideoCapture(name, cv2.CAP_FFMPEG)
+            cap = open_capture(name)
             if not cap.isOpened():
                 raise FerkitError(f"{name}: not a video that OpenCV can read (or the file is damaged)")
         ok, first = cap.read()

@@ -32,6 +32,7 @@ from typing import Any
 import cv2
 
 from ..inference import Recognizer, VideoWriter, draw_faces
+from ..inference.video import open_capture
 from ..io import atomic_write_text
 from .errors import ApiError
 from .settings import ServeSettings
@@ -62,7 +63,7 @@ class VideoInfo:
 
 def probe_video(path: Path, settings: ServeSettings) -> VideoInfo:
     """Open a video and check it against the limits: 422 if OpenCV cannot decode it, 413 if too big."""
-    cap = cv2.VideoCapture(str(path))
+    cap = open_capture(str(path))
     try:
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok or frame is None:
@@ -109,7 +110,7 @@ def analyse_video(src: Path, out_dir: Path, rec: Recognizer, info: VideoInfo, *,
     Returns the ``frames.json`` document. Raises :class:`JobStopped` when ``stop`` is set and
     :class:`ApiError` when the video turns out longer than ``max_frames``.
     """
-    cap = cv2.VideoCapture(str(src))
+    cap = open_capture(str(src))
     frames: list[dict[str, Any]] = []
     faces: list = []
     index = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -86,6 +87,9 @@ def test_a_real_video_job_from_upload_to_results(client, shared_data, tmp_path):
     cap = cv2.VideoCapture(str(tmp_path / "a.mp4"))
     assert cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 640 and cap.get(cv2.CAP_PROP_FRAME_HEIGHT) == 360
     assert _decodable_frames(tmp_path / "a.mp4") == 72
+    av = pytest.importorskip("av", reason="PyAV writes the browser-playable H.264")
+    with av.open(str(tmp_path / "a.mp4")) as container:
+        assert container.streams.video[0].codec_context.name == "h264"  # what browsers play
 
 
 def _decodable_frames(path: Path) -> int:
@@ -216,3 +220,71 @@ def test_a_restart_after_a_crash_marks_unfinished_jobs_and_keeps_finished_ones(t
         again = client.get(f"/v1/jobs/{done['id']}").json()
         assert again["state"] == "done"
         assert client.get(again["results"]["frames.json"]).json()["video"]["frames"] == 10
+
+
+def test_upload_slots_are_reserved_before_the_upload_so_parallel_uploads_cannot_pass_the_limit(tmp_path):
+    from ferkit.serving.jobs import JobStore
+
+    store = JobStore(ServeSettings(jobs_dir=tmp_path / "jobs", max_queued_jobs=3), shared_recognizer())
+    store.recover()
+    folders = [store.new_folder()[1] for _ in range(3)]  # three uploads in progress, none a job yet
+    _error_of(lambda: store.new_folder(), 429, "too_many_jobs")
+    assert store.queued == 3
+    store.abandon(folders[0])  # a failed upload gives its slot back and leaves no folder
+    assert not folders[0].exists() and store.queued == 2
+    store.new_folder()
+    _error_of(lambda: store.new_folder(), 429, "too_many_jobs")
+
+
+def _error_of(call, status: int, code: str) -> None:
+    from ferkit.serving.errors import ApiError
+
+    with pytest.raises(ApiError) as caught:
+        call()
+    assert (caught.value.status, caught.value.code) == (status, code)
+
+
+def test_the_jobs_folder_is_held_under_its_size_cap(tmp_path):
+    from ferkit.serving.jobs import folder_bytes
+
+    video, jobs = _video(tmp_path / "v.mp4", 10, 10), tmp_path / "jobs"
+    with TestClient(create_app(ServeSettings(jobs_dir=jobs, **LIMITS), recognizer=shared_recognizer()),
+                    base_url=LOCAL) as client:
+        first = _wait(client, client.post("/v1/jobs", content=video).json()["id"])["id"]
+    one_job = folder_bytes(jobs / first)
+    settings = ServeSettings(jobs_dir=jobs, max_jobs_bytes=int(2.5 * one_job), **LIMITS)
+    with TestClient(create_app(settings, recognizer=shared_recognizer()), base_url=LOCAL) as client:
+        ids = [_wait(client, client.post("/v1/jobs", content=video).json()["id"])["id"] for _ in range(3)]
+        kept = [j["id"] for j in client.get("/v1/jobs").json()["jobs"]]
+    assert kept == ids[::-1][:2]  # room for two: the newest two survive
+    assert folder_bytes(jobs) <= settings.max_jobs_bytes
+
+
+def test_a_job_deleted_the_moment_it_finishes_does_not_stop_the_worker(tmp_path, monkeypatch):
+    from ferkit.serving.jobs import JobStore
+
+    app = create_app(ServeSettings(jobs_dir=tmp_path / "jobs", **LIMITS), recognizer=shared_recognizer())
+    real_save, deleting = JobStore._save, []
+
+    def save_racing_a_delete(store, state):  # a client deletes the job while its final state is being written
+        if state["state"] == "done" and not deleting:
+            deleting.append(threading.Thread(target=lambda: _try_delete(store, state["id"])))
+            deleting[0].start()
+            deleting[0].join(0.3)
+        real_save(store, state)
+
+    monkeypatch.setattr(JobStore, "_save", save_racing_a_delete)
+    with TestClient(app, base_url=LOCAL) as client:
+        first = client.post("/v1/jobs", content=_video(tmp_path / "a.mp4", 4, 10)).json()["id"]
+        second = client.post("/v1/jobs", content=_video(tmp_path / "b.mp4", 4, 10)).json()["id"]
+        assert _wait(client, second, timeout=120)["state"] == "done"  # the worker lived on
+        deleting[0].join(10)
+        _error(client.get(f"/v1/jobs/{first}"), 404, "job_not_found")
+        assert not (tmp_path / "jobs" / first).exists()
+
+
+def _try_delete(store, job_id: str) -> None:
+    from ferkit.serving.errors import ApiError
+
+    with contextlib.suppress(ApiError):
+        store.delete(job_id)

@@ -172,11 +172,15 @@ class JobStore:
     def _save(self, state: dict[str, Any]) -> None:
         atomic_write_text(self.root / state["id"] / "state.json", json.dumps(state))
 
-    def _update(self, job_id: str, **changes: Any) -> dict[str, Any]:
+    def _update(self, job_id: str, **changes: Any) -> dict[str, Any] | None:
+        """Change a job's state in memory and on disk, as one step under the lock (a job deleted
+        meanwhile is left alone: None)."""
         with self._lock:
+            if job_id not in self._jobs:
+                return None
             state = {**self._jobs[job_id], **changes, "updated": time.time()}
             self._jobs[job_id] = state
-        self._save(state)
+            self._save(state)
         return state
 
     def recover(self) -> None:
@@ -263,10 +267,13 @@ class JobStore:
         return dict(state)
 
     def _prune(self) -> None:
-        """Delete the oldest finished jobs beyond ``max_jobs_kept`` jobs or ``max_jobs_bytes`` on disk."""
+        """Delete the oldest finished jobs beyond ``max_jobs_kept`` jobs or ``max_jobs_bytes`` on disk.
+
+        The newest finished job is always kept, so its results can be fetched however large it is.
+        """
         with self._lock:
             finished = sorted((s for s in self._jobs.values() if s["state"] not in UNFINISHED),
-                              key=lambda s: s["created"])
+                              key=lambda s: s["created"])[:-1]
             count = len(self._jobs)
         total = folder_bytes(self.root)
         for state in finished:
@@ -287,11 +294,14 @@ class JobStore:
         return self.root / job_id / name
 
     def delete(self, job_id: str) -> None:
-        state = self.get(job_id)
-        if state["state"] in UNFINISHED:
-            raise ApiError(409, "job_running", f"job {job_id} is {state['state']}; delete it once it has finished")
         with self._lock:
-            self._jobs.pop(job_id, None)
+            state = self._jobs.get(job_id)
+            if state is None:
+                raise ApiError(404, "job_not_found", f"no job {job_id!r}")
+            if state["state"] in UNFINISHED:
+                raise ApiError(409, "job_running", f"job {job_id} is {state['state']}; delete it once it has "
+                                                   "finished")
+            del self._jobs[job_id]
         shutil.rmtree(self.root / job_id, ignore_errors=True)
 
     # ---- the worker ----------------------------------------------------------------------
@@ -307,10 +317,15 @@ class JobStore:
 
     def _work(self) -> None:
         while (job_id := self._queue.get()) is not None and not self._stop.is_set():
-            self._run(job_id)
+            try:
+                self._run(job_id)
+            except Exception:  # the worker outlives any one job
+                log.exception("job %s: unexpected failure", job_id)
 
     def _run(self, job_id: str) -> None:
         state = self._update(job_id, state="running")
+        if state is None:
+            return
         folder = self.root / job_id
         info = VideoInfo(fps=state["fps"], frames=state["frames_total"], width=state["width"], height=state["height"])
         max_frames = int(self.settings.max_video_seconds * info.fps) + 1

@@ -8,6 +8,7 @@ import logging
 import os
 
 from ..errors import FerkitError
+from ..io import output_folder
 from .settings import LOOPBACK_HOSTS, MB, ServeSettings
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, th
     releases the GIL, so workers run detections side by side.
     """
     check_dependencies()
+    output_folder(settings.jobs_dir, "jobs folder")  # a bad one fails here, not inside the server's start-up
     if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
         threads = int(os.environ["OMP_NUM_THREADS"])  # the user's own setting wins
     threads = threads if threads is not None else max(1, (os.cpu_count() or 1) // settings.workers)

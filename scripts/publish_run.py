@@ -6,7 +6,9 @@
 Writes checkpoints/NAME.pt (the run's best.pt in fp16) and checkpoints/NAME.json: the run's metrics.json,
 epochs run, why it stopped, training wall time, the machine, the command, and the committed fp16 file's own
 accuracy on the run's test split (what ``ferkit evaluate`` on it prints). Copies history.csv to
-docs/results/histories/NAME.csv and curves.png to docs/figures/NAME_curves.png.
+docs/results/histories/NAME.csv and curves.png to docs/figures/NAME_curves.png. Weights over --max-mb
+(default 50: a ResNet50 is ~86 MB in fp16) stay beside the run, outside the repository; the metrics file
+records their sha256 and where they are, and is scored from that file.
 
 A reconstruction run (``train.task = "reconstruct"``: an autoencoder that other runs start from with
 ``model.init_from=checkpoints/NAME.pt``) is published in fp32, as trained, with its test reconstruction error
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -39,6 +42,7 @@ def main() -> None:
     parser.add_argument("--command", required=True, help="the command that trained the run")
     parser.add_argument("--note", default="", help="anything a reader must know (data subset, initialisation...)")
     parser.add_argument("--data", help="data path to re-check accuracy with (default: the run's config)")
+    parser.add_argument("--max-mb", type=float, default=50.0, help="largest weights file committed (default 50)")
     args = parser.parse_args()
 
     run, name = args.run_dir, args.name or args.run_dir.name
@@ -54,7 +58,9 @@ def main() -> None:
             handle.write((run / "best.pt").read_bytes())
     else:
         export_checkpoint(run / "best.pt", target, "fp16")
-        model, info = load_model(target)  # the committed fp16 file is what gets scored
+        if size_on_disk_mb(target) > args.max_mb:  # too large for git: kept beside the run, recorded by hash
+            target = Path(shutil.move(target, run / f"{name}-fp16.pt"))
+        model, info = load_model(target)  # the published fp16 file is what gets scored
     data_cfg = config_from_dict(info.config).data
     if args.data:
         data_cfg = replace(data_cfg, path=args.data)
@@ -69,6 +75,9 @@ def main() -> None:
         "machine": describe_machine(),
         "command": args.command,
     }
+    if target.parent != Path("checkpoints"):
+        record.update({"weights_committed": False, "weights_path": str(target.resolve()),
+                       "weights_sha256": hashlib.sha256(target.read_bytes()).hexdigest()})
     if not reconstruct:
         report = evaluate_model(model, info, load_splits(data_cfg).test)
         record.update({
@@ -78,7 +87,7 @@ def main() -> None:
             "fp16_test_macro_f1": report.macro_f1,
         })
     record["note"] = args.note
-    atomic_write_text(target.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
+    atomic_write_text(Path("checkpoints") / f"{name}.json", json.dumps(record, indent=2) + "\n")
     histories = Path("docs/results/histories")
     histories.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / "history.csv", histories / f"{name}.csv")

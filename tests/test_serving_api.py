@@ -82,12 +82,14 @@ def test_openapi_documents_every_endpoint_and_the_upload_types(client):
 def test_page_and_its_assets_are_served_with_nothing_from_the_internet(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    for asset in ("/", "/static/app.js", "/static/style.css", "/static/favicon.svg"):
+    scripts = ("/static/tags.js", "/static/webcam.js", "/static/app.js")  # in the order the page needs them
+    for asset in ("/", *scripts, "/static/style.css", "/static/favicon.svg"):
         response = client.get(asset)
         assert response.status_code == 200, asset
         text = response.text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name, not a download
         assert "http://" not in text and "https://" not in text and "//cdn" not in text, asset
-    assert 'src="/static/app.js"' in page.text
+    at = [page.text.find(f'<script src="{s}"></script>') for s in scripts]
+    assert -1 not in at and at == sorted(at), at  # every script, in that order
     assert client.get("/docs").status_code == 404  # FastAPI's viewer would load from a CDN
 
 

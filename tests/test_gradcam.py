@@ -15,6 +15,7 @@ from ferkit.errors import FerkitError
 from ferkit.evaluation import grad_cam, plot_gradcam
 from ferkit.evaluation.gradcam import default_target_layer, pick_one_per_class
 from ferkit.models import create_model
+from ferkit.models.layers import SqueezeExcite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -127,7 +128,12 @@ def test_target_before_an_in_place_relu_and_bad_layers():
 
 def test_default_layer_of_other_models():
     assert default_target_layer(create_model("cae_cnn")) == "encoder"
-    assert default_target_layer(create_model("ferkit_cnn_small")) == "features.17"
+    for name, block_end in (("ferkit_cnn_small", torch.nn.ReLU), ("se_cnn", SqueezeExcite)):
+        model = create_model(name)  # the last block's activated output, just before its pooling
+        index = int(default_target_layer(model).split(".")[1])
+        assert isinstance(model.features[index], block_end)
+        assert isinstance(model.features[index + 1], torch.nn.MaxPool2d)
+        assert index == len(model.features) - 2
 
 
 def test_pick_one_per_class_prefers_correct_predictions():

@@ -38,6 +38,11 @@ EXAMPLES = {
   ferkit predict clip.mp4 --stride 2 --smooth 0.3 # clip_frames.csv, clip_annotated.mp4, clip_emotions.png
   ferkit predict photos/ --backend int8            # the shipped model's int8 copy: ~3x faster classifier
   ferkit predict clip.mp4 --backend int8 --detect-side 320   # the fastest settings for video""",
+    "explain": """examples:
+  ferkit explain photo.jpg                       # ferkit-out/photo_explain.png: where the model looked, per face
+  ferkit explain a.jpg b.png --out cams/ --model checkpoints/se_cnn_fer2013_s0.pt
+  ferkit explain group.jpg --target happy        # every face's map for "happy", whatever it was predicted
+  ferkit explain photo.jpg --layer features.19   # the shipped model one block earlier: a finer 12x12 map""",
     "webcam": """examples:
   ferkit webcam                                  # camera 0; press q or Esc to quit
   ferkit webcam --camera 1 --model runs/default/best.pt --smooth 0.3""",
@@ -119,6 +124,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="videos: smooth each face's probabilities over frames, weight ALPHA in (0, 1] on the "
                         "newest (e.g. 0.3; default off)")
     _add_backend_options(p)
+
+    p = add("explain", "Show where the model looks: a Grad-CAM heat map over every face of each photo.")
+    p.add_argument("paths", nargs="+", metavar="PHOTO", help="photos, or folders (searched recursively)")
+    p.add_argument("--model", default=None, help="checkpoint, .pt (default: the shipped model)")
+    p.add_argument("--detector", default="yunet")
+    p.add_argument("--out", default="ferkit-out", help="folder for <photo>_explain.png (default ferkit-out)")
+    p.add_argument("--target", default="predicted", metavar="predicted|LABEL",
+                   help="the class each map explains: each face's predicted class (default) or one label")
+    p.add_argument("--layer", default=None,
+                   help="the layer to explain, a name from model.named_modules() (default: the model's own, e.g. "
+                        "layer4 of a ResNet, else its body, else its last Conv2d)")
 
     p = add("webcam", "Show a camera live with each face's emotion (needs a display and opencv-python).")
     p.add_argument("--camera", type=int, default=0, help="camera index (default 0)")

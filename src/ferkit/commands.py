@@ -297,6 +297,61 @@ def predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain_one(rec, path, name: str, args: argparse.Namespace, layer: str):
+    """Explain one photo: its ImageResult, and ``<out>/<name>_explain.png`` when it has a face."""
+    from pathlib import Path
+
+    from .errors import FerkitError
+    from .inference import is_video_file
+    from .inference.explain import explain_photo, save_explanation
+
+    if is_video_file(path):
+        raise FerkitError(f"{path}: a video; ferkit explain reads photos")
+    explanation = explain_photo(rec, path, target=args.target, layer=layer)
+    if not explanation.faces:
+        print(f"{path}: no face found; nothing written")  # noqa: T201
+        return explanation.result
+    what = "each face's predicted class" if args.target == "predicted" else repr(args.target)
+    title = f"{Path(path).name}: Grad-CAM of {what} at {layer} ({rec.info.name})"
+    save_explanation(Path(args.out) / f"{name}_explain.png", explanation, title)
+    return explanation.result
+
+
+def explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .errors import FerkitError
+    from .inference import Recognizer, create_detector
+    from .inference.backends import is_onnx_file
+    from .inference.explain import explain_settings
+    from .io import output_folder
+
+    out = Path(args.out)
+    inputs = _expand(args.paths, exclude=out)
+    output_folder(out, "--out folder")  # before the model loads: a bad --out costs nothing
+    if args.model and is_onnx_file(args.model):
+        raise FerkitError(f"{args.model}: Grad-CAM needs the PyTorch model; give a .pt checkpoint")
+    rec = Recognizer(checkpoint=args.model, detector=create_detector(args.detector))
+    _, layer = explain_settings(rec, args.target, args.layer)  # a bad --target or --layer: before any photo
+    results, skipped, written = [], [], 0
+    for path, name in inputs:
+        try:
+            results.append(_explain_one(rec, path, name, args, layer))
+        except FerkitError as exc:
+            skipped.append(str(exc))
+            continue
+        written += bool(results[-1].faces)
+    if results:
+        print(_face_table(results))  # noqa: T201
+    print(f"ferkit explain: {len(results)} photo(s) processed, {written} explained, {len(skipped)} skipped"  # noqa: T201
+          + (f"; images in {out}/" if written else ""))
+    for reason in skipped:
+        print(f"ferkit explain: skipped: {reason}", file=sys.stderr)  # noqa: T201
+    if skipped:
+        return 1 if results else 2
+    return 0
+
+
 def webcam(args: argparse.Namespace) -> int:
     from .errors import FerkitError
     from .inference import FaceTracker, display_problem, run_webcam

@@ -42,6 +42,9 @@ class ConvNet(nn.Module):
                 layers.append(SqueezeExcite(width, se_reduction))
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
+        # Grad-CAM's default target: the last block's output (after its activation, and SE), before the pool;
+        # the last Conv2d's raw output gave all-zero maps for some faces
+        self.cam_layer = f"features.{len(layers) - 2}"
         side = input_size // 2 ** len(widths)
         flat = cin if global_pool else cin * side * side
         head_layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1) if global_pool else nn.Identity(), nn.Flatten()]

@@ -3,7 +3,7 @@
 # most SECONDS (each run stops cleanly after an epoch: train.time_limit_s; a hard timeout backs it up, last.pt
 # is written after every epoch), then put the results into $OUT (scripts/gpu_collect.py).
 #   bash scripts/gpu_queue.sh QUEUE_FILE SECONDS [gpu_collect options: --half-best --last]
-# Queue lines as for scripts/train_queue.sh: OUT_DIR/NAME CONFIG [key=value ...]. A run with metrics.json is
+# Queue lines as for `ferkit queue`: OUT_DIR/NAME CONFIG [key=value ...]. A run with metrics.json is
 # skipped and one with last.pt resumed, so the same command in the next call continues the queue. Each run
 # gets train.device=$DEVICE and data.path=$PACK (the line's own key=value pairs win).
 # Environment: PACK (out/gpu_pack/fer2013.npz), DEVICE (cuda), PYTHON (python3), COLLECT_S (seconds kept for
@@ -16,6 +16,7 @@ shift 2
 PYTHON=${PYTHON:-python3}; PACK=${PACK:-out/gpu_pack/fer2013.npz}; DEVICE=${DEVICE:-cuda}
 COLLECT_S=${COLLECT_S:-45}; EPOCH_S=${EPOCH_S:-120}
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export FERKIT_RUNS_DIR=${FERKIT_RUNS_DIR:-runs}  # on the device the runs stay in the copied tree, for gpu_collect
 mkdir -p out
 log=out/gpu_queue.log
 deadline=$(( $(date +%s) + budget - COLLECT_S ))

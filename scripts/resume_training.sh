@@ -1,24 +1,23 @@
 #!/usr/bin/env bash
-# Continue the training queues at the start of a session (a fresh checkout: runs/ is empty, parked runs come back).
-# Freezes the source in a worktree (so editing src/ cannot break a run) and starts train_queue.sh in the
-# background under nice (FERKIT_NICE, default 19); the log goes to runs/queue.log.
-#   bash scripts/resume_training.sh                    # issue 4's queues, in order
-#   bash scripts/resume_training.sh QUEUE [QUEUE ...]  # others
-# Before the session ends: bash scripts/park_runs.sh && git add -A parked && git commit -m "park unfinished runs"
+# Continue training queues in the background at the start of a session: `ferkit queue` from a frozen copy of
+# the source (so editing src/ cannot break a run), pinned to one core with one thread (the other core stays
+# free for work), its log in the run store. Runs live in the run store (~/.local/share/ferkit/runs unless
+# FERKIT_RUNS_DIR says otherwise), so after a fresh checkout on the same machine the queue resumes where it was.
+#   bash scripts/resume_training.sh QUEUE [QUEUE ...]        # e.g. scripts/queues/transfer_random70_30.txt
+# Environment: FERKIT_CORE (the core to pin to, default 1; "all" for no pinning), FERKIT_TIME_LIMIT (minutes).
 set -eu
 cd "$(dirname "$0")/.."
-parent=$(cd .. && pwd)
-# One queue at a time: the lock is taken here and held by the background queue (it inherits fd 9) until the
-# queue ends, so a second start, even one at the same moment, is refused.
-exec 9>>"$parent/.train-queue.lock"
-if ! flock -n 9; then
-  echo "resume_training.sh: a training queue holding $parent/.train-queue.lock is already running" >&2
+[ $# -ge 1 ] || { echo "usage: resume_training.sh QUEUE [QUEUE ...]" >&2; exit 2; }
+store=$(python -c "from ferkit.training.store import run_store; print(run_store())")
+mkdir -p "$store"
+# ferkit queue holds this lock while it trains; refuse now rather than in the background log
+if ! flock -n "$store/.trainer.lock" true; then
+  echo "resume_training.sh: a training queue is already running (it holds $store/.trainer.lock)" >&2
   exit 1
 fi
-if [ $# -gt 0 ]; then queues=("$@"); else queues=(scripts/queues/systems_ab.txt scripts/queues/systems_ab_seeds.txt); fi
-snapshot="$parent/train-snapshot-$(git rev-parse --short HEAD)"
+snapshot="$(cd .. && pwd)/train-snapshot-$(git rev-parse --short HEAD)"
 [ -d "$snapshot" ] || git worktree add --detach "$snapshot" HEAD >/dev/null
-mkdir -p runs
-PYTHONPATH="$snapshot/src" nohup nice -n "${FERKIT_NICE:-19}" bash "$snapshot/scripts/train_queue.sh" "${queues[@]}" \
-  >> runs/queue.log 2>&1 < /dev/null &
-echo "training queue started (pid $!, source frozen in $snapshot): tail -f runs/queue.log"
+pin=(); [ "${FERKIT_CORE:-1}" = all ] || pin=(taskset -c "${FERKIT_CORE:-1}")
+OMP_NUM_THREADS=1 PYTHONPATH="$snapshot/src" nohup "${pin[@]}" python -m ferkit.cli queue "$@" \
+  --time-limit "${FERKIT_TIME_LIMIT:-0}" >> "$store/queue.log" 2>&1 < /dev/null &
+echo "training queue started (pid $!, source frozen in $snapshot): tail -f $store/queue.log"

@@ -10,6 +10,19 @@ import pytest
 SHARED_DATA = Path(os.environ.get("FERKIT_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_run_store(tmp_path_factory):
+    """Runs that tests start under ``runs/`` go to a temporary run store, never the user's own."""
+    store = tmp_path_factory.mktemp("run_store")
+    saved = os.environ.get("FERKIT_RUNS_DIR")
+    os.environ["FERKIT_RUNS_DIR"] = str(store)
+    yield store
+    if saved is None:
+        os.environ.pop("FERKIT_RUNS_DIR", None)
+    else:
+        os.environ["FERKIT_RUNS_DIR"] = saved
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path to the real data beside the repo; tests using it skip when it is not there."""

@@ -15,7 +15,13 @@ EXAMPLES = {
     "train": """examples:
   ferkit train configs/default.toml
   ferkit train configs/default.toml train.epochs=5 data.train_limit=2000 name=smoke
-  ferkit train configs/default.toml --resume          # continue runs/default after an interruption""",
+  ferkit train configs/default.toml --resume          # continue runs/default after an interruption
+  (runs/... is the run store, ~/.local/share/ferkit/runs unless FERKIT_RUNS_DIR says otherwise)""",
+    "queue": """examples:
+  ferkit queue scripts/queues/transfer_random70_30.txt          # train, resume or skip each run in turn
+  ferkit queue scripts/queues/transfer.txt --time-limit 150     # stop at an epoch boundary after 150 min
+  ferkit queue scripts/queues/transfer.txt --list               # what is done, published, cut off or new
+  (a line: OUT_DIR/NAME CONFIG [key=value ...]; runs/... lives in the run store, outside the repository)""",
     "evaluate": """examples:
   ferkit evaluate runs/default/best.pt --data ../shared/data/fer2013/fer2013.csv.gz
   ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv --split PublicTest --tta --out reports/
@@ -73,6 +79,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="TOML config (see configs/)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=0.001 data.path=...")
     p.add_argument("--resume", action="store_true", help="continue the run in the config's run folder")
+
+    p = add("queue", "Train the runs of queue files one at a time: skip finished and published ones, resume "
+                     "cut-off ones; a second queue is refused.")
+    p.add_argument("queues", nargs="+", metavar="QUEUE", help="queue file(s), run in order")
+    p.add_argument("--time-limit", type=float, default=0.0, metavar="MIN",
+                   help="stop after the epoch in which this many minutes have passed (the next call resumes)")
+    p.add_argument("--published", default="checkpoints", metavar="DIR",
+                   help="a run with DIR/NAME.json is published: skipped (default checkpoints)")
+    p.add_argument("--list", action="store_true", help="only list each run's status")
 
     p = add("evaluate", "Evaluate a checkpoint on a data set split: report, confusion matrix, TTA.")
     p.add_argument("checkpoint", nargs="+",

@@ -19,6 +19,22 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def queue(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .training.queue import entry_status, read_queue, run_queue
+    from .training.store import run_store
+
+    published = Path(args.published)
+    if args.list:
+        print(f"run store: {run_store()}")  # noqa: T201
+        for entry in read_queue(args.queues):
+            print(f"{entry_status(entry, published):9s} {entry.run}")  # noqa: T201
+        return 0
+    outcomes = run_queue(args.queues, published=published, time_limit_s=args.time_limit * 60)
+    return 1 if any(outcome == "failed" for _, outcome in outcomes) else 0
+
+
 def models(args: argparse.Namespace) -> int:
     from .models import list_models, model_builder
 

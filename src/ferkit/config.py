@@ -12,6 +12,7 @@ import tomllib
 
 from .data.augment import Augment
 from .errors import FerkitError
+from .training.store import in_store
 
 
 @dataclass
@@ -124,7 +125,8 @@ class Config:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.out_dir) / self.name
+        """``out_dir/name``; an ``out_dir`` under ``runs/`` is in the run store (:mod:`ferkit.training.store`)."""
+        return in_store(self.out_dir) / self.name
 
     def to_dict(self) -> dict:
         return asdict(self)

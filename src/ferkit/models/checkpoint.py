@@ -15,6 +15,7 @@ from torch import nn
 from ..data.preprocessing import Preprocessing
 from ..errors import FerkitError
 from ..io import atomic_open, existing_file
+from ..training.store import existing_run_file
 from .registry import create_model
 
 FORMAT = "ferkit-model/1"
@@ -61,7 +62,7 @@ def save_model(path: str | os.PathLike, model: nn.Module, info: ModelInfo, *, ha
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint file's dictionary, with clear errors for files that are not ferkit checkpoints."""
-    path = existing_file(path, "checkpoint")
+    path = existing_file(existing_run_file(path), "checkpoint")
     payload = load_weights_only(path, "checkpoint")
     if isinstance(payload, dict) and "model" not in payload and isinstance(payload.get("model_checkpoint"), dict):
         payload = payload["model_checkpoint"]  # a training-state file (last.pt) holds one inside

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +17,7 @@ from torch import nn
 from ..data.preprocessing import Preprocessing
 from ..errors import FerkitError
 from ..models import load_model, model_task
+from .store import existing_run_file
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def load_teachers(paths: Sequence[str], labels: Sequence[str], device: torch.dev
     """The frozen teacher models (eval mode, on ``device``) and their preprocessing; the labels must match."""
     teachers = []
     for path in paths:
-        if not Path(path).is_file():
+        if not existing_run_file(path).is_file():
             raise FerkitError(f"train.teacher: checkpoint {path} not found")
         model, info = load_model(path)
         if model_task(info.name) != "classify":

@@ -79,6 +79,7 @@ RUNTIME_KEYS = ("device", "compile", "time_limit_s")
 def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
     called = time.monotonic()
     run_dir = config.run_dir
+    log.info("run folder: %s", run_dir.resolve())
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     saved = env.on_main(lambda: _load_last(last_path, resume))  # rank 0 reads; every rank gets a copy
     if saved is not None:

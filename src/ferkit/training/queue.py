@@ -1,0 +1,147 @@
+"""``ferkit queue``: the runs of queue files trained one after another, resumably, one trainer at a time.
+
+A queue file has one run a line, ``OUT_DIR/NAME CONFIG [key=value ...]`` (``#`` starts a comment), e.g.
+``runs/system_c/system_c_scratch configs/system_c_resnet50_fer2013.toml model.init_from=``. A run whose
+folder holds ``metrics.json`` is done; one published under ``checkpoints/NAME.json`` is skipped; one with
+``last.pt`` is resumed; the rest start. A line whose CONFIG is a Python script runs
+``python SCRIPT [args] --resume`` (the script itself resumes what it finished). Runs under ``runs/`` live
+in the run store (:mod:`ferkit.training.store`), so the same command continues the queue after a fresh
+checkout. A lock in the store refuses a second queue: two trainings on two cores halve each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..errors import FerkitError
+from ..io import existing_file
+from .store import in_store, run_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """One line of a queue file: the run's folder, its config (or script) and its overrides."""
+
+    run: str
+    target: str
+    overrides: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.run).name
+
+    @property
+    def out_dir(self) -> str:
+        return str(PurePosixPath(self.run).parent)
+
+    @property
+    def folder(self) -> Path:
+        return in_store(self.run)
+
+    @property
+    def is_script(self) -> bool:
+        return self.target.endswith(".py")
+
+
+def read_queue(paths: Sequence[str | Path]) -> list[QueueEntry]:
+    """Every entry of the queue files, in order; a malformed line is an error naming its file and line."""
+    entries = []
+    for path in paths:
+        path = existing_file(path, "queue file")
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            if len(words) < 2 or "=" in words[0] or "=" in words[1]:
+                raise FerkitError(f"{path}:{number}: expected 'OUT_DIR/NAME CONFIG [key=value ...]', got {line!r}")
+            entries.append(QueueEntry(words[0], words[1], tuple(words[2:])))
+    return entries
+
+
+def entry_status(entry: QueueEntry, published: Path) -> str:
+    """``script``, ``done`` (metrics.json), ``published`` (published/NAME.json), ``resume`` (last.pt) or ``new``."""
+    if entry.is_script:
+        return "script"
+    if (entry.folder / "metrics.json").is_file():
+        return "done"
+    if (published / f"{entry.name}.json").is_file():
+        return "published"
+    return "resume" if (entry.folder / "last.pt").is_file() else "new"
+
+
+@contextlib.contextmanager
+def trainer_lock(folder: Path | None = None) -> Iterator[Path]:
+    """Hold the store's trainer lock for the block; a FerkitError if another queue holds it."""
+    folder = folder or run_store()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".trainer.lock"
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FerkitError(f"another training queue holds {path}: one trainer at a time (two trainings on "
+                              "2 cores slow each other down many times over)") from None
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_queue(paths: Sequence[str | Path], *, published: Path = Path("checkpoints"),
+              time_limit_s: float = 0.0) -> list[tuple[str, str]]:
+    """Train the queue's runs in order; ``[(run, outcome)]``.
+
+    Outcomes: ``done``, ``published`` (skipped), ``finished``, ``paused`` (the time budget ended it
+    at an epoch boundary: the queue stops there and the next call resumes it), ``failed`` (logged;
+    the queue goes on), ``ok`` (a script line that succeeded). ``time_limit_s`` > 0 is the budget of
+    this whole call, each run getting what is left as its ``train.time_limit_s``.
+    """
+    entries = read_queue(paths)  # every file checked before anything runs
+    deadline = time.monotonic() + time_limit_s if time_limit_s > 0 else None
+    outcomes: list[tuple[str, str]] = []
+    with trainer_lock():
+        for entry in entries:
+            left = deadline - time.monotonic() if deadline is not None else 0.0
+            if deadline is not None and left <= 0:
+                log.info("== time budget spent before %s", entry.run)
+                break
+            outcome = _run_entry(entry, published, left)
+            outcomes.append((entry.run, outcome))
+            if outcome == "paused":
+                break
+    log.info("== queue finished: %s", ", ".join(f"{run} {outcome}" for run, outcome in outcomes) or "nothing to do")
+    return outcomes
+
+
+def _run_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str:
+    status = entry_status(entry, published)
+    if status in ("done", "published"):
+        log.info("== %s: %s", status, entry.run)
+        return status
+    if status == "script":
+        log.info("== script %s: %s %s --resume", entry.run, entry.target, " ".join(entry.overrides))
+        done = subprocess.run([sys.executable, entry.target, *entry.overrides, "--resume"], stdin=subprocess.DEVNULL)
+        return "ok" if done.returncode == 0 else "failed"
+    from ..config import load_config
+    from .run import train
+
+    overrides = [f"name={entry.name}", f"out_dir={entry.out_dir}", *entry.overrides]
+    if time_limit_s > 0:
+        overrides.append(f"train.time_limit_s={time_limit_s:.3f}")
+    log.info("== train %s%s (%s)", entry.run, " --resume" if status == "resume" else "", entry.folder)
+    try:
+        train(load_config(entry.target, overrides), resume=status == "resume")
+    except Exception as exc:  # one broken run must not stop the queue
+        log.error("== FAILED: %s: %s", entry.run, exc, exc_info=not isinstance(exc, FerkitError))
+        return "failed"
+    return "finished" if (entry.folder / "metrics.json").is_file() else "paused"

@@ -1,0 +1,144 @@
+"""The run store and ``ferkit queue``: runs outside the work tree, trained in order, skipped when done or
+published, resumed when cut off (even by SIGKILL, to the same weights), one trainer at a time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ferkit.errors import FerkitError
+from ferkit.training.queue import read_queue, run_queue, trainer_lock
+from ferkit.training.store import existing_run_file, in_store, run_store
+from synthetic import write_fer2013_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "default.toml"
+TINY = ("model.name=ferkit_cnn_small model.input_size=24 train.batch_size=16 train.bf16=false "
+        "train.channels_last=false augment.rotation=0 data.cache_dir= train.threads=1")
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("FERKIT_RUNS_DIR", str(tmp_path / "store"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path / "store"
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    return write_fer2013_csv(folder / "fer.csv", {"Training": 6, "PublicTest": 3, "PrivateTest": 3})
+
+
+def test_runs_paths_name_the_store_and_other_paths_are_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("FERKIT_RUNS_DIR", str(tmp_path / "s"))
+    assert run_store() == tmp_path / "s"
+    assert in_store("runs/system_c/x/best.pt") == tmp_path / "s" / "system_c" / "x" / "best.pt"
+    assert in_store("checkpoints/a.pt") == Path("checkpoints/a.pt") and in_store("/abs/runs/a") == Path("/abs/runs/a")
+    monkeypatch.delenv("FERKIT_RUNS_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert run_store() == tmp_path / "data" / "ferkit" / "runs"  # outside any work tree by default
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "old").mkdir(parents=True)
+    (tmp_path / "runs" / "old" / "best.pt").write_bytes(b"x")
+    assert existing_run_file("runs/old/best.pt") == Path("runs/old/best.pt")  # a run made before the store
+    assert existing_run_file("runs/new/best.pt") == tmp_path / "data" / "ferkit" / "runs" / "new" / "best.pt"
+
+
+def test_queue_trains_in_order_in_the_store_skips_done_and_published_and_resumes(store, csv, tmp_path, caplog):
+    caplog.set_level("INFO", logger="ferkit")
+    queue = tmp_path / "queue.txt"
+    queue.write_text("# a comment, then three runs\n\n"
+                     f"runs/a/first {CONFIG} data.path={csv} train.epochs=1 {TINY}\n"
+                     f"runs/a/second {CONFIG} data.path={csv} train.epochs=2 {TINY}  # two epochs\n"
+                     f"runs/a/third {CONFIG} data.path={csv} train.epochs=1 {TINY}\n")
+    (tmp_path / "work" / "checkpoints").mkdir()
+    (tmp_path / "work" / "checkpoints" / "third.json").write_text("{}")  # published in an earlier session
+    assert run_queue([queue]) == [("runs/a/first", "finished"), ("runs/a/second", "finished"),
+                                  ("runs/a/third", "published")]
+    first, second = store / "a" / "first", store / "a" / "second"
+    assert (first / "metrics.json").is_file() and (second / "best.pt").is_file()
+    assert not (tmp_path / "work" / "runs").exists() and not (store / "a" / "third").exists()
+    assert len(torch.load(second / "last.pt", weights_only=True)["history"]) == 2
+    assert caplog.text.index("train runs/a/first") < caplog.text.index("train runs/a/second")
+
+    stamp = (first / "best.pt").stat().st_mtime_ns
+    (second / "metrics.json").unlink()  # as if killed before it finished
+    assert run_queue([queue])[:2] == [("runs/a/first", "done"), ("runs/a/second", "finished")]
+    assert (first / "best.pt").stat().st_mtime_ns == stamp
+    assert "train runs/a/second --resume" in caplog.text
+
+
+def test_a_time_budget_pauses_at_an_epoch_boundary_and_the_next_call_resumes(store, csv, tmp_path):
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"runs/b/cut {CONFIG} data.path={csv} train.epochs=3 {TINY}\n"
+                     f"runs/b/later {CONFIG} data.path={csv} train.epochs=1 {TINY}\n")
+    assert run_queue([queue], time_limit_s=0.01) == [("runs/b/cut", "paused")]  # stops; "later" waits
+    assert len(torch.load(store / "b" / "cut" / "last.pt", weights_only=True)["history"]) == 1
+    assert run_queue([queue]) == [("runs/b/cut", "finished"), ("runs/b/later", "finished")]
+
+
+def test_script_lines_run_with_resume_and_bad_lines_are_refused_before_anything_runs(store, tmp_path, capfd):
+    script = tmp_path / "echo_args.py"
+    script.write_text("import sys\nprint('ARGS', ' '.join(sys.argv[1:]))\n")
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"runs/d/stage2 {script} one.toml out_dir=runs/d\n")
+    assert run_queue([queue]) == [("runs/d/stage2", "ok")]
+    assert "ARGS one.toml out_dir=runs/d --resume" in capfd.readouterr().out
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"runs/x/a {CONFIG}\nonly-one-word\n")
+    with pytest.raises(FerkitError, match=r"bad.txt:2: expected 'OUT_DIR/NAME CONFIG"):
+        read_queue([queue, bad])
+    with pytest.raises(FerkitError, match="queue file not found"):
+        read_queue([tmp_path / "missing.txt"])
+
+
+def test_a_second_queue_is_refused_while_one_trains(store, csv, tmp_path):
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"runs/l/one {CONFIG} data.path={csv} train.epochs=1 {TINY}\n")
+    with trainer_lock(store):  # held as a running queue holds it
+        with pytest.raises(FerkitError, match="another training queue"):
+            run_queue([queue])
+        other = subprocess.run([sys.executable, "-m", "ferkit.cli", "queue", str(queue)], capture_output=True,
+                               text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, timeout=120)
+        assert other.returncode == 2 and "another training queue" in other.stderr
+    assert not (store / "l").exists()
+    assert run_queue([queue]) == [("runs/l/one", "finished")]  # free again
+
+
+def _queue_process(queue: Path, store: Path) -> subprocess.Popen:
+    env = {**os.environ, "FERKIT_RUNS_DIR": str(store), "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "ferkit.cli", "queue", str(queue)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_as_an_uninterrupted_one(csv, tmp_path):
+    big = write_fer2013_csv(tmp_path / "big.csv", {"Training": 60, "PublicTest": 3, "PrivateTest": 3})
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"runs/k/run {CONFIG} data.path={big} train.epochs=3 {TINY}\n")
+    whole = _queue_process(queue, tmp_path / "whole")
+    assert whole.wait(300) == 0, whole.stderr.read()
+    killed = _queue_process(queue, tmp_path / "killed")
+    last = tmp_path / "killed" / "k" / "run" / "last.pt"
+    deadline = time.monotonic() + 300
+    while not last.exists() and time.monotonic() < deadline:  # epoch 1 is saved; epoch 2 is under way
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(60)
+    assert not (last.parent / "metrics.json").exists()
+    again = _queue_process(queue, tmp_path / "killed")
+    assert again.wait(300) == 0, again.stderr.read()
+    want = torch.load(tmp_path / "whole" / "k" / "run" / "last.pt", weights_only=True)
+    got = torch.load(last, weights_only=True)
+    assert [row["train_loss"] for row in got["history"]] == [row["train_loss"] for row in want["history"]]
+    for key, tensor in want["model_checkpoint"]["state_dict"].items():
+        assert torch.equal(got["model_checkpoint"]["state_dict"][key], tensor), key

@@ -43,6 +43,20 @@ def test_report_numbers(report, preds):
     assert report.extras["top2_accuracy"] >= report.accuracy
 
 
+def test_macro_scores_average_over_the_classes_the_data_has():
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(1)
+    y_true = rng.integers(0, 6, 300)  # no neutral (class 6), as on CK+48
+    y_pred = np.where(rng.random(300) < 0.7, y_true, rng.integers(0, 7, 300))  # neutral is still predicted
+    report = ClassificationReport.from_predictions(y_true, y_pred, EMOTIONS)
+    present = list(range(6))
+    assert report.macro_f1 == pytest.approx(sk.f1_score(y_true, y_pred, labels=present, average="macro"))
+    assert report.macro_avg["recall"] == pytest.approx(sk.recall_score(y_true, y_pred, labels=present,
+                                                                       average="macro"))
+    assert report.extras["macro_f1_all_classes"] == pytest.approx(metrics.macro_f1(y_true, y_pred, 7))
+    assert "absent from the data: neutral" in report.to_text()
+
+
 def test_weighted_average_matches_sklearn(report, preds):
     sk = pytest.importorskip("sklearn.metrics")
     y_true, y_pred, _ = preds

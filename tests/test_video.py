@@ -290,6 +290,18 @@ def test_timeline_keeps_bounded_points_and_exact_means():
     assert (stats.start_s, stats.end_s) == (0.0, 99.9)
 
 
+def test_a_track_is_mostly_the_label_of_most_frames_not_of_the_highest_mean():
+    timeline = EmotionTimeline(["happy", "neutral"])
+    for i in range(10):  # 6 frames barely neutral, 4 frames clearly happy: happy has the higher mean
+        happy = 0.45 if i < 6 else 0.99
+        face = Face(box=(0, 0, 1, 1), detector_score=1, label="", confidence=1,
+                    scores={"happy": happy, "neutral": 1 - happy}, track=3)
+        timeline.add(ImageResult(path=None, width=1, height=1, faces=[face], frame=i, time_s=i / 10))
+    (stats,) = timeline.stats()
+    assert stats.mean_scores["happy"] > stats.mean_scores["neutral"]
+    assert stats.label_frames == {"happy": 4, "neutral": 6} and stats.label == "neutral"
+
+
 # ---- the pipeline with a stand-in detector: tables, gaps, atomic outputs ----------------------------------------
 
 

@@ -211,8 +211,9 @@ def _add_backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="onnx/int8: onnxruntime threads (default: one per core)")
     p.add_argument("--align", action="store_true", help="turn each face so the eyes are level before classifying")
     p.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"],
-                   help="average each face over views: flip (2x the classifier's work, +0.7 points on FER2013 "
-                        "PrivateTest for the shipped model) or tencrop (10x, +1.5); default none")
+                   help="average each face over views: flip (2x the classifier's work; for the shipped model +0.7 "
+                        "points on FER2013 PrivateTest but -1.2 on CK+48 zero-shot) or tencrop (10x; +1.5 on "
+                        "FER2013 PrivateTest, not measured elsewhere); default none")
     p.add_argument("--detect-side", type=int, default=None, metavar="PX",
                    help="detect faces on a copy shrunk to PX on its long side (default: the detector's, 960 for "
                         "yunet; 320 is ~3x faster on video but misses faces under ~30 px in a 1,000 px photo)")

@@ -62,12 +62,13 @@ class ClassificationReport:
         c = len(labels)
         precision, recall, f1, support = metrics.per_class_precision_recall_f1(y_true, y_pred, c)
         weights = support / support.sum()
-        extras: dict[str, float] = {}
+        present = support > 0  # macro averages over the classes the data has (CK+48 has no neutral)
+        extras: dict[str, float] = {} if present.all() else {"macro_f1_all_classes": float(f1.mean())}
         if probabilities is not None:
             probs = np.asarray(probabilities, dtype=np.float64)
             if probs.shape != (len(y_true), c):
                 raise ValueError(f"probabilities have shape {probs.shape}, expected {(len(y_true), c)}")
-            extras = {
+            extras |= {
                 "top2_accuracy": metrics.top_k_accuracy(y_true, probs, 2),
                 "log_loss": metrics.log_loss(y_true, probs),
                 "ece": metrics.expected_calibration_error(y_true, probs),
@@ -80,8 +81,8 @@ class ClassificationReport:
             recall=tuple(recall.tolist()),
             f1=tuple(f1.tolist()),
             support=tuple(int(s) for s in support),
-            macro_avg={"precision": float(precision.mean()), "recall": float(recall.mean()),
-                       "f1": float(f1.mean())},
+            macro_avg={"precision": float(precision[present].mean()), "recall": float(recall[present].mean()),
+                       "f1": float(f1[present].mean())},
             weighted_avg={"precision": float(weights @ precision), "recall": float(weights @ recall),
                           "f1": float(weights @ f1)},
             confusion=metrics.confusion_matrix(y_true, y_pred, c),
@@ -114,6 +115,10 @@ class ClassificationReport:
         lines.append(f"{'accuracy':>{width}}{'':>22}{self.accuracy:>11.{digits}f}{self.n:>11d}")
         for name, avg in (("macro avg", self.macro_avg), ("weighted avg", self.weighted_avg)):
             lines.append(row(name, avg["precision"], avg["recall"], avg["f1"], self.n))
+        absent = [name for name, n in zip(self.labels, self.support) if n == 0]
+        if absent:
+            lines.append(f"(macro avg over the {len(self.labels) - len(absent)} classes present; "
+                         f"absent from the data: {', '.join(absent)})")
         low, high = self.accuracy_ci
         lines += ["", f"accuracy {CI_LEVEL:.0%} bootstrap interval: [{low:.{digits}f}, {high:.{digits}f}]"]
         lines += [f"{key}: {value:.{digits}f}" for key, value in self.extras.items()]

@@ -16,18 +16,22 @@ from .results import ImageResult
 
 @dataclass(slots=True)
 class TrackStats:
-    """What one track did: frames seen, first and last time, mean probability per label."""
+    """What one track did: frames seen, first and last time, mean probability per label, and how many of its
+    frames each label won."""
 
     track: int
     frames: int
     start_s: float
     end_s: float
     mean_scores: dict[str, float]
+    label_frames: dict[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        """The label with the highest mean probability over the track."""
-        return max(self.mean_scores, key=self.mean_scores.get)
+        """The label of the most frames (ties: the higher mean probability); "mostly" means this."""
+        if not self.label_frames:
+            return max(self.mean_scores, key=self.mean_scores.get)
+        return max(self.mean_scores, key=lambda k: (self.label_frames.get(k, 0), self.mean_scores[k]))
 
 
 @dataclass(slots=True)
@@ -42,12 +46,16 @@ class _Series:
     times: list[float] = field(default_factory=list)
     probs: list[np.ndarray] = field(default_factory=list)
     total: np.ndarray | None = None
+    wins: np.ndarray | None = None  # frames each label was the top one
     _pending: list[tuple[float, np.ndarray]] = field(default_factory=list)
 
     def add(self, time_s: float, p: np.ndarray, max_points: int) -> None:
         self.frames += 1
         self.end_s = time_s
         self.total = p.copy() if self.total is None else self.total + p
+        if self.wins is None:
+            self.wins = np.zeros(self.n_labels, np.int64)
+        self.wins[int(np.argmax(p))] += 1
         self._pending.append((time_s, p))
         if len(self._pending) < self.step:
             return
@@ -97,7 +105,8 @@ class EmotionTimeline:
         out = []
         for key, s in self._series.items():
             mean = s.total / max(1, s.frames)
-            out.append(TrackStats(key, s.frames, s.start_s, s.end_s, dict(zip(self.labels, map(float, mean)))))
+            wins = dict(zip(self.labels, map(int, s.wins if s.wins is not None else [0] * len(self.labels))))
+            out.append(TrackStats(key, s.frames, s.start_s, s.end_s, dict(zip(self.labels, map(float, mean))), wins))
         return sorted(out, key=lambda t: (-t.frames, t.track))
 
     def save(self, path: str | os.PathLike, *, title: str = "", max_tracks: int = 6) -> Path:

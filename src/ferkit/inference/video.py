@@ -343,7 +343,8 @@ class VideoSummary:
         lines = [f"{Path(self.info.source).name}: {self.frames} frame(s) analysed, {self.frames_with_faces} with "
                  f"faces, {len(self.tracks)} track(s), {self.frames_per_second:.1f} frames/s"]
         lines += [f"  track {t.track}: {t.frames} frame(s), {t.start_s:.2f}-{t.end_s:.2f} s, mostly {t.label} "
-                  f"({t.mean_scores[t.label]:.0%} on average)" for t in self.tracks]
+                  f"({t.label_frames.get(t.label, 0)} of {t.frames} frames; mean probability "
+                  f"{t.mean_scores[t.label]:.0%})" for t in self.tracks]
         return "\n".join(lines)
 
 

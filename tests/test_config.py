@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ferkit.config import Config, config_from_dict, load_config, to_toml
@@ -107,3 +109,18 @@ def test_bad_toml_and_missing_file(tmp_path):
         load_config(bad)
     with pytest.raises(FerkitError, match="not found"):
         load_config(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(("override", "valid"), [
+    ("train.optimizer=adamm", "adam, adamw, sgd"), ("train.scheduler=step", "none, plateau, onecycle, cosine"),
+    ("train.task=segment", "classify, reconstruct"), ("train.mode=maximum", "min, max"),
+    ("data.format=csv", "fer2013, ferplus, folder, kdef"),
+])
+def test_an_enumerated_setting_is_checked_on_load_naming_the_valid_values(override, valid, tmp_path):
+    from ferkit.cli import main
+
+    with pytest.raises(FerkitError, match=f"is not one of: {valid}"):
+        load_config(None, [override])
+    # the command line refuses it before any data is read: the data path does not even exist
+    smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.toml"
+    assert main(["train", str(smoke), override, f"data.path={tmp_path / 'absent.csv'}"]) == 2

@@ -14,6 +14,17 @@ from .data.augment import Augment
 from .errors import FerkitError
 from .training.store import in_store
 
+#: The values each enumerated setting takes; checked when a config is loaded, before any data is read.
+DATA_FORMATS = ("fer2013", "ferplus", "folder", "kdef")
+TASKS = ("classify", "reconstruct")
+CHOICES = {
+    "data.format": DATA_FORMATS,
+    "train.task": TASKS,
+    "train.optimizer": ("adam", "adamw", "sgd"),
+    "train.scheduler": ("none", "plateau", "onecycle", "cosine"),
+    "train.mode": ("min", "max"),
+}
+
 
 @dataclass
 class DataConfig:
@@ -202,8 +213,18 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
         if not sep or not key.strip():
             raise FerkitError(f"override {item!r} is not of the form key=value (e.g. train.lr=0.001)")
         _set(config, key.strip(), _parse_value(text.strip()), "command line")
-    config.train.check()
+    check_config(config)
     return config
+
+
+def check_config(config: Config) -> None:
+    """Refuse an enumerated setting outside its values (naming them) or a recipe setting out of range."""
+    for key, valid in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value not in valid:
+            raise FerkitError(f"{key} = {value!r} is not one of: {', '.join(valid)}")
+    config.train.check()
 
 
 def config_from_dict(table: dict) -> Config:
@@ -211,7 +232,7 @@ def config_from_dict(table: dict) -> Config:
     config = Config()
     for key, value in table.items():
         _set(config, key, value, "stored config")
-    config.train.check()
+    check_config(config)
     return config
 
 

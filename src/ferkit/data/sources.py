@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config import DATA_FORMATS, DataConfig
 from ..errors import FerkitError
 from .dataset import FaceData
 
 log = logging.getLogger(__name__)
-FORMATS = ("fer2013", "ferplus", "folder", "kdef")
+FORMATS = DATA_FORMATS
 
 
 @dataclass(frozen=True)

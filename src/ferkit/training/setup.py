@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from ..config import Config, ModelConfig, TrainConfig
+from ..config import TASKS, Config, ModelConfig, TrainConfig
 from ..data.preprocessing import Preprocessing
 from ..errors import FerkitError
 from ..models import ModelInfo, model_task, read_checkpoint
@@ -16,7 +16,6 @@ from .ema import ModelEMA
 from .param_groups import discriminative_param_groups
 
 log = logging.getLogger(__name__)
-TASKS = ("classify", "reconstruct")
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -214,16 +214,16 @@ def test_a_killed_two_process_run_resumes_exactly(tmp_path):
 def _die_during_epoch(config: str, epoch: str) -> int:
     """``ferkit train CONFIG`` in which rank 0 kills itself (SIGKILL) when epoch ``epoch`` starts training."""
     from ferkit import cli
-    from ferkit.training import run as run_module
+    from ferkit.training import tasks as tasks_module
 
-    real = run_module.train_one_epoch
+    real = tasks_module.train_one_epoch
 
     def dying(state, *args, **kwargs):
         if state.epoch == int(epoch) and os.environ["RANK"] == "0":
             os.kill(os.getpid(), signal.SIGKILL)
         return real(state, *args, **kwargs)
 
-    run_module.train_one_epoch = dying
+    tasks_module.train_one_epoch = dying
     return cli.main(["train", config])
 
 

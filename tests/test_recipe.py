@@ -18,8 +18,8 @@ from ferkit.errors import FerkitError
 from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model, load_model, save_model
 from ferkit.training import distill
-from ferkit.training import run as run_module
 from ferkit.training import setup as setup_mod
+from ferkit.training import tasks as tasks_module
 from ferkit.training.callbacks import LoopState
 from ferkit.training.distill import Teacher, distillation_loss, load_teachers, to_teacher_input
 from ferkit.training.ema import ModelEMA
@@ -60,19 +60,19 @@ def _assert_same_weights(got: dict, want: dict) -> None:
 
 def _interrupted_then_resumed(config, monkeypatch):
     """Train ``config``, stopped when epoch 2 starts, then ``--resume`` it; the run folder after epoch 1 too."""
-    real = run_module.train_one_epoch
+    real = tasks_module.train_one_epoch
 
     def stop_in_epoch_two(state, *args, **kwargs):
         if state.epoch == 2:
             raise KeyboardInterrupt
         return real(state, *args, **kwargs)
 
-    monkeypatch.setattr(run_module, "train_one_epoch", stop_in_epoch_two)
+    monkeypatch.setattr(tasks_module, "train_one_epoch", stop_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         train(config)
     after_one = torch.load(config.run_dir / "last.pt", weights_only=True)
     best_after_one = torch.load(config.run_dir / "best.pt", weights_only=True)
-    monkeypatch.setattr(run_module, "train_one_epoch", real)
+    monkeypatch.setattr(tasks_module, "train_one_epoch", real)
     return train(config, resume=True), after_one, best_after_one
 
 
@@ -172,7 +172,7 @@ def test_features_off_train_exactly_as_before_and_draw_nothing(fer_csv, tmp_path
     def refuse(*args, **kwargs):
         raise AssertionError("a recipe feature was built although it is off")
 
-    for module, name in ((run_module, "Mixer"), (run_module, "Teacher"), (setup_mod, "ModelEMA")):
+    for module, name in ((tasks_module, "Mixer"), (tasks_module, "Teacher"), (setup_mod, "ModelEMA")):
         monkeypatch.setattr(module, name, refuse)
     default = train(_config(tmp_path, "default", fer_csv))
     zeros = train(_config(tmp_path, "zeros", fer_csv, "train.mixup=0", "train.cutmix=0", "train.ema_decay=0",
@@ -305,7 +305,7 @@ def test_distillation_from_a_teacher_with_other_preprocessing_trains(fer_csv, tm
         return distillation_loss(logits, y, soft, **kwargs)
 
     monkeypatch.setattr(distill, "to_teacher_input", spy)
-    monkeypatch.setattr(run_module, "distillation_loss", loss_spy)
+    monkeypatch.setattr(tasks_module, "distillation_loss", loss_spy)
     teacher = f'train.teacher=["{path}", "{path}"]'
     result = train(_config(tmp_path, "kd", fer_csv, teacher, "train.kd_alpha=0.7", "train.kd_temperature=3",
                            "train.mixup=0.4", "train.epochs=1", "train.channels_last=true", "train.bf16=true"))

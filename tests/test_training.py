@@ -14,7 +14,7 @@ from ferkit.config import load_config
 from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
 from ferkit.models import create_model, load_model
-from ferkit.training import run as run_module
+from ferkit.training import tasks as tasks_module
 from ferkit.training.lr_finder import LRFinderResult, lr_find, lr_find_from_config, suggest_lr
 from ferkit.training.pretrain import evaluate_reconstruction, train_reconstruction_epoch
 from ferkit.training.run import train
@@ -67,7 +67,7 @@ def test_train_writes_run_artifacts(full_run):
 def test_resume_continues_exactly(full_run, fer_csv, tmp_path, monkeypatch):
     ref_config, ref = full_run
     config = _config(tmp_path, "interrupted", fer_csv)
-    real, calls = run_module.train_one_epoch, []
+    real, calls = tasks_module.train_one_epoch, []
 
     def interrupt_third(*args, **kwargs):
         calls.append(1)
@@ -75,11 +75,11 @@ def test_resume_continues_exactly(full_run, fer_csv, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "train_one_epoch", interrupt_third)
+    monkeypatch.setattr(tasks_module, "train_one_epoch", interrupt_third)
     with pytest.raises(KeyboardInterrupt):
         train(config)
     assert _last(config)["epoch"] == 2
-    monkeypatch.setattr(run_module, "train_one_epoch", real)
+    monkeypatch.setattr(tasks_module, "train_one_epoch", real)
     resumed = train(config, resume=True)
     keys = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
     assert [[row[k] for k in keys] for row in resumed.history] == [[row[k] for k in keys] for row in ref.history]

@@ -39,6 +39,14 @@ def autocast(enabled: bool, device_type: str = "cpu"):
     return torch.autocast(device_type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
 
 
+def optimisation_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """Clear the gradients, back-propagate ``loss``, update: the one step of training, pre-training and the
+    LR finder."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 def _progress(total: int, desc: str, show: bool = True):
     interactive = sys.stderr.isatty()
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None if show else True,
@@ -103,9 +111,7 @@ def train_one_epoch(
                 logits = model(x)
                 soft = None if teacher is None else teacher(x)
             loss = loss_fn(logits.float(), y) if soft is None else loss_fn(logits.float(), y, soft)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            optimisation_step(optimizer, loss)
             state.step += 1
             for cb in callbacks:
                 cb.on_batch_end(state)

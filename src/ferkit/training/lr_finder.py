@@ -22,7 +22,7 @@ from ..io import atomic_savefig
 from ..models import create_model, load_model
 from .callbacks import model_body, set_trainable
 from .device import prepare_device, resolve_device, use_bf16
-from .loop import autocast, batches
+from .loop import autocast, batches, optimisation_step
 from .seed import seed_everything
 from .setup import build_optimizer, initialise_model, model_info, targets_of
 
@@ -167,9 +167,7 @@ def lr_find(
                 if not math.isfinite(value):
                     log.info("lr_find: loss is %s at lr %.2e; stopping", value, lr)
                     break
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                optimisation_step(opt, loss)
                 avg = smoothing * avg + (1 - smoothing) * value
                 smooth = avg / (1 - smoothing ** (i + 1))
                 lrs.append(lr)

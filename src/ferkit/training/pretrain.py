@@ -13,7 +13,7 @@ from ..data.augment import Augment
 from ..data.preprocessing import Preprocessing
 from .device import to_device
 from .distributed import SINGLE, DistEnv
-from .loop import autocast, batches
+from .loop import autocast, batches, optimisation_step
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,7 @@ def train_reconstruction_epoch(
             noise = torch.randn(target.shape, generator=augment_generator)
             inputs = target + noise_std * to_device(noise, target.device)
         loss = _reconstruction_loss(model, inputs, target, bf16)
-        optimizer.zero_grad(set_to_none=True)
-        (loss / target.numel()).backward()
-        optimizer.step()
+        optimisation_step(optimizer, loss / target.numel())
         if on_step is not None:
             on_step()
         total += loss.detach().double()

@@ -9,29 +9,27 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from ..config import Config, config_from_dict, to_toml
-from ..data.sources import load_splits
+from ..data.sources import Splits, load_splits
 from ..errors import FerkitError
 from ..io import atomic_open, atomic_write_text
-from ..models import create_model, model_payload, save_model
+from ..models import ModelInfo, create_model, model_payload, save_model
 from ..models.checkpoint import load_weights_only
 from . import distributed
-from .callbacks import LoopState
+from .callbacks import Callback, LoopState
 from .device import prepare_device, resolve_device, to_cpu, use_bf16
-from .distill import Teacher, distillation_loss
 from .distributed import DistEnv
 from .history import plot_history, write_history_csv
-from .loop import evaluate, train_one_epoch
-from .mixing import Mixer
-from .pretrain import evaluate_reconstruction, train_reconstruction_epoch
+from .pretrain import evaluate_reconstruction
 from .seed import rng_state, seed_everything, set_rng_state
 from .setup import build_callbacks, build_optimizer, check_task, initialise_model, model_info, targets_of
+from .tasks import Task, build_task
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +74,99 @@ def _load_last(last_path: Path, resume: bool) -> dict | None:
 RUNTIME_KEYS = ("device", "compile", "time_limit_s")
 
 
+@dataclass(eq=False)
+class Run:
+    """Everything a run holds between epochs: its settings, model, optimiser, callbacks, data and task."""
+
+    config: Config
+    env: DistEnv
+    device: torch.device
+    bf16: bool
+    precision: str
+    info: ModelInfo
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    state: LoopState
+    generator: torch.Generator
+    task: Task
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    callbacks: dict[str, Callback] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    scored: nn.Module | None = None  # the weights validated, kept as best.pt and tested (EMA's when on)
+    net: nn.Module | None = None  # what trains: the model, or its DDP / compiled wrapper
+
+    def save_best(self, state: LoopState) -> None:
+        if self.env.is_main:
+            save_model(self.config.run_dir / "best.pt", self.scored,
+                       model_info(self.config, self.info.labels, {"epoch": state.epoch, **state.extra}))
+
+    def save_state(self) -> None:
+        """Write history.csv, curves.png and last.pt (atomically): everything a resume needs."""
+        run_dir = self.config.run_dir
+        write_history_csv(self.history, run_dir / "history.csv")
+        plot_history(self.history, run_dir / "curves.png", title=self.config.name)
+        payload = {
+            "model_checkpoint": model_payload(self.model, model_info(self.config, self.info.labels,
+                                                                     {"epoch": self.state.epoch})),
+            "optimizer": to_cpu(self.optimizer.state_dict()),  # CPU tensors: loads on any machine
+            "callbacks": to_cpu({name: cb.state_dict() for name, cb in self.callbacks.items()}),
+            "generator": self.generator.get_state(), "rng": rng_state(self.device), "epoch": self.state.epoch,
+            "step": self.state.step, "history": self.history, "config": self.config.to_dict(),
+            "stop_reason": self.state.stop_reason, "precision": self.precision,
+        }
+        if self.env.enabled:
+            payload["world_size"] = self.env.world_size
+        with atomic_open(run_dir / "last.pt", "wb") as handle:
+            torch.save(payload, handle)
+
+    def restore(self, saved: dict) -> None:
+        """Continue from a ``last.pt`` payload: weights, optimiser, callbacks, random states, history."""
+        self.model.load_state_dict(saved["model_checkpoint"]["state_dict"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        for name, cb in self.callbacks.items():
+            cb.load_state_dict(saved["callbacks"][name])
+        self.generator.set_state(saved["generator"])
+        set_rng_state(saved["rng"], self.device)
+        self.state.epoch, self.state.step, self.history = saved["epoch"], saved["step"], saved["history"]
+        self.state.stop_reason = saved.get("stop_reason")
+
+
 def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
     called = time.monotonic()
-    run_dir = config.run_dir
-    log.info("run folder: %s", run_dir.resolve())
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    saved = env.on_main(lambda: _load_last(last_path, resume))  # rank 0 reads; every rank gets a copy
+    log.info("run folder: %s", config.run_dir.resolve())
+    saved = env.on_main(lambda: _load_last(config.run_dir / "last.pt", resume))  # rank 0 reads; all get a copy
     if saved is not None:
-        runtime = {key: getattr(config.train, key) for key in RUNTIME_KEYS}
-        config = config_from_dict(saved["config"])
-        for key, value in runtime.items():
-            setattr(config.train, key, value)
-        log.info("resuming %s after epoch %d", run_dir, saved["epoch"])
-        if saved.get("world_size", 1) != env.world_size:
-            log.warning("%s was trained by %d process(es), now %d: same global batch, but other shards and "
-                        "random draws, so not an exact continuation", run_dir, saved.get("world_size", 1),
-                        env.world_size)
+        config = _resumed_config(config, saved, env)
+    run, splits = _build_run(config, saved, env)
+    paused = _run_epochs(run, called)
+    best_path = config.run_dir / "best.pt"
+    if paused is not None:
+        log.info("%s", paused)
+        return TrainResult(config.run_dir, best_path, run.history, paused, {})
+    stop_reason = run.state.stop_reason or f"completed {run.state.epoch} epochs"
+    log.info("%s", stop_reason)
+    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason, run.device, run.precision))
+    return TrainResult(config.run_dir, best_path, run.history, stop_reason, test_metrics)
+
+
+def _resumed_config(config: Config, saved: dict, env: DistEnv) -> Config:
+    """The run's own config from ``last.pt``, with this call's runtime settings (:data:`RUNTIME_KEYS`)."""
+    runtime = {key: getattr(config.train, key) for key in RUNTIME_KEYS}
+    resumed = config_from_dict(saved["config"])
+    for key, value in runtime.items():
+        setattr(resumed.train, key, value)
+    log.info("resuming %s after epoch %d", config.run_dir, saved["epoch"])
+    if saved.get("world_size", 1) != env.world_size:
+        log.warning("%s was trained by %d process(es), now %d: same global batch, but other shards and random "
+                    "draws, so not an exact continuation", config.run_dir, saved.get("world_size", 1), env.world_size)
+    return resumed
+
+
+def _build_run(config: Config, saved: dict | None, env: DistEnv) -> tuple[Run, Splits]:
+    """Device, data, model, task, optimiser and callbacks, in the order that keeps runs reproducible."""
     tc = config.train
     check_task(config)
     if tc.threads:
@@ -99,143 +174,89 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
     device = resolve_device(tc.device, env)
     prepare_device(device)
     bf16 = use_bf16(tc.bf16, device)
-    precision = _precision(saved, bf16, run_dir)
+    precision = _precision(saved, bf16, config.run_dir)
     seed_everything(tc.seed)
     splits = load_splits(config.data)
     log.info("data: %s", splits.describe())
     labels = splits.train.label_names
     info = model_info(config, labels)
-    model = create_model(info.name, **info.args)
-    if saved is None:
-        initialise_model(model, config.model)
-    model = model.to(device)
-    if tc.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    teacher = None
-    if tc.teacher:  # loaded before anything is written, so a bad teacher leaves no run folder behind
-        teacher = Teacher.from_paths(tc.teacher, labels, info.preprocessing, device, tc.kd_temperature,
-                                     channels_last=tc.channels_last)
-        log.info("distilling from %d teacher(s): kd_alpha %g, kd_temperature %g", len(tc.teacher), tc.kd_alpha,
-                 tc.kd_temperature)
-    mixer = Mixer(len(labels), tc.mixup, tc.cutmix, tc.mix_prob) if tc.mixup > 0 or tc.cutmix > 0 else None
-    if mixer is not None:
-        log.info("mixing batches: mixup alpha %g, cutmix alpha %g, probability %g", tc.mixup, tc.cutmix,
-                 tc.mix_prob)
+    model = _build_model(config, info, fresh=saved is None, device=device)
+    task = build_task(config, labels, info.preprocessing, device)  # a bad teacher fails before any file is written
     # the uint8 faces and the targets go to the device once; batches are indexed there
     train_x, val_x = torch.from_numpy(splits.train.images).to(device), torch.from_numpy(splits.val.images).to(device)
     train_y = targets_of(splits.train, config.data.soft_labels).to(device)
-    val_y = torch.as_tensor(splits.val.labels)
     log.info("device: %s", device)
     distributed.check_batch(tc.batch_size, len(train_x), env)
-    generator = torch.Generator().manual_seed(tc.seed)
     optimizer = build_optimizer(model, tc)
     state = LoopState(model=model, optimizer=optimizer, epochs=tc.epochs)
-
-    def save_best(s: LoopState) -> None:
-        if env.is_main:
-            save_model(best_path, scored, model_info(config, labels, {"epoch": s.epoch, **s.extra}))
-
-    callbacks = build_callbacks(tc, optimizer, max(1, len(train_x) // tc.batch_size), save_best, model=model)
-    ema = callbacks.get("ema")
-    scored = model if ema is None else ema.module  # the weights validated, kept as best.pt and tested
+    generator = torch.Generator().manual_seed(tc.seed)
+    run = Run(config, env, device, bf16, precision, info, model, optimizer, state, generator, task, train_x, train_y,
+              val_x, torch.as_tensor(splits.val.labels))
+    run.callbacks = build_callbacks(tc, optimizer, max(1, len(train_x) // tc.batch_size), run.save_best, model=model)
+    ema = run.callbacks.get("ema")
+    run.scored = model if ema is None else ema.module
     if ema is not None:
         log.info("EMA of the weights (decay %g, warm-up min(decay, (1+n)/(10+n))): validation, best.pt and the "
                  "test use the averaged weights", tc.ema_decay)
-    history: list[dict[str, float]] = []
     if saved is not None:
-        model.load_state_dict(saved["model_checkpoint"]["state_dict"])
-        optimizer.load_state_dict(saved["optimizer"])
-        for name, cb in callbacks.items():
-            cb.load_state_dict(saved["callbacks"][name])
-        generator.set_state(saved["generator"])
-        set_rng_state(saved["rng"], device)
-        state.epoch, state.step, history = saved["epoch"], saved["step"], saved["history"]
-        state.stop_reason = saved.get("stop_reason")
+        run.restore(saved)
     else:
         env.on_main(lambda: _start_run_dir(config))
-
-    def write_epoch() -> None:
-        write_history_csv(history, run_dir / "history.csv")
-        plot_history(history, run_dir / "curves.png", title=config.name)
-        payload = {
-            "model_checkpoint": model_payload(model, model_info(config, labels, {"epoch": state.epoch})),
-            "optimizer": to_cpu(optimizer.state_dict()),  # CPU tensors: loads on any machine
-            "callbacks": to_cpu({name: cb.state_dict() for name, cb in callbacks.items()}),
-            "generator": generator.get_state(), "rng": rng_state(device), "epoch": state.epoch, "step": state.step,
-            "history": history, "config": config.to_dict(), "stop_reason": state.stop_reason,
-            "precision": precision,
-        }
-        if env.enabled:
-            payload["world_size"] = env.world_size
-        with atomic_open(last_path, "wb") as handle:
-            torch.save(payload, handle)
-
-    if teacher is None:
-        def loss_fn(logits, y):
-            return F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)
-    else:
-        def loss_fn(logits, y, soft):
-            return distillation_loss(logits, y, soft, alpha=tc.kd_alpha, temperature=tc.kd_temperature,
-                                     label_smoothing=tc.label_smoothing)
-    net = distributed.wrap(model, env, find_unused_parameters=tc.freeze_body_epochs > 0)
+    run.net = distributed.wrap(model, env, find_unused_parameters=tc.freeze_body_epochs > 0)
     if tc.compile:  # trains through the compiled module; ``model`` (saved, evaluated) stays the plain one
-        net = torch.compile(net)
-    augment_generator = None  # a single process draws augmentation from ``generator``
-    paused = None  # why this call stopped before the run ended (train.time_limit_s); not saved in last.pt
-    while state.stop_reason is None and state.epoch < tc.epochs and paused is None:
+        run.net = torch.compile(run.net)
+    return run, splits
+
+
+def _build_model(config: Config, info: ModelInfo, *, fresh: bool, device: torch.device) -> nn.Module:
+    model = create_model(info.name, **info.args)
+    if fresh:
+        initialise_model(model, config.model)
+    model = model.to(device)
+    if config.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _run_epochs(run: Run, called: float) -> str | None:
+    """Epochs until the run ends (None) or the call's time limit passes (the reason, after an epoch)."""
+    tc, state, env = run.config.train, run.state, run.env
+    while state.stop_reason is None and state.epoch < tc.epochs:
         state.epoch += 1
-        started = time.time()
-        if env.enabled:  # per-rank draws (augmentation, dropout), derived so that a resume repeats them
-            augment_generator = torch.Generator().manual_seed(
-                seed_everything(distributed.rank_seed(tc.seed, state.epoch, env.rank)))
-        for cb in callbacks.values():
-            cb.on_epoch_start(state)
-        metrics: dict[str, float] = {"epoch": state.epoch}
-        if tc.task == "reconstruct":
-            metrics.update(train_reconstruction_epoch(
-                net, train_x, optimizer=optimizer, preprocessing=info.preprocessing, batch_size=tc.batch_size,
-                generator=generator, augment=config.augment, bf16=bf16,
-                on_step=lambda: [cb.on_batch_end(state) for cb in callbacks.values()],
-                dist=env, augment_generator=augment_generator))
-            distributed.sync_buffers(model, env)
-            if ema is not None:
-                distributed.sync_buffers(scored, env)
-            metrics.update(evaluate_reconstruction(scored, val_x, preprocessing=info.preprocessing, bf16=bf16,
-                                                   dist=env))
-            metrics["lr"] = optimizer.param_groups[0]["lr"]
-        else:
-            metrics.update(train_one_epoch(
-                state, train_x, train_y, preprocessing=info.preprocessing, augment=config.augment,
-                batch_size=tc.batch_size, generator=generator, callbacks=list(callbacks.values()),
-                loss_fn=loss_fn, bf16=bf16, channels_last=tc.channels_last, dist=env, net=net,
-                augment_generator=augment_generator, mixer=mixer, teacher=teacher))
-            distributed.sync_buffers(model, env)  # rank 0's batch-norm statistics, so every shard is scored alike
-            if ema is not None:
-                distributed.sync_buffers(scored, env)
-            metrics.update(evaluate(scored, val_x, val_y, preprocessing=info.preprocessing,
-                                    batch_size=tc.eval_batch_size, bf16=bf16, dist=env))
-        metrics["seconds"] = round(time.time() - started, 1)
-        metrics = env.broadcast(metrics)  # rank 0's numbers drive every rank's callbacks
-        state.extra = {k: v for k, v in metrics.items() if k.startswith("val_")}
-        for cb in callbacks.values():
-            cb.on_epoch_end(state, metrics)
-        history.append(metrics)
+        metrics = _one_epoch(run)
         log.info("epoch %d/%d  %s", state.epoch, tc.epochs, "  ".join(
             f"{k} {v:.2e}" if k == "lr" else f"{k} {v:.0f}s" if k == "seconds" else f"{k} {v:.4f}"
             for k, v in metrics.items() if k != "epoch"))
-        env.on_main(write_epoch)  # rank 0 writes; the others wait for it
+        env.on_main(run.save_state)  # rank 0 writes; the others wait for it
         if tc.time_limit_s > 0 and state.stop_reason is None and state.epoch < tc.epochs:
             elapsed = env.broadcast(time.monotonic() - called)  # rank 0's clock decides for every rank
             if elapsed >= tc.time_limit_s:
-                paused = (f"time limit: stopped after epoch {state.epoch}/{tc.epochs}, {elapsed:.0f} s into this "
-                          f"call (train.time_limit_s = {tc.time_limit_s:g}); continue with --resume")
-    if paused is not None:
-        log.info("%s", paused)
-        return TrainResult(run_dir, best_path, history, paused, {})
-    stop_reason = state.stop_reason or f"completed {state.epoch} epochs"
-    log.info("%s", stop_reason)
-    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason, device, precision))
-    return TrainResult(run_dir, best_path, history, stop_reason, test_metrics)
+                return (f"time limit: stopped after epoch {state.epoch}/{tc.epochs}, {elapsed:.0f} s into this "
+                        f"call (train.time_limit_s = {tc.time_limit_s:g}); continue with --resume")
+    return None
+
+
+def _one_epoch(run: Run) -> dict[str, float]:
+    """Train and validate one epoch, run the callbacks, and add the epoch's metrics to the history."""
+    state, env, started = run.state, run.env, time.time()
+    augment_generator = None  # a single process draws augmentation from ``run.generator``
+    if env.enabled:  # per-rank draws (augmentation, dropout), derived so that a resume repeats them
+        augment_generator = torch.Generator().manual_seed(
+            seed_everything(distributed.rank_seed(run.config.train.seed, state.epoch, env.rank)))
+    for cb in run.callbacks.values():
+        cb.on_epoch_start(state)
+    metrics: dict[str, float] = {"epoch": state.epoch, **run.task.train_epoch(run, augment_generator)}
+    distributed.sync_buffers(run.model, env)  # rank 0's batch-norm statistics, so every shard is scored alike
+    if run.scored is not run.model:
+        distributed.sync_buffers(run.scored, env)
+    metrics.update(run.task.validate(run))
+    metrics["seconds"] = round(time.time() - started, 1)
+    metrics = env.broadcast(metrics)  # rank 0's numbers drive every rank's callbacks
+    state.extra = {k: v for k, v in metrics.items() if k.startswith("val_")}
+    for cb in run.callbacks.values():
+        cb.on_epoch_end(state, metrics)
+    run.history.append(metrics)
+    return metrics
 
 
 def _precision(saved: dict | None, bf16: bool, run_dir: Path) -> str:

@@ -54,6 +54,7 @@ def test_backends_declared_in_one_place():
     assert BACKENDS == ("torch", "onnx", "int8")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_optimised_torch_model_matches_plain_model(name):
     torch.manual_seed(1)

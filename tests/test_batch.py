@@ -210,6 +210,7 @@ def test_interrupted_run_resumes_to_the_same_rows(collection: Path, reference: P
     assert read_errors(out).equals(read_errors(reference))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_command_resumes(collection: Path, reference: Path, tmp_path: Path, sig: signal.Signals) -> None:
     """`ferkit batch` killed after its second part; the same command then finishes only the rest.

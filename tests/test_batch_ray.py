@@ -17,6 +17,8 @@ import torch
 from ferkit.batch import BatchSettings, read_errors, read_faces, read_inputs, run_batch
 from ferkit.batch import run as run_module
 
+pytestmark = pytest.mark.slow  # starts a Ray cluster
+
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ferkit[ray]')")
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'ferkit[ray]')")
 

@@ -110,6 +110,7 @@ def tiny_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_evaluate_prints_plain_and_tta_and_writes_reports(tmp_path, checkpoint, tiny_csv, capsys):
     out = tmp_path / "rep"
     code = main(["evaluate", str(checkpoint), "--data", str(tiny_csv), "--tta", "--rounds", "3",

@@ -6,6 +6,7 @@ import importlib.resources
 import json
 
 import numpy as np
+import pytest
 
 from ferkit import Recognizer
 from ferkit.labels import EMOTIONS
@@ -41,6 +42,7 @@ def test_a_broad_smile_reads_happy(shared_data):
     assert result.faces[0].label == "happy" and result.faces[0].confidence > 0.5
 
 
+@pytest.mark.slow
 def test_fer2013_private_test_sample(real_fer2013):
     """On 700 PrivateTest faces (the first 100 of each class), accuracy is far above chance."""
     data = real_fer2013.split("PrivateTest")

@@ -166,6 +166,7 @@ def _rss_kib() -> int:
         return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc to read resident memory")
 def test_yunet_does_not_leak_memory_per_call():
     detector = create_detector("yunet")

@@ -150,6 +150,7 @@ def test_device_cpu_trains_exactly_like_the_default(reference, tmp_path, data):
     assert ref.history[-1]["train_loss"] < ref.history[0]["train_loss"]
 
 
+@pytest.mark.slow
 def test_bf16_falls_back_to_fp32_where_the_cpu_has_no_native_bf16(reference, tmp_path, data, monkeypatch, caplog):
     ref_config, ref = reference
     monkeypatch.setattr(device_module, "native_bf16", lambda device: False)
@@ -281,6 +282,7 @@ def _all_tensors(tree):
             yield from _all_tensors(value)
 
 
+@pytest.mark.slow
 def test_a_run_saved_on_a_gpu_resumes_on_the_cpu(reference, tmp_path, data):
     ref_config, ref = reference
     assert all(t.device.type == "cpu" for t in _all_tensors(_last(ref_config)))

@@ -27,6 +27,8 @@ from ferkit.training.distributed import SINGLE, DistEnv
 from ferkit.training.loop import batches
 from ferkit.training.run import train
 
+pytestmark = pytest.mark.slow  # spawns torchrun processes
+
 # 1 process vs 2 on the same global batch (SGD): per-epoch losses agree to LOSS_RTOL (measured: <= 1e-7) and
 # final weights to WEIGHT_TOL of each tensor's largest magnitude (measured: <= 5e-7).
 LOSS_RTOL = 1e-5

@@ -47,6 +47,7 @@ def setup(tmp_path_factory):
     return csv_path, data, info, models, paths
 
 
+@pytest.mark.slow
 def test_the_ensemble_is_the_mean_of_the_members_probabilities(setup):
     _, data, info, models, _ = setup
     report, own = evaluate_ensemble([(m, info) for m in models], data)

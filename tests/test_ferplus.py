@@ -217,6 +217,7 @@ def _reference_majority(row: list[float]) -> int:
     return int(np.argmax(emotion))
 
 
+@pytest.mark.slow
 def test_real_ferplus_majority(shared_data: Path):
     path = shared_data / "fer2013" / "fer2013new.csv"
     votes = read_ferplus(path)

@@ -142,6 +142,7 @@ def test_pick_one_per_class_prefers_correct_predictions():
     assert pick_one_per_class(labels, predicted, 4) == [1, 2, 4, None]
 
 
+@pytest.mark.slow
 def test_figure_one_face_per_emotion(tmp_path):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

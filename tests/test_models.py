@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 import torch
@@ -28,7 +29,8 @@ def _build(name: str, size: int) -> torch.nn.Module:
     return create_model(name, **kwargs)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if re.fullmatch(r"vgg\d+(_bn)?", n) else n
+                                  for n in list_models()])  # the full-size VGGs take seconds each
 def test_forward_and_backward(name):
     torch.manual_seed(0)
     for size in (32, 48):  # small first; models that need 48x48 faces get them

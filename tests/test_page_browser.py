@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import pytest
 
+pytestmark = pytest.mark.slow  # drives a real browser
+
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'ferkit[serve]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright's Python package (the dev extra)")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -169,6 +169,7 @@ def tiny_csv(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_training_run_starts_from_model_pretrained(tmp_path, tiny_csv):
     torch.manual_seed(3)
     source = create_model("resnet18", in_channels=3, num_classes=1000)
@@ -183,6 +184,7 @@ def test_training_run_starts_from_model_pretrained(tmp_path, tiny_csv):
     assert torch.equal(model.layer3[0].downsample[0].weight, source.layer3[0].downsample[0].weight)
 
 
+@pytest.mark.slow
 def test_two_stage_driver(tmp_path, tiny_csv, monkeypatch):
     spec = importlib.util.spec_from_file_location("two_stage", ROOT / "scripts" / "two_stage.py")
     two_stage = importlib.util.module_from_spec(spec)

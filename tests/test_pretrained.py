@@ -34,6 +34,7 @@ def imagenet_resnet18():
     return _perturbed(build_resnet("resnet18"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrap", ["plain", "state_dict", "model", "module_prefix"])
 def test_torchvision_file_loads_strictly_and_gives_identical_outputs(tmp_path, imagenet_resnet18, wrap):
     state = imagenet_resnet18.state_dict()
@@ -198,6 +199,7 @@ def _keras_name(key: str) -> tuple[str, str]:
     return f"conv{stage}_block{b}_{i}_{kind}", kind
 
 
+@pytest.mark.slow
 def test_keras_resnet50_h5_maps_exactly(tmp_path):
     h5py = pytest.importorskip("h5py")
     torch.manual_seed(0)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from ferkit.config import load_config
@@ -30,6 +31,7 @@ def _tensors(path: Path) -> list[torch.Tensor]:
     return list(torch.load(path, map_location="cpu", weights_only=True)["state_dict"].values())
 
 
+@pytest.mark.slow
 def test_classifier_in_fp16_and_autoencoder_in_fp32_that_a_later_run_starts_from(tmp_path, caplog):
     csv = write_fer2013_csv(tmp_path / "fer.csv", {"Training": 6, "PublicTest": 3, "PrivateTest": 3})
     common = [f"data.path={csv}", f"out_dir={tmp_path / 'runs'}", *SMALL]

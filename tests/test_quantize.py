@@ -122,6 +122,7 @@ def test_cli_export_int8_and_evaluate_it(tmp_path, checkpoint, capsys):
     assert "m-int8.onnx: ferkit_cnn_small, ONNX (onnxruntime)" in printed and "8 images" in printed
 
 
+@pytest.mark.slow
 def test_shipped_int8_default_agrees_with_the_float_default(real_fer2013):
     """On 1,400 PublicTest faces the shipped int8 copy gives the float model's label for >= 95% of them and
     an accuracy within 1.5 points (the whole-split figures are in docs/results/int8.md)."""

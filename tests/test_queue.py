@@ -53,6 +53,7 @@ def test_runs_paths_name_the_store_and_other_paths_are_left_alone(tmp_path, monk
     assert existing_run_file("runs/new/best.pt") == tmp_path / "data" / "ferkit" / "runs" / "new" / "best.pt"
 
 
+@pytest.mark.slow
 def test_queue_trains_in_order_in_the_store_skips_done_and_published_and_resumes(store, csv, tmp_path, caplog):
     caplog.set_level("INFO", logger="ferkit")
     queue = tmp_path / "queue.txt"
@@ -77,6 +78,7 @@ def test_queue_trains_in_order_in_the_store_skips_done_and_published_and_resumes
     assert "train runs/a/second --resume" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_time_budget_pauses_at_an_epoch_boundary_and_the_next_call_resumes(store, csv, tmp_path):
     queue = tmp_path / "q.txt"
     queue.write_text(f"runs/b/cut {CONFIG} data.path={csv} train.epochs=3 {TINY}\n"
@@ -101,6 +103,7 @@ def test_script_lines_run_with_resume_and_bad_lines_are_refused_before_anything_
         read_queue([tmp_path / "missing.txt"])
 
 
+@pytest.mark.slow
 def test_a_second_queue_is_refused_while_one_trains(store, csv, tmp_path):
     queue = tmp_path / "q.txt"
     queue.write_text(f"runs/l/one {CONFIG} data.path={csv} train.epochs=1 {TINY}\n")

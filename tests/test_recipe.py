@@ -149,6 +149,7 @@ def _reference_epoch(model, optimizer, images, labels, prep, augment, generator)
         optimizer.step()
 
 
+@pytest.mark.slow
 def test_features_off_train_exactly_as_before_and_draw_nothing(fer_csv, tmp_path, monkeypatch):
     images, labels = class_faces(7, np.random.default_rng(3))
     images, labels = torch.from_numpy(images), torch.from_numpy(labels)
@@ -211,6 +212,7 @@ def test_ema_update_is_the_weighted_average():
         ModelEMA(model, 1.0)
 
 
+@pytest.mark.slow
 def test_ema_and_mixing_resume_exactly_and_best_holds_the_ema(fer_csv, tmp_path, monkeypatch):
     recipe = ("train.ema_decay=0.9", "train.mixup=0.4", "train.cutmix=1.0", "train.mix_prob=0.8",
               "train.label_smoothing=0.1")

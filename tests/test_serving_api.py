@@ -208,6 +208,7 @@ def gated(tmp_path):
         gate.release.set()
 
 
+@pytest.mark.slow
 def test_timeout_answers_408_and_a_full_queue_429(gated):
     client, gate = gated
     photo = _jpeg(np.full((120, 160, 3), 90, np.uint8))

@@ -63,6 +63,7 @@ def test_sniff_reads_the_type_from_the_first_bytes(head, kind):
     assert sniff(head) == kind
 
 
+@pytest.mark.slow
 def test_ferkit_serve_runs_a_real_server_and_stops_on_ctrl_c(tmp_path):
     pytest.importorskip("uvicorn", reason="needs the serve extra")
     from serving_support import free_port

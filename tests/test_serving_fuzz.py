@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.slow  # fuzzes a real server
+
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install 'ferkit[serve]'")
 schemathesis = pytest.importorskip("schemathesis", reason="needs schemathesis (the dev extra)")
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -60,6 +60,7 @@ def client(jobs_dir):
         yield c
 
 
+@pytest.mark.slow
 def test_a_real_video_job_from_upload_to_results(client, shared_data, tmp_path):
     response = client.post("/v1/jobs", content=(shared_data / "videos" / "single_face.mp4").read_bytes(),
                            headers={"content-type": "video/mp4"})

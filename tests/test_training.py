@@ -51,6 +51,7 @@ def _last(config) -> dict:
     return torch.load(config.run_dir / "last.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_train_writes_run_artifacts(full_run):
     config, result = full_run
     for name in ("best.pt", "last.pt", "history.csv", "curves.png", "config.toml", "metrics.json"):
@@ -64,6 +65,7 @@ def test_train_writes_run_artifacts(full_run):
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(full_run, fer_csv, tmp_path, monkeypatch):
     ref_config, ref = full_run
     config = _config(tmp_path, "interrupted", fer_csv)

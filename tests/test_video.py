@@ -147,6 +147,7 @@ def test_reader_is_a_generator_and_memory_stays_flat(tmp_path):
     assert kept_memory[-1] - kept_memory[20] > 100 * frame_bytes
 
 
+@pytest.mark.slow
 def test_analyze_video_memory_stays_flat(checkpoint, tmp_path):
     clip = write_clip(tmp_path / "long.mp4", square_frames(100))
     calls: list[int] = []

@@ -50,8 +50,9 @@ def faces():
     return np.random.default_rng(3).integers(0, 256, (9, 48, 48), dtype=np.uint8)
 
 
-def test_backends_declared_in_one_place():
-    assert BACKENDS == ("torch", "onnx", "int8")
+def test_an_unknown_backend_is_refused_naming_the_valid_ones():
+    with pytest.raises(ValueError, match=f"unknown backend 'tpu'; valid backends: {', '.join(BACKENDS)}"):
+        Recognizer(backend="tpu")
 
 
 @pytest.mark.slow

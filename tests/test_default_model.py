@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from ferkit import Recognizer
 from ferkit.labels import EMOTIONS
@@ -22,10 +23,21 @@ def test_weights_are_small_and_carry_their_description():
     assert rec.info.config["data"]["format"] == "fer2013"
 
 
-def test_metrics_file_matches_the_shipped_model():
+def test_metrics_file_describes_the_shipped_weights():
+    from ferkit.evaluation.model_size import count_parameters
+    from ferkit.models import load_model
+
     meta = json.loads((WEIGHTS / "default.json").read_text())
-    assert meta["model"] == "ferkit_cnn"
-    assert 0.60 < meta["privatetest"]["plain"]["accuracy"] < 1.0
+    model, info = load_model(WEIGHTS / "default.pt")
+    assert (meta["model"], meta["parameters"]) == (info.name, count_parameters(model))
+    from ferkit.models import read_checkpoint
+
+    stored = read_checkpoint(WEIGHTS / "default.pt")["state_dict"].values()
+    assert meta["weights"] == "fp16" and {t.dtype for t in stored if t.is_floating_point()} == {torch.float16}
+    assert meta["evaluate_command"].startswith("ferkit evaluate src/ferkit/weights/default.pt")
+    report = meta["privatetest"]["plain"]
+    low, high = report["accuracy_ci95"]
+    assert low < report["accuracy"] < high and high - low < 0.05  # an interval over thousands of faces
 
 
 def test_probabilities_are_a_distribution_over_the_labels():

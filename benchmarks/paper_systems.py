@@ -3,7 +3,7 @@
     python benchmarks/paper_systems.py a   # Autoencoder + CNN + Attention vs CNN + Attention
     python benchmarks/paper_systems.py b   # CNN with SE blocks vs plain CNN (seeds, McNemar)
 
-Every checkpoint listed below that exists under checkpoints/ (written by scripts/publish_run.py) is
+Every checkpoint listed below that exists under checkpoints/ (written by `ferkit publish`) is
 evaluated here, nothing is read from training logs except its metrics file: PrivateTest accuracy with a
 95% bootstrap interval, macro-F1, per-class recall, confusion matrix (PNG), PublicTest (where it was
 selected) and PublicTest+PrivateTest (the papers' test set, marked as such), 15 rounds of 100 random

@@ -1,7 +1,8 @@
-"""scripts/publish_run.py: a finished run becomes committed weights with their metrics file."""
+"""``ferkit publish``: a finished run becomes committed weights with their metrics file; large weights stay out."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -19,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["train.batch_size=16", "train.bf16=false", "train.channels_last=false", "data.cache_dir=", "train.epochs=1"]
 
 
-def _publish(run: Path, cwd: Path) -> str:
+def _publish(run: Path, cwd: Path, *extra: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "publish_run.py"), str(run), "--command", "cmd"],
+    done = subprocess.run([sys.executable, "-m", "ferkit.cli", "publish", str(run), "--command", "cmd", *extra],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -59,3 +60,13 @@ def test_classifier_in_fp16_and_autoencoder_in_fp32_that_a_later_run_starts_from
     assert all(t.dtype == torch.float16 for t in _tensors(tmp_path / "checkpoints" / "ae.pt") if t.is_floating_point())
     assert (tmp_path / "docs" / "results" / "histories" / "ae.csv").is_file()
     assert (tmp_path / "docs" / "figures" / "ae_curves.png").is_file()
+
+    # Weights over --max-mb stay beside the run (a ResNet50 is ~86 MB in fp16): the json says where, with the hash.
+    (tmp_path / "big").mkdir()
+    printed = _publish(clf.run_dir, tmp_path / "big", "--name", "huge", "--max-mb", "0.01")
+    record = json.loads((tmp_path / "big" / "checkpoints" / "huge.json").read_text())
+    kept = clf.run_dir / "huge-fp16.pt"
+    assert not (tmp_path / "big" / "checkpoints" / "huge.pt").exists() and kept.is_file()
+    assert record["weights_committed"] is False and record["weights_path"] == str(kept.resolve())
+    assert record["weights_sha256"] == hashlib.sha256(kept.read_bytes()).hexdigest() and str(kept) in printed
+    assert record["evaluate_command"].startswith(f"ferkit evaluate {kept}")

@@ -17,6 +17,10 @@ EXAMPLES = {
   ferkit train configs/default.toml train.epochs=5 data.train_limit=2000 name=smoke
   ferkit train configs/default.toml --resume          # continue runs/default after an interruption
   (runs/... is the run store, ~/.local/share/ferkit/runs unless FERKIT_RUNS_DIR says otherwise)""",
+    "publish": """examples:
+  ferkit publish runs/system_b/se_cnn_fer2013_s0 --command "ferkit train configs/se_cnn_fer2013.toml train.seed=0"
+  ferkit publish runs/system_c/x --command "..." --note "20 epochs, one core"   # a ResNet50: weights stay in the
+                                                                                # run store, sha256 in the json""",
     "queue": """examples:
   ferkit queue scripts/queues/transfer_random70_30.txt          # train, resume or skip each run in turn
   ferkit queue scripts/queues/transfer.txt --time-limit 150     # stop at an epoch boundary after 150 min
@@ -88,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--published", default="checkpoints", metavar="DIR",
                    help="a run with DIR/NAME.json is published: skipped (default checkpoints)")
     p.add_argument("--list", action="store_true", help="only list each run's status")
+
+    p = add("publish", "Publish a finished run: fp16 weights (under --max-mb) and metrics under checkpoints/, "
+                       "history and curves under docs/; never its training state.")
+    p.add_argument("run", help="the run's folder (runs/... is in the run store)")
+    p.add_argument("--command", dest="train_command", required=True, help="the command that trained the run")
+    p.add_argument("--name", default=None, help="published name (default: the run folder's name)")
+    p.add_argument("--note", default="", help="anything a reader must know (data subset, initialisation, ...)")
+    p.add_argument("--data", default=None, help="data path to score the published weights on (default: the run's)")
+    p.add_argument("--max-mb", type=float, default=50.0, help="largest weights file put in the repository (50)")
 
     p = add("evaluate", "Evaluate a checkpoint on a data set split: report, confusion matrix, TTA.")
     p.add_argument("checkpoint", nargs="+",

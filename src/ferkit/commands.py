@@ -35,6 +35,20 @@ def queue(args: argparse.Namespace) -> int:
     return 1 if any(outcome == "failed" for _, outcome in outcomes) else 0
 
 
+def publish(args: argparse.Namespace) -> int:
+    from .training.publish import publish_run
+    from .training.store import existing_run_file
+
+    record = publish_run(existing_run_file(args.run), args.train_command, name=args.name, note=args.note,
+                         data=args.data, max_mb=args.max_mb)
+    where = record.get("weights_path") or f"checkpoints/{args.name or existing_run_file(args.run).name}.pt"
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith(("test_", "fp16_test_"))
+                       and isinstance(v, float))
+    print(f"{where}: {record['size_mb']} MB ({record['weights']}), {scores}; {record['epochs_run']} epochs, "  # noqa: T201
+          f"{record['stop_reason']}")
+    return 0
+
+
 def models(args: argparse.Namespace) -> int:
     from .models import list_models, model_builder
 

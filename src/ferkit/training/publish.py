@@ -1,0 +1,97 @@
+"""``ferkit publish``: a finished run's small artefacts into the repository, never its training state.
+
+Writes ``checkpoints/NAME.pt`` (the run's best.pt in fp16) and ``checkpoints/NAME.json``: the run's
+metrics.json, epochs run, why it stopped, training wall time, the machine, the command, and the
+published fp16 file's own accuracy on the run's test split (what ``ferkit evaluate`` on it prints).
+Copies history.csv to ``docs/results/histories/NAME.csv`` and curves.png to ``docs/figures/NAME_curves.png``.
+Weights over ``max_mb`` (a ResNet50 is ~86 MB in fp16) stay beside the run, outside the repository; the
+metrics file records their sha256 and where they are, and is scored from that file. A reconstruction run
+(an autoencoder other runs start from with ``model.init_from=checkpoints/NAME.pt``) is published in fp32,
+as trained, with its test reconstruction error: its starting point is then the same in every session.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from ..config import config_from_dict
+from ..data.sources import load_splits
+from ..errors import FerkitError
+from ..evaluation import evaluate_model, size_on_disk_mb
+from ..evaluation.model_size import count_parameters
+from ..io import atomic_open, atomic_write_text, existing_file
+from ..machine import describe as describe_machine
+from ..models import load_model
+from ..models.export import export_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def publish_run(run: Path, command: str, *, name: str | None = None, note: str = "", data: str | None = None,
+                max_mb: float = 50.0, repo: Path = Path(".")) -> dict:
+    """Publish the finished run in folder ``run`` into the repository at ``repo``; returns the metrics record."""
+    run, name = Path(run), name or Path(run).name
+    metrics = json.loads(existing_file(run / "metrics.json", "finished run's metrics (is the run done?)").read_text())
+    with open(run / "history.csv") as handle:
+        history = list(csv.DictReader(handle))
+    target, reconstruct = _publish_weights(run, repo / "checkpoints" / f"{name}.pt", max_mb)
+    model, info = load_model(target)  # the published file is what gets scored
+    record = {**metrics, "model": info.name, "parameters": count_parameters(model),
+              "weights": "fp32" if reconstruct else "fp16", "size_mb": round(size_on_disk_mb(target), 2),
+              "epochs_run": len(history), "train_seconds": round(sum(float(row["seconds"]) for row in history), 1),
+              "machine": describe_machine(), "command": command}
+    if target.parent != repo / "checkpoints":
+        record.update({"weights_committed": False, "weights_path": str(target.resolve()),
+                       "weights_sha256": hashlib.sha256(target.read_bytes()).hexdigest()})
+    if not reconstruct:
+        record.update(_fp16_scores(model, info, target, data))
+    record["note"] = note
+    atomic_write_text(repo / "checkpoints" / f"{name}.json", json.dumps(record, indent=2) + "\n")
+    _copy_curves(run, name, repo)
+    return record
+
+
+def _publish_weights(run: Path, target: Path, max_mb: float) -> tuple[Path, bool]:
+    """Write the weights to ``target`` (fp32 autoencoders as trained, classifiers in fp16), or beside the run
+    when they are over ``max_mb``; ``(where they are, whether the run is a reconstruction)``."""
+    _, info = load_model(run / "best.pt")
+    reconstruct = config_from_dict(info.config).train.task == "reconstruct"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if reconstruct:
+        with atomic_open(target, "wb") as handle:
+            handle.write((run / "best.pt").read_bytes())
+    else:
+        export_checkpoint(run / "best.pt", target, "fp16")
+    if size_on_disk_mb(target) > max_mb:  # too large for git: kept beside the run, recorded by hash
+        target = Path(shutil.move(target, run / f"{target.stem}-{'fp32' if reconstruct else 'fp16'}.pt"))
+        log.info("%s is over %g MB: kept outside the repository", target, max_mb)
+    return target, reconstruct
+
+
+def _fp16_scores(model, info, target: Path, data: str | None) -> dict:
+    """The published classifier's accuracy on its run's test split, and the command that reproduces it."""
+    data_cfg = config_from_dict(info.config).data
+    if data:
+        data_cfg = replace(data_cfg, path=data)
+    test = load_splits(data_cfg).test
+    if test is None:
+        raise FerkitError(f"{target}: the run's data settings give no test split to score the published weights on")
+    report = evaluate_model(model, info, test)
+    return {"evaluate_command": f"ferkit evaluate {target} --data {data_cfg.path}"
+                                + ("" if data_cfg.format == "fer2013" else " --split test"),
+            "fp16_test_acc": report.accuracy, "fp16_test_macro_f1": report.macro_f1}
+
+
+def _copy_curves(run: Path, name: str, repo: Path) -> None:
+    histories = repo / "docs" / "results" / "histories"
+    histories.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "history.csv", histories / f"{name}.csv")
+    if (run / "curves.png").exists():
+        (repo / "docs" / "figures").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run / "curves.png", repo / "docs" / "figures" / f"{name}_curves.png")

@@ -21,6 +21,10 @@ EXAMPLES = {
   ferkit publish runs/system_b/se_cnn_fer2013_s0 --command "ferkit train configs/se_cnn_fer2013.toml train.seed=0"
   ferkit publish runs/system_c/x --command "..." --note "20 epochs, one core"   # a ResNet50: weights stay in the
                                                                                 # run store, sha256 in the json""",
+    "teachers": """examples:
+  ferkit teachers checkpoints/*_fer2013*.pt src/ferkit/weights/default.pt --data ../shared/data/fer2013/fer2013.csv.gz
+  (each model's probabilities on Training, its mirror images, PublicTest and PrivateTest are cached once in
+   ~/.cache/ferkit/teachers; the ensemble and its temperature are chosen on PublicTest)""",
     "queue": """examples:
   ferkit queue scripts/queues/transfer_random70_30.txt          # train, resume or skip each run in turn
   ferkit queue scripts/queues/transfer.txt --time-limit 150     # stop at an epoch boundary after 150 min
@@ -101,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--note", default="", help="anything a reader must know (data subset, initialisation, ...)")
     p.add_argument("--data", default=None, help="data path to score the published weights on (default: the run's)")
     p.add_argument("--max-mb", type=float, default=50.0, help="largest weights file put in the repository (50)")
+
+    p = add("teachers", "Cache FER2013 classifiers' probabilities and choose a teacher ensemble on PublicTest.")
+    p.add_argument("checkpoint", nargs="+", help="classifiers over the FER2013 classes")
+    p.add_argument("--data", required=True, help="the FER2013 CSV (Training, PublicTest, PrivateTest)")
+    p.add_argument("--cache", default=None, help="cache folder (default ~/.cache/ferkit/teachers)")
+    p.add_argument("--out", default=None, help="also write the record as JSON here")
 
     p = add("evaluate", "Evaluate a checkpoint on a data set split: report, confusion matrix, TTA.")
     p.add_argument("checkpoint", nargs="+",

@@ -49,6 +49,32 @@ def publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def teachers(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .config import DataConfig
+    from .data.sources import read_source
+    from .errors import FerkitError
+    from .evaluation.teachers import teacher_ensemble
+    from .io import atomic_write_text, user_cache_dir
+
+    data = read_source(DataConfig(format="fer2013", path=args.data))
+    if data.splits is None:
+        raise FerkitError(f"{args.data}: no Usage column; the teachers need Training, PublicTest and PrivateTest")
+    record = teacher_ensemble(args.checkpoint, data, Path(args.cache) if args.cache else user_cache_dir("teachers"))
+    for name, acc in record["members"].items():
+        print(f"{name:40s} PublicTest {acc['PublicTest']:.4f}  PrivateTest {acc['PrivateTest']:.4f}")  # noqa: T201
+    for kind in ("uniform_mean", "selected"):
+        r = record[kind]
+        print(f"{kind:40s} PublicTest {r['PublicTest']['accuracy']:.4f}  "  # noqa: T201
+              f"PrivateTest {r['PrivateTest']['accuracy']:.4f} {r['PrivateTest']['ci95']}")
+    print(f"selected weights {record['selected']['weights']}, temperature {record['temperature']:.2f}")  # noqa: T201
+    if args.out:
+        atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+    return 0
+
+
 def models(args: argparse.Namespace) -> int:
     from .models import list_models, model_builder
 

@@ -1,0 +1,143 @@
+"""Teacher probabilities cached once, and a teacher ensemble chosen on PublicTest (for distilling students).
+
+For each classifier, :func:`cache_member` keeps its class probabilities on the Training faces and on their
+mirror images (what a student distils from), and on PublicTest and PrivateTest (to choose and to report
+the ensemble), in the data's label order, in ``CACHE/NAME.npz`` with the checkpoint's sha256: an unchanged
+file is never run twice, a changed one is run again. :func:`select_ensemble` picks members greedily, with
+repetition (weights), by PublicTest accuracy; :func:`fit_temperature` softens the mean on PublicTest's
+log-loss. PrivateTest is only ever reported, never used to choose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..data.dataset import FaceData
+from ..io import atomic_open
+from ..models import load_model
+from .ensemble import label_order
+from .predict import predict_proba
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("Training", "PublicTest", "PrivateTest")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path) -> Path:
+    """``cache_dir/NAME.npz`` with the checkpoint's probabilities on each split (and ``Training_flip``)."""
+    checkpoint = Path(checkpoint)
+    digest, target = file_sha256(checkpoint), Path(cache_dir) / f"{checkpoint.stem}.npz"
+    if target.is_file():
+        with np.load(target) as cached:
+            if str(cached["sha256"]) == digest:
+                return target
+    model, info = load_model(checkpoint)
+    order = label_order(info, data.label_names, str(checkpoint))
+    arrays: dict[str, np.ndarray] = {"sha256": np.array(digest)}
+    for split in SPLITS:
+        faces = data.split(split).images
+        arrays[split] = predict_proba(model, faces, info.preprocessing)[:, order]
+        if split == "Training":
+            arrays["Training_flip"] = predict_proba(model, np.ascontiguousarray(faces[:, :, ::-1]),
+                                                    info.preprocessing)[:, order]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(target, "wb") as handle:
+        np.savez(handle, **arrays)
+    log.info("cached %s's probabilities in %s", checkpoint, target)
+    return target
+
+
+def load_cache(paths: Sequence[Path], split: str) -> dict[str, np.ndarray]:
+    """``{member name: probabilities on split}`` from cache files."""
+    out = {}
+    for path in paths:
+        with np.load(path) as cached:
+            out[Path(path).stem] = cached[split]
+    return out
+
+
+def select_ensemble(probs: dict[str, np.ndarray], labels: np.ndarray, rounds: int = 25) -> dict[str, int]:
+    """Greedy forward selection with repetition: each round adds the member that most raises the accuracy of
+    the running mean (ties: the lower log-loss); ``{name: times chosen}`` after the best round."""
+    names = sorted(probs)
+    total = np.zeros_like(probs[names[0]], dtype=np.float64)
+    chosen: list[str] = []
+    best: tuple[float, float, int] = (-1.0, 0.0, 0)
+    for _ in range(rounds):
+        pick = max(names, key=lambda name: _score((total + probs[name]) / (len(chosen) + 1), labels))
+        total += probs[pick]
+        chosen.append(pick)
+        score = _score(total / len(chosen), labels)
+        if score > best[:2]:
+            best = (*score, len(chosen))
+    members = chosen[:best[2]]
+    return {name: members.count(name) for name in dict.fromkeys(members)}
+
+
+def _score(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Accuracy, then minus the log-loss: larger is better."""
+    return _accuracy(probs, labels), -_log_loss(probs, labels)
+
+
+def weighted_mean(probs: dict[str, np.ndarray], weights: dict[str, int]) -> np.ndarray:
+    return sum(probs[name] * w for name, w in weights.items()) / sum(weights.values())
+
+
+def fit_temperature(mean: np.ndarray, labels: np.ndarray, grid: Sequence[float] = tuple(np.arange(0.5, 4.01, 0.05))
+                    ) -> float:
+    """The temperature T that minimises the log-loss of ``softmax(log(mean) / T)`` (T > 1 softens)."""
+    return float(min(grid, key=lambda t: _log_loss(soften(mean, t), labels)))
+
+
+def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
+    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(probs.argmax(1) == labels))
+
+
+def _log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))))
+
+
+def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_dir: Path) -> dict:
+    """Cache every member, choose the ensemble and its temperature on PublicTest, report PrivateTest once.
+
+    Returns a JSON-ready record: each member's accuracy, the uniform mean of all members, the chosen
+    weights and temperature, and the cache files (a student reads its targets from them).
+    """
+    from .metrics import bootstrap_accuracy_ci
+
+    paths = [cache_member(c, data, cache_dir) for c in checkpoints]
+    labels = {split: np.asarray(data.split(split).labels) for split in ("PublicTest", "PrivateTest")}
+    probs = {split: load_cache(paths, split) for split in labels}
+    weights = select_ensemble(probs["PublicTest"], labels["PublicTest"])
+    uniform = dict.fromkeys(probs["PublicTest"], 1)
+    temperature = fit_temperature(weighted_mean(probs["PublicTest"], weights), labels["PublicTest"])
+
+    def scores(chosen: dict[str, int]) -> dict:
+        out = {}
+        for split, y in labels.items():
+            mean = weighted_mean(probs[split], chosen)
+            out[split] = {"accuracy": _accuracy(mean, y), "ci95": list(bootstrap_accuracy_ci(y, mean.argmax(1))),
+                          "log_loss": _log_loss(mean, y)}
+        return out
+
+    return {"members": {name: {split: _accuracy(probs[split][name], y) for split, y in labels.items()}
+                        for name in sorted(uniform)},
+            "uniform_mean": scores(uniform), "selected": {"weights": weights, **scores(weights)},
+            "temperature": temperature, "cache": {Path(p).stem: str(p) for p in paths},
+            "chosen_on": "PublicTest (members, weights and temperature); PrivateTest only reported"}

@@ -1,0 +1,90 @@
+"""Teacher probabilities cached once per checkpoint file, and the ensemble chosen on PublicTest only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ferkit.config import load_config
+from ferkit.data.fer2013 import read_fer2013
+from ferkit.evaluation.predict import predict_proba
+from ferkit.evaluation.teachers import (
+    cache_member,
+    fit_temperature,
+    select_ensemble,
+    soften,
+    teacher_ensemble,
+    weighted_mean,
+)
+from ferkit.models import create_model, load_model, save_model
+from ferkit.training.setup import model_info
+from synthetic import write_fer2013_csv
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    csv = write_fer2013_csv(tmp_path_factory.mktemp("d") / "fer.csv", {"Training": 4, "PublicTest": 3,
+                                                                        "PrivateTest": 3})
+    return read_fer2013(csv)
+
+
+def _checkpoint(path, seed: int):
+    torch.manual_seed(seed)
+    config = load_config(None, ["model.name=ferkit_cnn_small", "model.input_size=24"])
+    info = model_info(config, tuple(("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")))
+    return save_model(path, create_model(info.name, **info.args).eval(), info)
+
+
+def test_the_cache_holds_each_splits_probabilities_and_the_mirrors_and_is_reused(data, tmp_path):
+    path = _checkpoint(tmp_path / "a.pt", 0)
+    cached = cache_member(path, data, tmp_path / "cache")
+    model, info = load_model(path)
+    train = data.split("Training").images
+    with np.load(cached) as arrays:
+        np.testing.assert_allclose(arrays["Training"], predict_proba(model, train, info.preprocessing), atol=1e-6)
+        np.testing.assert_allclose(arrays["Training_flip"], predict_proba(model, train[:, :, ::-1].copy(),
+                                                                          info.preprocessing), atol=1e-6)
+        assert arrays["PrivateTest"].shape == (len(data.split("PrivateTest")), 7)
+    stamp = cached.stat().st_mtime_ns
+    assert cache_member(path, data, tmp_path / "cache").stat().st_mtime_ns == stamp  # same file: not run again
+    _checkpoint(path, 1)  # the checkpoint changes: its probabilities are computed again
+    again = cache_member(path, data, tmp_path / "cache")
+    assert again.stat().st_mtime_ns != stamp
+    with np.load(again) as arrays:
+        assert not np.allclose(arrays["Training"], predict_proba(model, train, info.preprocessing), atol=1e-6)
+
+
+def test_selection_keeps_the_members_that_help_and_drops_one_that_misleads():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 7, 400)
+    good = np.full((400, 7), 0.02)
+    good[np.arange(400), labels] = 0.88
+    good[:80] = rng.dirichlet(np.ones(7), 80)  # right on 80% of the faces or so
+    noise = np.full((400, 7), 0.1 / 6)
+    noise[np.arange(400), (labels + 1) % 7] = 0.9  # confidently wrong: any share of it costs accuracy
+    weights = select_ensemble({"good": good, "noise": noise}, labels)
+    assert set(weights) == {"good"}
+    partner = good.copy()
+    partner[:80] = np.eye(7)[labels[:80]] * 0.9 + 0.1 / 7  # right where "good" guesses, guessing elsewhere:
+    partner[80:160] = rng.dirichlet(np.ones(7), 80)  # each alone ~80%, their mean right nearly everywhere
+    assert set(select_ensemble({"good": good, "partner": partner, "noise": noise}, labels)) == {"good", "partner"}
+    mean = weighted_mean({"good": good, "noise": noise}, {"good": 2, "noise": 1})
+    np.testing.assert_allclose(mean, (2 * good + noise) / 3)
+
+
+def test_the_temperature_minimises_the_log_loss():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 3, (2000, 7))
+    truth = soften(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), 2.0)  # the calibrated probabilities
+    labels = np.array([rng.choice(7, p=p) for p in truth])
+    overconfident = soften(truth, 0.5)
+    assert fit_temperature(overconfident, labels) == pytest.approx(2.0, abs=0.3)
+
+
+def test_the_ensemble_record_chooses_on_public_test_and_reports_private_test(data, tmp_path):
+    paths = [_checkpoint(tmp_path / f"m{i}.pt", i) for i in range(2)]
+    record = teacher_ensemble(paths, data, tmp_path / "cache")
+    assert set(record["members"]) == {"m0", "m1"} and set(record["selected"]["weights"]) <= {"m0", "m1"}
+    assert 0 <= record["selected"]["PrivateTest"]["accuracy"] <= 1 and record["temperature"] > 0
+    assert "PrivateTest only reported" in record["chosen_on"]

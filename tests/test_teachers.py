@@ -88,3 +88,44 @@ def test_the_ensemble_record_chooses_on_public_test_and_reports_private_test(dat
     assert set(record["members"]) == {"m0", "m1"} and set(record["selected"]["weights"]) <= {"m0", "m1"}
     assert 0 <= record["selected"]["PrivateTest"]["accuracy"] <= 1 and record["temperature"] > 0
     assert "PrivateTest only reported" in record["chosen_on"]
+
+
+def test_a_student_distils_from_the_cached_probabilities_of_its_own_batch_rows(data, tmp_path, monkeypatch):
+    import json
+
+    from ferkit.errors import FerkitError
+    from ferkit.training import tasks as tasks_module
+    from ferkit.training.distill import CachedTeacher
+    from ferkit.training.run import train
+
+    paths = [_checkpoint(tmp_path / f"t{i}.pt", i) for i in range(2)]
+    record = teacher_ensemble(paths, data, tmp_path / "cache")
+    record_path = tmp_path / "ensemble.json"
+    record_path.write_text(json.dumps(record))
+    csv = tmp_path / "student.csv"
+    write_fer2013_csv(csv, {"Training": 4, "PublicTest": 3, "PrivateTest": 3})  # the same faces, written again
+    common = [f"data.path={csv}", "data.cache_dir=", "model.name=ferkit_cnn_small", "model.input_size=24",
+              "train.epochs=1", "train.batch_size=8", "train.bf16=false", "train.channels_last=false",
+              f"out_dir={tmp_path / 'runs'}", "train.kd_alpha=1.0", "train.kd_temperature=2.0"]
+    seen, real = [], tasks_module.distillation_loss
+
+    def spy(logits, y, soft, **kwargs):
+        seen.append(soft.detach().clone())
+        return real(logits, y, soft, **kwargs)
+
+    monkeypatch.setattr(tasks_module, "distillation_loss", spy)
+    train(load_config(None, ["name=student", f"train.teacher_cache={record_path}", *common]))
+    expected = CachedTeacher.from_record(str(record_path), data.split("Training").images, data.label_names,
+                                         torch.device("cpu"), 2.0).targets
+    rows = torch.cat(seen)
+    assert len(rows) == len(expected) // 8 * 8  # every full batch of the epoch got cached targets
+    for row in rows:  # each is the (softened, flip-averaged) ensemble row of a Training face
+        assert torch.isclose(expected, row, atol=1e-6).all(dim=1).any()
+
+    other = tmp_path / "other.csv"
+    write_fer2013_csv(other, {"Training": 4, "PublicTest": 3, "PrivateTest": 3}, seed=5)
+    with pytest.raises(FerkitError, match="cached on other Training faces"):
+        train(load_config(None, ["name=other", f"train.teacher_cache={record_path}",
+                                 *[c for c in common if not c.startswith("data.path")], f"data.path={other}"]))
+    with pytest.raises(FerkitError, match="cannot be combined"):
+        load_config(None, [f"train.teacher_cache={record_path}", "train.mixup=0.2"])

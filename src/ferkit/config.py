@@ -101,6 +101,8 @@ class TrainConfig:
     # teacher checkpoints for knowledge distillation (several: an ensemble); on the command line a TOML list,
     # quoted for the shell: 'train.teacher=["runs/a/best.pt", "runs/b/best.pt"]' ([] = off)
     teacher: list[str] = field(default_factory=list)
+    # instead of teacher checkpoints: their probabilities cached once by `ferkit teachers --out FILE` (FILE here)
+    teacher_cache: str = ""
     kd_alpha: float = 0.5  # loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(teacher || student)
     kd_temperature: float = 4.0  # T, softening both the teacher's and the student's probabilities
 
@@ -119,7 +121,11 @@ class TrainConfig:
                 raise FerkitError(f"train.{key} must be {want}, got {getattr(self, key)!r}")
         if not all(isinstance(path, str) and path for path in self.teacher):
             raise FerkitError(f"train.teacher must be a list of checkpoint paths, got {self.teacher!r}")
-        recipe = {"teacher": bool(self.teacher), "mixup": self.mixup > 0, "cutmix": self.cutmix > 0}
+        if self.teacher_cache and (self.teacher or self.mixup > 0 or self.cutmix > 0):
+            raise FerkitError("train.teacher_cache holds each Training face's teacher probabilities: it cannot be "
+                              "combined with train.teacher or with mixup/cutmix (mixed faces have no cached targets)")
+        recipe = {"teacher": bool(self.teacher), "teacher_cache": bool(self.teacher_cache), "mixup": self.mixup > 0,
+                  "cutmix": self.cutmix > 0}
         for key, used in recipe.items():
             if used and self.task != "classify":
                 raise FerkitError(f"train.{key} is only for train.task = 'classify', not {self.task!r}")

@@ -32,17 +32,23 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def faces_sha256(faces: np.ndarray) -> str:
+    """A fingerprint of a face array (so cached rows are only ever matched to the same faces, in order)."""
+    return hashlib.sha256(np.ascontiguousarray(faces).tobytes()).hexdigest()
+
+
 def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path) -> Path:
     """``cache_dir/NAME.npz`` with the checkpoint's probabilities on each split (and ``Training_flip``)."""
     checkpoint = Path(checkpoint)
     digest, target = file_sha256(checkpoint), Path(cache_dir) / f"{checkpoint.stem}.npz"
     if target.is_file():
         with np.load(target) as cached:
-            if str(cached["sha256"]) == digest:
+            if str(cached["sha256"]) == digest and "training_faces_sha256" in cached:
                 return target
     model, info = load_model(checkpoint)
     order = label_order(info, data.label_names, str(checkpoint))
-    arrays: dict[str, np.ndarray] = {"sha256": np.array(digest)}
+    arrays: dict[str, np.ndarray] = {"sha256": np.array(digest),
+                                     "training_faces_sha256": np.array(faces_sha256(data.split("Training").images))}
     for split in SPLITS:
         faces = data.split(split).images
         arrays[split] = predict_proba(model, faces, info.preprocessing)[:, order]
@@ -139,5 +145,26 @@ def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_di
     return {"members": {name: {split: _accuracy(probs[split][name], y) for split, y in labels.items()}
                         for name in sorted(uniform)},
             "uniform_mean": scores(uniform), "selected": {"weights": weights, **scores(weights)},
-            "temperature": temperature, "cache": {Path(p).stem: str(p) for p in paths},
+            "temperature": temperature, "cache": {Path(p).stem: str(Path(p).resolve()) for p in paths},
+            "labels": list(data.label_names),
             "chosen_on": "PublicTest (members, weights and temperature); PrivateTest only reported"}
+
+
+def cached_targets(record: dict, train_faces: np.ndarray) -> np.ndarray:
+    """The chosen ensemble's probabilities on ``train_faces``, each face's and its mirror's averaged (labels
+    do not change with a flip, so the target fits whichever the augmentation shows); float32 ``(N, K)``.
+
+    ``record`` is what :func:`teacher_ensemble` returned (``ferkit teachers --out``); the cache must have been
+    made on these very faces, in this order.
+    """
+    from ..errors import FerkitError
+
+    weights, wanted = record["selected"]["weights"], faces_sha256(train_faces)
+    total = 0.0
+    for name, weight in weights.items():
+        with np.load(record["cache"][name]) as cached:
+            if str(cached["training_faces_sha256"]) != wanted:
+                raise FerkitError(f"{record['cache'][name]}: cached on other Training faces than this run's "
+                                  "(another data file, or a train_limit/val split): run ferkit teachers on them")
+            total = total + weight * (cached["Training"] + cached["Training_flip"]) / 2
+    return (total / sum(weights.values())).astype(np.float32)

@@ -101,7 +101,7 @@ class Teacher:
         return cls(load_teachers(paths, labels, device), student, temperature, channels_last=channels_last)
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         total = None
         for model, preprocessing in self.teachers:
             inputs = to_teacher_input(x, self.student, preprocessing)
@@ -110,3 +110,36 @@ class Teacher:
             probs = torch.softmax(model(inputs).float() / self.temperature, dim=1)
             total = probs if total is None else total + probs
         return total / len(self.teachers)
+
+
+class CachedTeacher:
+    """Teacher probabilities computed once (``ferkit teachers``): the batch's rows looked up, not recomputed.
+
+    Made from the record ``ferkit teachers --out`` writes and the run's Training faces (the cache must hold
+    these very faces, in order). Returns the ensemble's probabilities at temperature ``T``, each face's and
+    its mirror's averaged, so the target fits whichever the augmentation shows.
+    """
+
+    def __init__(self, probs: torch.Tensor, temperature: float = 4.0) -> None:
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        logits = torch.log(probs.float().clamp_min(1e-12)) / temperature
+        self.targets, self.temperature = torch.softmax(logits, dim=1), temperature
+
+    @classmethod
+    def from_record(cls, path: str, train_faces, labels: Sequence[str], device: torch.device,
+                    temperature: float = 4.0) -> CachedTeacher:
+        import json
+
+        from ..evaluation.teachers import cached_targets
+
+        record = json.loads(existing_run_file(path).read_text())
+        if list(record.get("labels", ())) != list(labels):
+            raise FerkitError(f"train.teacher_cache: {path} holds labels {record.get('labels')}, the student's are "
+                              f"{list(labels)}")
+        return cls(torch.from_numpy(cached_targets(record, train_faces)).to(device), temperature)
+
+    def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        if index is None:
+            raise ValueError("a cached teacher needs the batch's row indices")
+        return self.targets[index]

@@ -109,7 +109,7 @@ def train_one_epoch(
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(bf16, device.type):
                 logits = model(x)
-                soft = None if teacher is None else teacher(x)
+                soft = None if teacher is None else teacher(x, index)
             loss = loss_fn(logits.float(), y) if soft is None else loss_fn(logits.float(), y, soft)
             optimisation_step(optimizer, loss)
             state.step += 1

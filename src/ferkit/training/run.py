@@ -181,7 +181,8 @@ def _build_run(config: Config, saved: dict | None, env: DistEnv) -> tuple[Run, S
     labels = splits.train.label_names
     info = model_info(config, labels)
     model = _build_model(config, info, fresh=saved is None, device=device)
-    task = build_task(config, labels, info.preprocessing, device)  # a bad teacher fails before any file is written
+    # a bad teacher fails here, before any file is written
+    task = build_task(config, labels, info.preprocessing, device, splits.train.images)
     # the uint8 faces and the targets go to the device once; batches are indexed there
     train_x, val_x = torch.from_numpy(splits.train.images).to(device), torch.from_numpy(splits.val.images).to(device)
     train_y = targets_of(splits.train, config.data.soft_labels).to(device)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch.nn.functional as F
 
 from ..config import Config
-from .distill import Teacher, distillation_loss
+from .distill import CachedTeacher, Teacher, distillation_loss
 from .loop import evaluate, train_one_epoch
 from .mixing import Mixer
 from .pretrain import evaluate_reconstruction, train_reconstruction_epoch
@@ -32,7 +32,8 @@ class Task(Protocol):
 class ClassifyTask:
     """Cross-entropy on class ids or soft labels; distillation from ``teacher`` and mixup/CutMix when given."""
 
-    def __init__(self, config: Config, teacher: Teacher | None = None, mixer: Mixer | None = None) -> None:
+    def __init__(self, config: Config, teacher: Teacher | CachedTeacher | None = None,
+                 mixer: Mixer | None = None) -> None:
         self.tc, self.teacher, self.mixer = config.train, teacher, mixer
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None = None) -> torch.Tensor:
@@ -73,12 +74,18 @@ class ReconstructTask:
         return {**metrics, "lr": run.optimizer.param_groups[0]["lr"]}
 
 
-def build_task(config: Config, labels: tuple[str, ...], preprocessing: Preprocessing, device: torch.device) -> Task:
-    """The task ``config.train.task`` names; a classifier's teachers are loaded here, before any file is written."""
+def build_task(config: Config, labels: tuple[str, ...], preprocessing: Preprocessing, device: torch.device,
+               train_faces=None) -> Task:
+    """The task ``config.train.task`` names; a classifier's teachers are loaded here, before any file is written
+    (``train_faces``: the run's Training faces, which a cached teacher's rows must match)."""
     tc = config.train
     if tc.task == "reconstruct":
         return ReconstructTask(config)
     teacher = None
+    if tc.teacher_cache:
+        teacher = CachedTeacher.from_record(tc.teacher_cache, train_faces, labels, device, tc.kd_temperature)
+        log.info("distilling from the cached teacher probabilities of %s: kd_alpha %g, kd_temperature %g",
+                 tc.teacher_cache, tc.kd_alpha, tc.kd_temperature)
     if tc.teacher:
         teacher = Teacher.from_paths(tc.teacher, labels, preprocessing, device, tc.kd_temperature,
                                      channels_last=tc.channels_last)

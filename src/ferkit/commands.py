@@ -58,6 +58,7 @@ def teachers(args: argparse.Namespace) -> int:
     from .errors import FerkitError
     from .evaluation.teachers import teacher_ensemble
     from .io import atomic_write_text, user_cache_dir
+    from .training.store import in_store
 
     data = read_source(DataConfig(format="fer2013", path=args.data))
     if data.splits is None:
@@ -70,8 +71,9 @@ def teachers(args: argparse.Namespace) -> int:
         print(f"{kind:40s} PublicTest {r['PublicTest']['accuracy']:.4f}  "  # noqa: T201
               f"PrivateTest {r['PrivateTest']['accuracy']:.4f} {r['PrivateTest']['ci95']}")
     print(f"selected weights {record['selected']['weights']}, temperature {record['temperature']:.2f}")  # noqa: T201
-    if args.out:
-        atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+    if args.out:  # runs/... is in the run store, where a student's train.teacher_cache finds it
+        atomic_write_text(in_store(args.out), json.dumps(record, indent=2) + "\n")
+        print(f"record written to {in_store(args.out)}")  # noqa: T201
     return 0
 
 

@@ -127,5 +127,8 @@ def test_a_student_distils_from_the_cached_probabilities_of_its_own_batch_rows(d
     with pytest.raises(FerkitError, match="cached on other Training faces"):
         train(load_config(None, ["name=other", f"train.teacher_cache={record_path}",
                                  *[c for c in common if not c.startswith("data.path")], f"data.path={other}"]))
+    with pytest.raises(FerkitError, match="teacher_cache record .* not found"):
+        CachedTeacher.from_record(str(tmp_path / "none.json"), data.split("Training").images, data.label_names,
+                                  torch.device("cpu"))
     with pytest.raises(FerkitError, match="cannot be combined"):
         load_config(None, [f"train.teacher_cache={record_path}", "train.mixup=0.2"])

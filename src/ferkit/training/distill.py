@@ -132,8 +132,13 @@ class CachedTeacher:
         import json
 
         from ..evaluation.teachers import cached_targets
+        from ..io import existing_file
 
-        record = json.loads(existing_run_file(path).read_text())
+        record_path = existing_file(existing_run_file(path), "train.teacher_cache record (ferkit teachers --out)")
+        try:
+            record = json.loads(record_path.read_text())
+        except ValueError:
+            raise FerkitError(f"train.teacher_cache: {record_path} is not the JSON ferkit teachers writes") from None
         if list(record.get("labels", ())) != list(labels):
             raise FerkitError(f"train.teacher_cache: {path} holds labels {record.get('labels')}, the student's are "
                               f"{list(labels)}")

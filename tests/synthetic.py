@@ -18,12 +18,20 @@ def class_faces(n_per_class: int, rng: np.random.Generator, side: int = 48) -> t
     return images, labels
 
 
+def write_faces_csv(path: Path, rows) -> Path:
+    """A CSV in FER2013's format (``emotion,pixels,Usage``) from ``(label, uint8 image, usage)`` rows: the one
+    writer of the tests' FER2013 files."""
+    lines = ["emotion,pixels,Usage"]
+    lines += [f"{int(k)},{' '.join(map(str, np.asarray(img).ravel()))},{usage}" for k, img, usage in rows]
+    Path(path).write_text("\n".join(lines) + "\n")
+    return Path(path)
+
+
 def write_fer2013_csv(path: Path, per_class: dict[str, int], seed: int = 0) -> Path:
     """A FER2013 CSV at ``path`` with ``per_class[usage]`` faces of each of the 7 classes per Usage."""
     rng = np.random.default_rng(seed)
-    lines = ["emotion,pixels,Usage"]
+    rows = []
     for usage, n in per_class.items():
         images, labels = class_faces(n, rng)
-        lines += [f"{k},{' '.join(map(str, img.ravel()))},{usage}" for img, k in zip(images, labels)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+        rows += [(k, img, usage) for img, k in zip(images, labels)]
+    return write_faces_csv(path, rows)

@@ -12,6 +12,7 @@ from ferkit.cli import main
 from ferkit.data.preprocessing import Preprocessing
 from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model, save_model
+from synthetic import write_faces_csv
 
 
 @pytest.fixture(scope="module")
@@ -99,15 +100,9 @@ def test_predict_tta_option_reaches_the_recognizer(shared_data, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory):
     rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
-    for usage in ("Training", "PublicTest", "PrivateTest"):
-        for k in range(7):
-            for _ in range(4):
-                pixels = rng.integers(0, 256, 48 * 48)
-                lines.append(f"{k},{' '.join(map(str, pixels))},{usage}")
-    path = tmp_path_factory.mktemp("csv") / "fer.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    rows = [(k, rng.integers(0, 256, 48 * 48), usage) for usage in ("Training", "PublicTest", "PrivateTest")
+            for k in range(7) for _ in range(4)]
+    return write_faces_csv(tmp_path_factory.mktemp("csv") / "fer.csv", rows)
 
 
 @pytest.mark.slow

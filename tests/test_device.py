@@ -38,6 +38,7 @@ from ferkit.training.distributed import DistEnv
 from ferkit.training.loop import evaluate
 from ferkit.training.run import train
 from ferkit.training.seed import rng_state, set_rng_state
+from synthetic import write_faces_csv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -65,16 +66,16 @@ def data(tmp_path_factory):
     """A tiny FER2013 CSV (3 usages) and a FER+ votes CSV aligned with it."""
     folder = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)
-    lines, votes = ["emotion,pixels,Usage"], [",".join(HEADER)]
+    rows, votes = [], [",".join(HEADER)]
     for usage in ("Training", "PublicTest", "PrivateTest"):
         images, labels = _faces(6, rng)
-        lines += [f"{k},{' '.join(map(str, img.ravel()))},{usage}" for img, k in zip(images, labels)]
+        rows += [(k, img, usage) for img, k in zip(images, labels)]
         for i in range(len(labels)):
             row = [0] * 10
             row[i % 8] += 7
             row[(i + 3) % 10] += 3
             votes.append(f"{usage},fer{len(votes):07d}.png," + ",".join(map(str, row)))
-    (folder / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    write_faces_csv(folder / "fer2013.csv", rows)
     (folder / "fer2013new.csv").write_text("\n".join(votes) + "\n")
     return folder
 

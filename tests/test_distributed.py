@@ -26,6 +26,7 @@ from ferkit.training import distributed
 from ferkit.training.distributed import SINGLE, DistEnv
 from ferkit.training.loop import batches
 from ferkit.training.run import train
+from synthetic import write_faces_csv
 
 pytestmark = pytest.mark.slow  # spawns torchrun processes
 
@@ -101,15 +102,13 @@ def test_rank_seeds_differ_by_rank_and_epoch_and_repeat():
 def _write_csv(path: Path) -> Path:
     """48x48 faces; class k: brightness 30k + 25 with a bright band at row 6k, plus noise; 10 per class and split."""
     rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
+    rows = []
     for usage in ("Training", "PublicTest", "PrivateTest"):
         for k in np.repeat(np.arange(7), 10):
             img = np.full((48, 48), 30.0 * k + 25) + rng.normal(0, 12, (48, 48))
             img[6 * k:6 * k + 5] += 60
-            pixels = np.clip(img, 0, 255).astype(np.uint8)
-            lines.append(f"{k},{' '.join(map(str, pixels.ravel()))},{usage}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+            rows.append((k, np.clip(img, 0, 255).astype(np.uint8), usage))
+    return write_faces_csv(path, rows)
 
 
 def _config_file(root: Path, name: str, *overrides: str) -> Path:

@@ -12,6 +12,7 @@ from ferkit.cli import main
 from ferkit.data.preprocessing import Preprocessing
 from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model, save_model
+from synthetic import write_faces_csv
 
 PER_CLASS = {"Training": 1, "PublicTest": 3, "PrivateTest": 5}
 
@@ -20,13 +21,9 @@ PER_CLASS = {"Training": 1, "PublicTest": 3, "PrivateTest": 5}
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("splits")
     rng = np.random.default_rng(1)
-    lines = ["emotion,pixels,Usage"]
-    for usage, n in PER_CLASS.items():
-        for k in range(7):
-            for _ in range(n):
-                lines.append(f"{k},{' '.join(map(str, rng.integers(0, 256, 48 * 48)))},{usage}")
-    csv_path = root / "fer.csv"
-    csv_path.write_text("\n".join(lines) + "\n")
+    rows = [(k, rng.integers(0, 256, 48 * 48), usage) for usage, n in PER_CLASS.items() for k in range(7)
+            for _ in range(n)]
+    csv_path = write_faces_csv(root / "fer.csv", rows)
     torch.manual_seed(0)
     model = create_model("ferkit_cnn_small").eval()
     info = ModelInfo(name="ferkit_cnn_small", args={}, labels=EMOTIONS, preprocessing=Preprocessing())

@@ -23,6 +23,7 @@ from ferkit.data.ferplus import (
 )
 from ferkit.errors import FerkitError
 from ferkit.labels import EMOTIONS, EMOTIONS_WITH_CONTEMPT
+from synthetic import write_faces_csv
 
 HEADER_LINE = ",".join(HEADER)
 #           neu hap sur sad ang dis fea con unk NF
@@ -191,10 +192,7 @@ def test_merge_split_source_and_alignment_checks(tmp_path: Path):
 
 def test_read_ferplus_data_from_two_files(tmp_path: Path):
     fer = _fer2013()
-    lines = ["emotion,pixels,Usage"] + [
-        f"{e},{' '.join(map(str, im.ravel()))},{u}" for e, im, u in zip(fer.labels, fer.images, fer.splits)
-    ]
-    (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    write_faces_csv(tmp_path / "fer2013.csv", zip(fer.labels, fer.images, fer.splits))
     _write_ferplus(tmp_path / "fer2013new.csv", _rows())
     data = read_ferplus_data(tmp_path / "fer2013.csv", tmp_path / "fer2013new.csv", contempt=True)
     assert data.sources.tolist() == [0, 2, 3] and data.labels.tolist() == [6, 7, 6]
@@ -281,10 +279,7 @@ def test_ferplus_soft_config_reads_both_files(tmp_path: Path):
     from ferkit.data.sources import read_source
 
     fer = _fer2013()
-    lines = ["emotion,pixels,Usage"] + [
-        f"{e},{' '.join(map(str, im.ravel()))},{u}" for e, im, u in zip(fer.labels, fer.images, fer.splits)
-    ]
-    (tmp_path / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    write_faces_csv(tmp_path / "fer2013.csv", zip(fer.labels, fer.images, fer.splits))
     _write_ferplus(tmp_path / "fer2013new.csv", _rows())
     cfg = DataConfig(format="fer2013", path=str(tmp_path / "fer2013.csv"),
                      ferplus_path=str(tmp_path / "fer2013new.csv"), soft_labels=True, ferplus_soft=0.5)

@@ -22,6 +22,7 @@ from ferkit.training.lr_finder import lr_find
 from ferkit.training.param_groups import discriminative_param_groups, group_lrs, layer_groups
 from ferkit.training.run import train
 from ferkit.training.setup import build_optimizer
+from synthetic import write_faces_csv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -158,15 +159,13 @@ def test_freeze_body_on_a_resnet():
 def tiny_csv(tmp_path_factory):
     """FER2013-style CSV, 5 faces per class and split; class k is brighter and has a band at row 6k."""
     rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
+    rows = []
     for usage in ("Training", "PublicTest", "PrivateTest"):
         for k in np.repeat(np.arange(7), 5):
             img = np.full((48, 48), 30.0 * k + 25) + rng.normal(0, 10, (48, 48))
             img[6 * k:6 * k + 5] += 60
-            lines.append(f"{k},{' '.join(map(str, np.clip(img, 0, 255).astype(np.uint8).ravel()))},{usage}")
-    path = tmp_path_factory.mktemp("data") / "fer2013.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+            rows.append((k, np.clip(img, 0, 255).astype(np.uint8), usage))
+    return write_faces_csv(tmp_path_factory.mktemp("data") / "fer2013.csv", rows)
 
 
 @pytest.mark.slow

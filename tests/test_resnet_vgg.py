@@ -15,6 +15,7 @@ from ferkit.models import create_model, model_task
 from ferkit.models.resnet import build_resnet
 from ferkit.models.vgg import build_vgg
 from ferkit.training.setup import init_weights
+from synthetic import write_faces_csv
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -181,12 +182,9 @@ def test_pretraining_sources_match_their_classifiers():
 
 def test_random_split_of_every_row_ignores_usage(tmp_path):
     rng = np.random.default_rng(0)
-    lines = ["emotion,pixels,Usage"]
-    for i in range(700):
-        usage = ("Training", "PublicTest", "PrivateTest")[i % 3]
-        lines.append(f"{i % 7},{' '.join(map(str, rng.integers(0, 256, 48 * 48)))},{usage}")
-    path = tmp_path / "fer.csv"
-    path.write_text("\n".join(lines) + "\n")
+    usages = ("Training", "PublicTest", "PrivateTest")
+    path = write_faces_csv(tmp_path / "fer.csv", [(i % 7, rng.integers(0, 256, 48 * 48), usages[i % 3])
+                                                  for i in range(700)])
     config = load_config(CONFIGS / "system_c_resnet50_random70_30.toml", [f"data.path={path}", "data.cache_dir="])
     splits = load_splits(config.data)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (441, 49, 210)  # 63 / 7 / 30 %

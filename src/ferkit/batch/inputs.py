@@ -14,13 +14,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.images import IMAGE_SUFFIXES
 from ..errors import FerkitError
 from ..inference.video import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-#: Photo suffixes taken from folders and globs (the same set as ``ferkit predict``).
-PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+#: Photo suffixes taken from folders and globs: the one set of ferkit.data.images, as ``ferkit predict`` uses.
+PHOTO_SUFFIXES = IMAGE_SUFFIXES
 #: Suffixes of list files: one path a line, ``#`` comments and blank lines ignored.
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 #: The kinds of source; ``unknown`` (a listed file with another suffix) is tried as a photo, then as a video.

@@ -1,0 +1,59 @@
+"""The ``ferkit`` command: thin calls into the package's modules, one module a subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ..errors import FerkitError
+from . import (
+    batch,
+    evaluate,
+    explain,
+    export,
+    lr_find,
+    models,
+    predict,
+    publish,
+    queue,
+    serve,
+    teachers,
+    train,
+    webcam,
+)
+
+log = logging.getLogger("ferkit")
+
+COMMANDS = (train, queue, publish, teachers, evaluate, lr_find, models, export, predict, explain, webcam, serve,
+            batch)  # each: NAME, HELP, EXAMPLES, add_arguments(parser), run(args); in `ferkit --help` order
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferkit", description="Facial emotion recognition toolkit.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP, epilog=command.EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname).1s %(message)s", datefmt="%H:%M:%S")
+    command = {c.NAME: c for c in COMMANDS}[args.command]
+    try:
+        return command.run(args)
+    except (FerkitError, ValueError) as exc:  # ValueError: a bad option value, named by the API
+        if args.verbose:
+            raise
+        print(f"ferkit {args.command}: error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except KeyboardInterrupt:
+        hint = " (continue with --resume)" if args.command == "train" else ""
+        print(f"ferkit {args.command}: interrupted{hint}", file=sys.stderr)  # noqa: T201
+        return 130

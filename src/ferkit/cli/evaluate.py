@@ -1,0 +1,129 @@
+"""``ferkit evaluate``: evaluate a checkpoint (or an ensemble) on a data set split."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger("ferkit")
+
+NAME = "evaluate"
+HELP = "Evaluate a checkpoint on a data set split: report, confusion matrix, TTA."
+EXAMPLES = """examples:
+  ferkit evaluate runs/default/best.pt --data ../shared/data/fer2013/fer2013.csv.gz
+  ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv --split PublicTest --tta --out reports/
+  ferkit evaluate checkpoints/cae_cnn_ckplus_subject_fold0.pt --data ../shared/data/ckplus48 --split test
+  ferkit evaluate checkpoints/se_cnn_fer2013_s*.pt --data fer2013.csv.gz   # three seeds as one ensemble"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``ferkit evaluate``."""
+    parser.add_argument("checkpoint", nargs="+",
+                        help="a checkpoint or ONNX file; several: their ensemble (the mean of their probabilities)")
+    parser.add_argument("--data", required=True, help="FER2013 CSV, or a folder tree <root>/<class>/<images>")
+    parser.add_argument("--format", default="", help="fer2013 | ferplus | folder | kdef (default: from the path)")
+    parser.add_argument("--ferplus", default="", help="fer2013new.csv, for --format ferplus")
+    parser.add_argument("--split", default="PrivateTest",
+                        help="a FER2013 Usage split (default PrivateTest), or train/val/test: the split the "
+                             "checkpoint's own config makes (e.g. its k-fold test fold); several joined with + "
+                             "(PublicTest+PrivateTest); data without splits: all")
+    parser.add_argument("--tta", action="store_true", help="also report flip and ten-crop test-time augmentation")
+    parser.add_argument("--rounds", type=int, default=0, help="also run K rounds of --round-size random images")
+    parser.add_argument("--round-size", type=int, default=100)
+    parser.add_argument("--out", default="", help="folder for report.txt/json and confusion PNGs")
+    parser.add_argument("--cache-dir", default="", help="cache parsed CSVs here")
+
+
+def _evaluation_data(args: argparse.Namespace, info):
+    """The faces to evaluate: a named Usage split, the checkpoint's own train/val/test split, or all."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..config import DataConfig, config_from_dict
+    from ..data.sources import load_splits, read_source
+    from ..errors import FerkitError
+
+    fmt = args.format or ("folder" if Path(args.data).is_dir() else "ferplus" if args.ferplus else "fer2013")
+    given = {"format": fmt, "path": args.data, "ferplus_path": args.ferplus, "cache_dir": args.cache_dir}
+    if args.split in ("train", "val", "test"):  # re-create the split the checkpoint was trained with
+        stored = config_from_dict(info.config).data if info.config else DataConfig()
+        part = getattr(load_splits(replace(stored, **given)), args.split)
+        if part is None:
+            raise FerkitError(f"{args.data}: the checkpoint's data settings give no {args.split} split")
+        return part, f"{args.data} [{args.split} split of the checkpoint's config]"
+    data = read_source(DataConfig(**given, contempt="contempt" in info.labels))
+    if data.splits is None:
+        return data, str(args.data)
+    names = sorted(set(data.splits.tolist()))
+    wanted = args.split.split("+")  # e.g. PublicTest+PrivateTest: the union, in file order
+    for name in wanted:
+        if name not in names:
+            raise FerkitError(f"{args.data}: no split {name!r}; it has {names} (or use train, val, test; "
+                              "join splits with +)")
+    if len(wanted) == 1:
+        return data.split(args.split), f"{args.data} [{args.split}]"
+    return data.subset(np.isin(data.splits, wanted)), f"{args.data} [{args.split}]"
+
+
+def _load_for_evaluation(path: str):
+    """``(model, info, what)`` for a checkpoint or an exported ONNX file (float or int8, run by onnxruntime)."""
+    from ..evaluation.model_size import count_parameters
+    from ..inference.backends import OnnxBackend, OnnxModule, is_onnx_file, model_info_from_onnx
+    from ..io import existing_file
+    from ..models import load_model
+
+    if is_onnx_file(path):
+        backend = OnnxBackend(existing_file(path, "ONNX model"))
+        return OnnxModule(backend), model_info_from_onnx(backend, path), "ONNX (onnxruntime)"
+    model, info = load_model(path)
+    return model, info, f"{count_parameters(model):,} parameters"
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..evaluation import (
+        TTA_MODES,
+        TTA_REPORT_NAMES,
+        evaluate_ensemble,
+        evaluate_model,
+        evaluate_with_tta,
+        random_rounds,
+        size_on_disk_mb,
+    )
+    from ..io import output_folder
+
+    paths = args.checkpoint
+    if args.out:
+        output_folder(args.out, "--out folder")
+    loaded = [_load_for_evaluation(path) for path in paths]
+    model, info, what = loaded[0]
+    data, where = _evaluation_data(args, info)
+    if len(loaded) == 1:
+        reports = evaluate_with_tta(model, info, data) if args.tta else {"plain": evaluate_model(model, info, data)}
+        title = info.name
+        print(f"{paths[0]}: {info.name}, {what}, "  # noqa: T201
+              f"{size_on_disk_mb(paths[0]):.2f} MB on disk; {len(data)} images from {where}")
+    else:  # an ensemble: the mean of the members' probabilities, each member's own accuracy beside it
+        members, reports, alone = [(m, i) for m, i, _ in loaded], {}, []
+        for tta in TTA_MODES if args.tta else ("none",):
+            reports[TTA_REPORT_NAMES[tta]], own = evaluate_ensemble(members, data, tta, names=paths)
+            alone = alone or [report.accuracy for report in own]
+        title = f"ensemble of {len(paths)} models"
+        for path, (_, member_info, member_what), accuracy in zip(paths, loaded, alone, strict=True):
+            print(f"{path}: {member_info.name}, {member_what}, "  # noqa: T201
+                  f"{size_on_disk_mb(path):.2f} MB on disk; plain accuracy alone {accuracy:.4f}")
+        print(f"{title} (the mean of their probabilities); {len(data)} images from {where}")  # noqa: T201
+    for name, report in reports.items():
+        print(f"\n== {name} ==\n{report.to_text()}")  # noqa: T201
+    if args.rounds:
+        plain = reports["plain"]
+        rounds = random_rounds(plain.y_true, plain.y_pred, rounds=args.rounds, n=args.round_size)
+        print(f"\n== {args.rounds} rounds of {args.round_size} random images ==\n{rounds.to_text()}")  # noqa: T201
+    if args.out:
+        for name, report in reports.items():
+            report.save(Path(args.out) / name, title=f"{title} on {where} ({name})")
+        log.info("reports written to %s", args.out)
+    return 0

@@ -1,0 +1,48 @@
+"""``ferkit teachers``: cache classifiers' probabilities and choose a teacher ensemble."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "teachers"
+HELP = "Cache FER2013 classifiers' probabilities and choose a teacher ensemble on PublicTest."
+EXAMPLES = """examples:
+  ferkit teachers checkpoints/*_fer2013*.pt src/ferkit/weights/default.pt --data ../shared/data/fer2013/fer2013.csv.gz
+  (each model's probabilities on Training, its mirror images, PublicTest and PrivateTest are cached once in
+   ~/.cache/ferkit/teachers; the ensemble and its temperature are chosen on PublicTest)"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``ferkit teachers``."""
+    parser.add_argument("checkpoint", nargs="+", help="classifiers over the FER2013 classes")
+    parser.add_argument("--data", required=True, help="the FER2013 CSV (Training, PublicTest, PrivateTest)")
+    parser.add_argument("--cache", default=None, help="cache folder (default ~/.cache/ferkit/teachers)")
+    parser.add_argument("--out", default=None, help="also write the record as JSON here")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from ..config import DataConfig
+    from ..data.sources import read_source
+    from ..errors import FerkitError
+    from ..evaluation.teachers import teacher_ensemble
+    from ..io import atomic_write_text, user_cache_dir
+    from ..training.store import in_store
+
+    data = read_source(DataConfig(format="fer2013", path=args.data))
+    if data.splits is None:
+        raise FerkitError(f"{args.data}: no Usage column; the teachers need Training, PublicTest and PrivateTest")
+    record = teacher_ensemble(args.checkpoint, data, Path(args.cache) if args.cache else user_cache_dir("teachers"))
+    for name, acc in record["members"].items():
+        print(f"{name:40s} PublicTest {acc['PublicTest']:.4f}  PrivateTest {acc['PrivateTest']:.4f}")  # noqa: T201
+    for kind in ("uniform_mean", "selected"):
+        r = record[kind]
+        print(f"{kind:40s} PublicTest {r['PublicTest']['accuracy']:.4f}  "  # noqa: T201
+              f"PrivateTest {r['PrivateTest']['accuracy']:.4f} {r['PrivateTest']['ci95']}")
+    print(f"selected weights {record['selected']['weights']}, temperature {record['temperature']:.2f}")  # noqa: T201
+    if args.out:  # runs/... is in the run store, where a student's train.teacher_cache finds it
+        atomic_write_text(in_store(args.out), json.dumps(record, indent=2) + "\n")
+        print(f"record written to {in_store(args.out)}")  # noqa: T201
+    return 0

@@ -46,7 +46,7 @@ from ferkit.inference import (
     write_table,
 )
 from ferkit.inference import webcam as webcam_module
-from ferkit.inference.video import default_detect_threads
+from ferkit.inference.video import VideoWriter, default_detect_threads
 from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model, save_model
 
@@ -588,3 +588,25 @@ def test_webcam_loop_draws_frames_until_q(checkpoint, square_clip, monkeypatch):
     assert len(shown) == 3 and shown[0].shape == (72, 96, 3)
     raw = next(iter(read_frames(square_clip)))
     assert (shown[0] != raw.rgb[:, :, ::-1]).any()  # a box and tag were drawn
+
+
+@pytest.mark.parametrize("codec", ["h264", "mp4v"])
+def test_the_video_writer_writes_either_codec_at_odd_sizes(codec, tmp_path):
+    from ferkit.inference.encoders import h264_available
+
+    if codec == "h264" and not h264_available():
+        pytest.skip("PyAV with libx264 is not installed")
+    frames = [np.full((37, 51, 3), 20 * i, np.uint8) for i in range(8)]
+    with VideoWriter(tmp_path / "v.mp4", fps=12.5, size=(51, 37), codec=codec) as video:
+        for frame in frames:
+            video.write(frame)
+    assert video.codec == codec and sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+    cap = cv2.VideoCapture(str(tmp_path / "v.mp4"))
+    read = []
+    while (got := cap.read())[0]:
+        read.append(got[1])
+    assert len(read) == 8 and abs(cap.get(cv2.CAP_PROP_FPS) - 12.5) < 0.01
+    assert abs(float(read[5].mean()) - 100) < 6  # the frames' content survived encoding (gray level 100)
+    with pytest.raises(ValueError, match="unknown video codec"):
+        VideoWriter(tmp_path / "w.mp4", fps=10, size=(8, 8), codec="vp9").__enter__()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]  # the refused writer left no file

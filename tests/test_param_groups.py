@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -185,9 +184,7 @@ def test_training_run_starts_from_model_pretrained(tmp_path, tiny_csv):
 
 @pytest.mark.slow
 def test_two_stage_driver(tmp_path, tiny_csv, monkeypatch):
-    spec = importlib.util.spec_from_file_location("two_stage", ROOT / "scripts" / "two_stage.py")
-    two_stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(two_stage)
+    from ferkit.training import two_stage
     common = [f"out_dir={tmp_path}", f"data.path={tiny_csv}", "data.cache_dir=", "model.name=ferkit_cnn_small",
               "model.init_from=", "model.input_size=24", "train.epochs=2", "train.batch_size=16",
               "train.bf16=false", "train.channels_last=false", "train.onecycle_pct_start=0.3", "augment.rotation=0"]

@@ -145,3 +145,26 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_as_an_uninterrupted_
     assert [row["train_loss"] for row in got["history"]] == [row["train_loss"] for row in want["history"]]
     for key, tensor in want["model_checkpoint"]["state_dict"].items():
         assert torch.equal(got["model_checkpoint"]["state_dict"][key], tensor), key
+
+
+def test_two_stage_lines_run_the_recipe_resumably_and_count_as_done_once_summarised(store, tmp_path, monkeypatch):
+    from ferkit.training import two_stage
+
+    calls = []
+
+    def recipe(stage1, stage2, *, resume, **kwargs):  # the recipe itself is tested in test_param_groups
+        calls.append((stage1.name, stage2.name, stage2.run_dir, stage2.train.epochs, resume))
+        if len(calls) == 1:
+            raise FerkitError(f"{stage1.name} stopped before its end (time limit): run the same command with --resume")
+        stage2.run_dir.mkdir(parents=True)
+        (stage2.run_dir / "two_stage.json").write_text("{}")
+
+    monkeypatch.setattr(two_stage, "run_two_stage", recipe)
+    queue = tmp_path / "q.txt"
+    stages = f"{ROOT}/configs/system_d_vgg16_bn_stage1.toml {ROOT}/configs/system_d_vgg16_bn_stage2.toml"
+    queue.write_text(f"runs/system_d/system_d_vgg16_bn_stage2 two-stage {stages} train.epochs=1\n")
+    assert run_queue([queue]) == [("runs/system_d/system_d_vgg16_bn_stage2", "paused")]
+    assert run_queue([queue]) == [("runs/system_d/system_d_vgg16_bn_stage2", "finished")]
+    assert run_queue([queue]) == [("runs/system_d/system_d_vgg16_bn_stage2", "done")]
+    assert calls[1] == ("system_d_vgg16_bn_stage1", "system_d_vgg16_bn_stage2",
+                        store / "system_d" / "system_d_vgg16_bn_stage2", 1, True)

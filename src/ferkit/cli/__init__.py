@@ -21,13 +21,14 @@ from . import (
     serve,
     teachers,
     train,
+    two_stage,
     webcam,
 )
 
 log = logging.getLogger("ferkit")
 
-COMMANDS = (train, queue, publish, teachers, evaluate, lr_find, models, export, predict, explain, webcam, serve,
-            batch)  # each: NAME, HELP, EXAMPLES, add_arguments(parser), run(args); in `ferkit --help` order
+COMMANDS = (train, queue, publish, teachers, two_stage, evaluate, lr_find, models, export, predict, explain, webcam,
+            serve, batch)  # each: NAME, HELP, EXAMPLES, add_arguments(parser), run(args); in `ferkit --help` order
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -3,8 +3,10 @@
 A queue file has one run a line, ``OUT_DIR/NAME CONFIG [key=value ...]`` (``#`` starts a comment), e.g.
 ``runs/system_c/system_c_scratch configs/system_c_resnet50_fer2013.toml model.init_from=``. A run whose
 folder holds ``metrics.json`` is done; one published under ``checkpoints/NAME.json`` is skipped; one with
-``last.pt`` is resumed; the rest start. A line whose CONFIG is a Python script runs
-``python SCRIPT [args] --resume`` (the script itself resumes what it finished). Runs under ``runs/`` live
+``last.pt`` is resumed; the rest start. A line ``OUT_DIR/NAME two-stage STAGE1 STAGE2 [key=value ...]`` runs
+System D's recipe (:mod:`ferkit.training.two_stage`, resumed stage by stage; OUT_DIR/NAME is stage 2's run,
+done when it holds ``two_stage.json``); one whose CONFIG is a Python script runs ``python SCRIPT [args]
+--resume`` (the script itself resumes what it finished). Runs under ``runs/`` live
 in the run store (:mod:`ferkit.training.store`), so the same command continues the queue after a fresh
 checkout. A lock in the store refuses a second queue: two trainings on two cores halve each other.
 """
@@ -52,6 +54,10 @@ class QueueEntry:
     def is_script(self) -> bool:
         return self.target.endswith(".py")
 
+    @property
+    def is_two_stage(self) -> bool:
+        return self.target == "two-stage"
+
 
 def read_queue(paths: Sequence[str | Path]) -> list[QueueEntry]:
     """Every entry of the queue files, in order; a malformed line is an error naming its file and line."""
@@ -69,9 +75,12 @@ def read_queue(paths: Sequence[str | Path]) -> list[QueueEntry]:
 
 
 def entry_status(entry: QueueEntry, published: Path) -> str:
-    """``script``, ``done`` (metrics.json), ``published`` (published/NAME.json), ``resume`` (last.pt) or ``new``."""
+    """``script``, ``two-stage``, ``done`` (metrics.json; two_stage.json), ``published`` (published/NAME.json),
+    ``resume`` (last.pt) or ``new``."""
     if entry.is_script:
         return "script"
+    if entry.is_two_stage:
+        return "done" if (entry.folder / "two_stage.json").is_file() else "two-stage"
     if (entry.folder / "metrics.json").is_file():
         return "done"
     if (published / f"{entry.name}.json").is_file():
@@ -132,6 +141,8 @@ def _run_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str:
         log.info("== script %s: %s %s --resume", entry.run, entry.target, " ".join(entry.overrides))
         done = subprocess.run([sys.executable, entry.target, *entry.overrides, "--resume"], stdin=subprocess.DEVNULL)
         return "ok" if done.returncode == 0 else "failed"
+    if status == "two-stage":
+        return _run_two_stage(entry, time_limit_s)
     from ..config import load_config
     from .run import train
 
@@ -145,3 +156,25 @@ def _run_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str:
         log.error("== FAILED: %s: %s", entry.run, exc, exc_info=not isinstance(exc, FerkitError))
         return "failed"
     return "finished" if (entry.folder / "metrics.json").is_file() else "paused"
+
+
+def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:
+    """A ``two-stage STAGE1 STAGE2 [key=value ...]`` line, always resumable; ``paused`` when the budget ends a stage."""
+    from ..config import load_config
+    from .two_stage import run_two_stage
+
+    if len(entry.overrides) < 2:
+        log.error("== FAILED: %s: a two-stage line needs STAGE1 and STAGE2 configs", entry.run)
+        return "failed"
+    (stage1, stage2), overrides = entry.overrides[:2], list(entry.overrides[2:])
+    if time_limit_s > 0:
+        overrides.append(f"train.time_limit_s={time_limit_s:.3f}")
+    log.info("== two-stage %s: %s %s", entry.run, stage1, stage2)
+    try:
+        run_two_stage(load_config(stage1, overrides), load_config(stage2, overrides), resume=True)
+    except FerkitError as exc:
+        if "stopped before its end" in str(exc):
+            return "paused"
+        log.error("== FAILED: %s: %s", entry.run, exc)
+        return "failed"
+    return "finished"

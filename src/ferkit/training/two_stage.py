@@ -1,6 +1,6 @@
 """Freeze-then-unfreeze transfer (System D): two LR searches, two one-cycle trainings, Grad-CAM at the end.
 
-    python scripts/two_stage.py STAGE1.toml STAGE2.toml [--lr1 X] [--lr2 Y] [--steps 100] [key=value ...]
+    ferkit two-stage STAGE1.toml STAGE2.toml [--lr1 X] [--lr2 Y] [--steps 100] [key=value ...]
 
 1. stage 1 (body frozen, ``train.freeze_body_epochs`` = its epochs): an LR search with the body frozen
    (``<stage 1 run>/lr_find.png``), then training of the head with one-cycle at the suggested rate (or --lr1);
@@ -19,23 +19,22 @@ continues the protocol in a later session.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from ferkit.config import Config, load_config
-from ferkit.data.sources import load_splits
-from ferkit.errors import FerkitError
-from ferkit.evaluation.gradcam import plot_gradcam
-from ferkit.io import atomic_write_text
-from ferkit.models import load_model
-from ferkit.training.lr_finder import LRFinderResult, lr_find_from_config
-from ferkit.training.run import train
+from ..config import Config
+from ..data.sources import load_splits
+from ..errors import FerkitError
+from ..evaluation.gradcam import plot_gradcam
+from ..io import atomic_write_text
+from ..models import load_model
+from .lr_finder import LRFinderResult, lr_find_from_config
+from .run import train
 
-log = logging.getLogger("two_stage")
+log = logging.getLogger(__name__)
 #: Per stage: the LR search's suggestion and the rate used, so that --resume reuses them.
 LR_FILE = "two_stage_lr.json"
 
@@ -115,28 +114,3 @@ def run_two_stage(stage1: Config, stage2: Config, *, lr1: float | None = None, l
     }
     atomic_write_text(stage2.run_dir / "two_stage.json", json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage1", type=Path)
-    parser.add_argument("stage2", type=Path)
-    parser.add_argument("overrides", nargs="*", help="key=value, applied to both stages")
-    parser.add_argument("--lr1", type=float, help="stage 1 rate (default: the LR search's suggestion)")
-    parser.add_argument("--lr2", type=float, help="stage 2 head rate (default: the second search's, capped)")
-    parser.add_argument("--steps", type=int, default=100, help="mini-batches per LR search")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run of the same command")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        summary = run_two_stage(load_config(args.stage1, args.overrides), load_config(args.stage2, args.overrides),
-                                lr1=args.lr1, lr2=args.lr2, steps=args.steps, resume=args.resume)
-    except FerkitError as exc:
-        log.error("%s", exc)
-        return 1
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ..errors import FerkitError
 from . import (
     batch,
+    cae_protocol,
     evaluate,
     explain,
     export,
@@ -27,8 +28,9 @@ from . import (
 
 log = logging.getLogger("ferkit")
 
-COMMANDS = (train, queue, publish, teachers, two_stage, evaluate, lr_find, models, export, predict, explain, webcam,
-            serve, batch)  # each: NAME, HELP, EXAMPLES, add_arguments(parser), run(args); in `ferkit --help` order
+#: Each: NAME, HELP, EXAMPLES, add_arguments(parser), run(args); in `ferkit --help` order.
+COMMANDS = (train, queue, publish, teachers, two_stage, cae_protocol, evaluate, lr_find, models, export, predict,
+            explain, webcam, serve, batch)
 
 
 def _parser() -> argparse.ArgumentParser:

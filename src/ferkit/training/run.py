@@ -58,6 +58,21 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
         return _train(config, resume, env)
 
 
+def train_unless_done(config: Config) -> dict:
+    """The metrics of the run ``config`` describes: read back when it has finished, else trained (resumed from
+    ``last.pt`` when one exists). A run paused by ``train.time_limit_s`` is a FerkitError: it must finish
+    before its results are used."""
+    metrics = config.run_dir / "metrics.json"
+    if not metrics.is_file():
+        result = train(config, resume=(config.run_dir / "last.pt").is_file())
+        if not metrics.is_file():
+            raise FerkitError(f"{config.name} stopped before its end ({result.stop_reason}): run the same command "
+                              "again to continue it")
+    else:
+        log.info("%s is finished: read back from %s", config.name, metrics)
+    return json.loads(metrics.read_text())
+
+
 def _load_last(last_path: Path, resume: bool) -> dict | None:
     """The saved training state to resume from, or None for a fresh run (refusing to overwrite one)."""
     if resume:

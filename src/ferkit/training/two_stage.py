@@ -32,7 +32,7 @@ from ..evaluation.gradcam import plot_gradcam
 from ..io import atomic_write_text
 from ..models import load_model
 from .lr_finder import LRFinderResult, lr_find_from_config
-from .run import train
+from .run import train_unless_done
 
 log = logging.getLogger(__name__)
 #: Per stage: the LR search's suggestion and the rate used, so that --resume reuses them.
@@ -64,16 +64,9 @@ def _stage_rate(config: Config, search: Callable[[], LRFinderResult], given: flo
 
 
 def _train_stage(config: Config, resume: bool) -> tuple[Path, dict]:
-    """Train a stage; on resume read back a finished one (``metrics.json``) or continue from ``last.pt``."""
-    metrics = config.run_dir / "metrics.json"
-    if resume and metrics.is_file():
-        log.info("%s is finished: read back from %s", config.name, metrics)
-        return config.run_dir / "best.pt", json.loads(metrics.read_text())
-    result = train(config, resume=resume and (config.run_dir / "last.pt").is_file())
-    if not metrics.is_file():  # paused (train.time_limit_s): the next stage must not start from it
-        raise FerkitError(f"{config.name} stopped before its end ({result.stop_reason}): "
-                          "run the same command with --resume")
-    return result.best_checkpoint, result.test_metrics
+    """Train a stage, or read back a finished one, or continue it from ``last.pt`` (``run_two_stage`` has refused
+    an existing run without ``resume``)."""
+    return config.run_dir / "best.pt", train_unless_done(config)
 
 
 def run_two_stage(stage1: Config, stage2: Config, *, lr1: float | None = None, lr2: float | None = None,

@@ -90,6 +90,60 @@ def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = N
     return float(lrs[lo + int(np.argmin(np.gradient(y, x)))])
 
 
+@dataclass(frozen=True)
+class _Sweep:
+    """The rates of a range test and when to stop it."""
+
+    start_lr: float
+    end_lr: float
+    steps: int
+    smoothing: float
+    diverge_factor: float
+
+    def run(self, model: nn.Module, opt: torch.optim.Optimizer, index_batches: Iterator[torch.Tensor],
+            batch_loss) -> tuple[list[float], list[float], list[float]]:
+        """One optimisation step per rate; ``(rates, smoothed losses, raw losses)`` up to the divergence."""
+        top = max(group["lr"] for group in opt.param_groups)  # discriminative groups keep their ratios
+        scales = [group["lr"] / top if top > 0 else 1.0 for group in opt.param_groups]
+        ratio = (self.end_lr / self.start_lr) ** (1 / (self.steps - 1))
+        lrs: list[float] = []
+        losses: list[float] = []
+        raw: list[float] = []
+        avg, best = 0.0, math.inf
+        for i, index in zip(range(self.steps), index_batches):
+            lr = self.start_lr * ratio**i
+            for group, scale in zip(opt.param_groups, scales):
+                group["lr"] = lr * scale
+            loss = batch_loss(index)
+            value = loss.item()
+            if not math.isfinite(value):
+                log.info("lr_find: loss is %s at lr %.2e; stopping", value, lr)
+                break
+            optimisation_step(opt, loss)
+            avg = self.smoothing * avg + (1 - self.smoothing) * value
+            smooth = avg / (1 - self.smoothing ** (i + 1))
+            lrs.append(lr)
+            raw.append(value)
+            losses.append(smooth)
+            best = min(best, smooth)
+            if smooth > self.diverge_factor * best:
+                log.info("lr_find: loss diverged at lr %.2e after %d steps", lr, i + 1)
+                break
+        return lrs, losses, raw
+
+
+def _batch_loss(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
+                preprocessing: Preprocessing, augment: Augment | None, generator: torch.Generator,
+                bf16: bool) -> torch.Tensor:
+    index = index.to(images.device)
+    x = preprocessing(images[index])
+    if augment is not None:
+        x = augment(x, generator)
+    with autocast(bf16, images.device.type):
+        logits = model(x)
+    return F.cross_entropy(logits.float(), targets[index])
+
+
 def _cycle(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Shuffled index batches, reshuffled and repeated for as long as asked."""
     while True:
@@ -135,9 +189,6 @@ def lr_find(
     images, targets = torch.as_tensor(images_uint8).to(device), torch.as_tensor(targets).to(device)
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
     was_training = model.training
-    lrs: list[float] = []
-    losses: list[float] = []
-    raw: list[float] = []
     try:
         cuda = [device] if device.type == "cuda" else []  # dropout on a GPU draws from its generator
         with torch.random.fork_rng(devices=cuda, device_type="cuda"):
@@ -148,35 +199,10 @@ def lr_find(
             else:
                 opt = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=start_lr, weight_decay=weight_decay))
             model.train()
-            top = max(group["lr"] for group in opt.param_groups)  # discriminative groups keep their ratios
-            scales = [group["lr"] / top if top > 0 else 1.0 for group in opt.param_groups]
-            ratio = (end_lr / start_lr) ** (1 / (steps - 1))
-            avg, best = 0.0, math.inf
-            for i, index in zip(range(steps), _cycle(len(images), batch_size, generator)):
-                lr = start_lr * ratio**i
-                for group, scale in zip(opt.param_groups, scales):
-                    group["lr"] = lr * scale
-                index = index.to(device)
-                x = preprocessing(images[index])
-                if augment is not None:
-                    x = augment(x, generator)
-                with autocast(bf16, device.type):
-                    logits = model(x)
-                loss = F.cross_entropy(logits.float(), targets[index])
-                value = loss.item()
-                if not math.isfinite(value):
-                    log.info("lr_find: loss is %s at lr %.2e; stopping", value, lr)
-                    break
-                optimisation_step(opt, loss)
-                avg = smoothing * avg + (1 - smoothing) * value
-                smooth = avg / (1 - smoothing ** (i + 1))
-                lrs.append(lr)
-                raw.append(value)
-                losses.append(smooth)
-                best = min(best, smooth)
-                if smooth > diverge_factor * best:
-                    log.info("lr_find: loss diverged at lr %.2e after %d steps", lr, i + 1)
-                    break
+            sweep = _Sweep(start_lr, end_lr, steps, smoothing, diverge_factor)
+            lrs, losses, raw = sweep.run(model, opt, _cycle(len(images), batch_size, generator),
+                                         lambda index: _batch_loss(model, images, targets, index, preprocessing,
+                                                                   augment, generator, bf16))
     finally:
         model.load_state_dict(saved)
         model.train(was_training)

@@ -211,3 +211,16 @@ def test_faces_carry_the_detectors_landmarks(shared_data):
     again = ImageResult.from_json(result.to_json())
     assert again.faces[0].landmarks == face.landmarks
     assert "landmarks" in face.to_dict()
+
+
+def test_the_device_may_be_auto_and_a_bad_one_is_named(monkeypatch):
+    import torch
+
+    from ferkit.errors import FerkitError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert Recognizer(device="auto").device == torch.device("cpu")  # no GPU here: the CPU
+    with pytest.raises(FerkitError, match="unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N"):
+        Recognizer(device="tpu")
+    with pytest.raises(FerkitError, match="device = 'cuda' but CUDA is not available"):
+        Recognizer(device="cuda")

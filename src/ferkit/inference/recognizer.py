@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..device import resolve_device
 from ..errors import FerkitError
 from ..evaluation.predict import TTA_MODES, tta_views
 from ..io import existing_file
@@ -77,6 +78,9 @@ class Recognizer:
     exported in memory when the recognizer is built. ``"int8"`` needs an int8 file from
     ``ferkit export --format onnx-int8`` (the shipped default has one).
 
+    ``device`` is ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (a GPU where there is one), as
+    ``train.device`` takes them (:mod:`ferkit.device`); the onnx and int8 backends run on the CPU.
+
     ``tta`` averages each face's probabilities over views, as ``ferkit evaluate --tta`` scores them:
     ``"none"`` (default), ``"flip"`` (the face and its mirror: 2x the classifier's work) or
     ``"tencrop"`` (10x); :data:`~ferkit.evaluation.predict.TTA_MODES`.
@@ -103,10 +107,11 @@ class Recognizer:
         if threads is not None and (backend == "torch" or threads < 1):
             raise ValueError(f"threads={threads}: only for the onnx and int8 backends, at least 1 "
                              "(the torch backend follows torch.set_num_threads)")
-        if backend != "torch" and torch.device(device).type != "cpu":
+        resolved = resolve_device(device, setting="device")  # "auto": a GPU where there is one
+        if backend != "torch" and resolved.type != "cpu":
             raise ValueError(f"backend {backend!r} runs on the CPU only; use backend='torch' for device {device!r}")
         self.detector: Detector = create_detector(detector) if isinstance(detector, str) else detector
-        self.device = torch.device(device)
+        self.device = resolved
         self.batch_size = int(batch_size)
         self.backend_name = backend
         self.margin = float(margin)

@@ -10,38 +10,9 @@ from typing import Any
 
 import torch
 
-from ..errors import FerkitError
-from .distributed import SINGLE, DistEnv
+from ..device import DEVICES, native_bf16, resolve_device  # noqa: F401  (the one device module; re-exported)
 
 log = logging.getLogger(__name__)
-DEVICES = ("auto", "cpu", "cuda", "cuda:N")
-
-
-def resolve_device(name: str, env: DistEnv = SINGLE) -> torch.device:
-    """``train.device`` as a ``torch.device``: ``auto`` is CUDA when available, else the CPU.
-
-    ``auto`` and ``cuda`` pick GPU ``LOCAL_RANK`` (modulo the GPUs there) in a torchrun process, GPU 0
-    otherwise; ``cuda:N`` is that GPU. Asking for CUDA where there is none is an error.
-    """
-    text = name.strip().lower()
-    if text == "cpu":
-        return torch.device("cpu")
-    if text == "auto" and not torch.cuda.is_available():
-        return torch.device("cpu")
-    if text not in ("auto", "cuda") and not text.startswith("cuda:"):
-        raise FerkitError(f"unknown train.device {name!r}; valid: {', '.join(DEVICES)}")
-    if not torch.cuda.is_available():
-        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise FerkitError(f"train.device = {name!r} but CUDA is not available here (torch {torch.__version__}, "
-                          f"{build}); use train.device=cpu or auto")
-    count = torch.cuda.device_count()
-    if text in ("auto", "cuda"):
-        return torch.device("cuda", env.local_rank % count)
-    index = text.partition(":")[2]
-    if not index.isdigit() or int(index) >= count:
-        raise FerkitError(f"train.device = {name!r}: no such GPU; this machine has {count} (cuda:0 to "
-                          f"cuda:{count - 1})")
-    return torch.device("cuda", int(index))
 
 
 def prepare_device(device: torch.device) -> None:
@@ -56,16 +27,6 @@ def prepare_device(device: torch.device) -> None:
     torch.backends.cudnn.benchmark = True
     torch.set_float32_matmul_precision("high")
     log.info("device %s: %s (cudnn.benchmark on, TF32 matmuls allowed)", device, torch.cuda.get_device_name(device))
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively: CUDA GPUs that support it, CPUs with AVX-512 bf16 or AMX."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN: no fast bf16 path either
-        return False
 
 
 def use_bf16(requested: bool, device: torch.device) -> bool:

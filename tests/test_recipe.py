@@ -23,7 +23,7 @@ from ferkit.training import tasks as tasks_module
 from ferkit.training.callbacks import LoopState
 from ferkit.training.distill import Teacher, distillation_loss, load_teachers, to_teacher_input
 from ferkit.training.ema import ModelEMA
-from ferkit.training.loop import batches, evaluate, train_one_epoch
+from ferkit.training.loop import EpochOptions, batches, evaluate, train_one_epoch
 from ferkit.training.mixing import Mixer, beta, cut_box, cutmix
 from ferkit.training.run import train
 from synthetic import class_faces, write_fer2013_csv
@@ -161,9 +161,9 @@ def test_features_off_train_exactly_as_before_and_draw_nothing(fer_csv, tmp_path
         optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
         generator = torch.Generator().manual_seed(5)
         if use_loop:
-            train_one_epoch(LoopState(model, optimizer, epochs=1), images, labels, preprocessing=prep,
-                            augment=augment, batch_size=16, generator=generator,
-                            loss_fn=lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1))
+            options = EpochOptions(prep, augment, batch_size=16,
+                                   loss_fn=lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1))
+            train_one_epoch(LoopState(model, optimizer, epochs=1), images, labels, options, generator=generator)
         else:
             _reference_epoch(model, optimizer, images, labels, prep, augment, generator)
         results.append((model.state_dict(), generator.get_state()))

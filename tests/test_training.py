@@ -15,6 +15,7 @@ from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
 from ferkit.models import create_model, load_model
 from ferkit.training import tasks as tasks_module
+from ferkit.training.loop import EpochOptions
 from ferkit.training.lr_finder import LRFinderResult, lr_find, lr_find_from_config, suggest_lr
 from ferkit.training.pretrain import evaluate_reconstruction, train_reconstruction_epoch
 from ferkit.training.run import train
@@ -230,10 +231,12 @@ def test_denoising_targets_the_clean_input():
     identity = nn.Conv2d(1, 1, 1, bias=False)
     nn.init.ones_(identity.weight)
     images, _ = _tiny_data(4, side=16)
-    prep, kwargs = Preprocessing(size=16), {"batch_size": 4, "generator": torch.Generator().manual_seed(0)}
+    prep = Preprocessing(size=16)
     opt = torch.optim.SGD(identity.parameters(), lr=0.0)
-    clean = train_reconstruction_epoch(identity, images, optimizer=opt, preprocessing=prep, **kwargs)
-    noisy = train_reconstruction_epoch(identity, images, optimizer=opt, preprocessing=prep, noise_std=0.1, **kwargs)
+    clean = train_reconstruction_epoch(identity, images, EpochOptions(prep, batch_size=4), optimizer=opt,
+                                       generator=torch.Generator().manual_seed(0))
+    noisy = train_reconstruction_epoch(identity, images, EpochOptions(prep, batch_size=4, noise_std=0.1),
+                                       optimizer=opt, generator=torch.Generator().manual_seed(0))
     assert clean["train_loss"] == pytest.approx(0.0, abs=1e-12)
     assert noisy["train_loss"] == pytest.approx(0.01, rel=0.05)  # the error is the noise: std 0.1 squared
     with pytest.raises(ValueError, match="reconstruction"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -53,64 +54,58 @@ def _progress(total: int, desc: str, show: bool = True):
                 mininterval=0.5 if interactive else 30.0)
 
 
-def train_one_epoch(
-    state: LoopState,
-    images: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    preprocessing: Preprocessing,
-    augment: Augment,
-    batch_size: int,
-    generator: torch.Generator,
-    callbacks: Sequence[Callback] = (),
-    loss_fn: Callable[..., torch.Tensor] | None = None,
-    bf16: bool = False,
-    channels_last: bool = False,
-    dist: DistEnv = SINGLE,
-    net: nn.Module | None = None,
-    augment_generator: torch.Generator | None = None,
-    mixer: Mixer | None = None,
-    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> dict[str, float]:
+@dataclass(frozen=True)
+class EpochOptions:
+    """How an epoch trains, apart from the data, the model and the random draws.
+
+    ``loss_fn``, ``mixer`` and ``teacher`` are for classification (:func:`train_one_epoch`);
+    ``noise_std`` for reconstruction (:func:`~ferkit.training.pretrain.train_reconstruction_epoch`).
+    """
+
+    preprocessing: Preprocessing
+    augment: Augment | None = None
+    batch_size: int = 64
+    bf16: bool = False
+    channels_last: bool = False
+    dist: DistEnv = SINGLE
+    loss_fn: Callable[..., torch.Tensor] | None = None
+    mixer: Mixer | None = None
+    teacher: Callable[..., torch.Tensor] | None = None
+    noise_std: float = 0.0
+
+
+def train_one_epoch(state: LoopState, images: torch.Tensor, targets: torch.Tensor, options: EpochOptions, *,
+                    generator: torch.Generator, callbacks: Sequence[Callback] = (), net: nn.Module | None = None,
+                    augment_generator: torch.Generator | None = None) -> dict[str, float]:
     """One pass over ``images`` (uint8 ``(N, H, W)``) and ``targets`` (class ids or soft labels).
 
     Runs on the device of ``images`` (``targets`` and the model must be there too); the batch indices and
     the augmentation parameters are drawn on the CPU by the generators, so the draws do not depend on it.
 
     Returns the mean loss and accuracy (against the arg-max of soft targets), over all ranks when
-    ``dist`` is a distributed run: then ``net`` is the DistributedDataParallel wrapper of
+    ``options.dist`` is a distributed run: then ``net`` is the DistributedDataParallel wrapper of
     ``state.model`` and ``augment_generator`` this rank's own (default: ``generator``).
 
-    ``mixer`` (:class:`~.mixing.Mixer`) mixes each augmented batch, drawing from ``augment_generator``; the loss
-    then gets probability targets and the accuracy counts the arg-max of the mixed target. ``teacher`` maps the
-    student's input batch to teacher probabilities (:class:`~.distill.Teacher`, run without gradients under the
-    student's autocast); then the loss is called as ``loss_fn(logits, targets, teacher_probs)`` (default:
-    :func:`~.distill.distillation_loss` at the teacher's temperature), otherwise as ``loss_fn(logits, targets)``.
-    Without them (the default) nothing more is drawn or computed.
+    ``options.mixer`` (:class:`~.mixing.Mixer`) mixes each augmented batch, drawing from ``augment_generator``;
+    the loss then gets probability targets and the accuracy counts the arg-max of the mixed target.
+    ``options.teacher`` maps the student's input batch and its row indices to teacher probabilities
+    (:class:`~.distill.Teacher`, run without gradients under the student's autocast, or
+    :class:`~.distill.CachedTeacher`); then the loss is called as ``loss_fn(logits, targets, teacher_probs)``
+    (default: :func:`~.distill.distillation_loss` at the teacher's temperature), otherwise as
+    ``loss_fn(logits, targets)`` (default cross-entropy). Without them nothing more is drawn or computed.
     """
     model, optimizer = state.model if net is None else net, state.optimizer
     model.train()
-    if loss_fn is None:
-        loss_fn = F.cross_entropy if teacher is None else _default_distillation(teacher)
     augment_generator = generator if augment_generator is None else augment_generator
-    device = images.device
+    device, dist = images.device, options.dist
     # running sums stay on the device (no GPU sync per step); float64 like the Python float they replace
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
     correct, seen = torch.zeros((), dtype=torch.long, device=device), 0
     with _progress(len(images) // dist.world_size, f"epoch {state.epoch}/{state.epochs}", dist.is_main) as bar:
-        for index in batches(len(images), batch_size, generator=generator, shuffle=True, drop_last=True,
+        for index in batches(len(images), options.batch_size, generator=generator, shuffle=True, drop_last=True,
                              dist=dist):
             index = to_device(index, device)
-            x = augment(preprocessing(images[index]), augment_generator)
-            y = targets[index]
-            if mixer is not None:
-                x, y = mixer(x, y, augment_generator)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(bf16, device.type):
-                logits = model(x)
-                soft = None if teacher is None else teacher(x, index)
-            loss = loss_fn(logits.float(), y) if soft is None else loss_fn(logits.float(), y, soft)
+            loss, logits, y = _classify_batch(model, images, targets, index, options, augment_generator)
             optimisation_step(optimizer, loss)
             state.step += 1
             for cb in callbacks:
@@ -125,6 +120,26 @@ def train_one_epoch(
     total_loss, correct, seen = dist.sum(total_loss.item(), int(correct), seen)
     return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1),
             "lr": optimizer.param_groups[0]["lr"]}
+
+
+def _classify_batch(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
+                    o: EpochOptions, augment_generator: torch.Generator
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(loss, logits, targets)`` of one batch: augmented, mixed, and distilled as ``o`` says."""
+    x = o.preprocessing(images[index])
+    if o.augment is not None:
+        x = o.augment(x, augment_generator)
+    y = targets[index]
+    if o.mixer is not None:
+        x, y = o.mixer(x, y, augment_generator)
+    if o.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(o.bf16, images.device.type):
+        logits = model(x)
+        soft = None if o.teacher is None else o.teacher(x, index)
+    loss_fn = o.loss_fn or (F.cross_entropy if o.teacher is None else _default_distillation(o.teacher))
+    loss = loss_fn(logits.float(), y) if soft is None else loss_fn(logits.float(), y, soft)
+    return loss, logits, y
 
 
 def _default_distillation(teacher) -> Callable[..., torch.Tensor]:

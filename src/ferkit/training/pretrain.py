@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.augment import Augment
 from ..data.preprocessing import Preprocessing
 from .device import to_device
 from .distributed import SINGLE, DistEnv
-from .loop import autocast, batches, optimisation_step
+from .loop import EpochOptions, autocast, batches, optimisation_step
 
 log = logging.getLogger(__name__)
 
@@ -28,26 +27,18 @@ def _reconstruction_loss(model: nn.Module, inputs: torch.Tensor, target: torch.T
     return F.mse_loss(recon.float(), target, reduction="sum")
 
 
-def train_reconstruction_epoch(
-    model: nn.Module,
-    images_uint8: torch.Tensor,
-    *,
-    optimizer: torch.optim.Optimizer,
-    preprocessing: Preprocessing,
-    batch_size: int,
-    generator: torch.Generator,
-    augment: Augment | None = None,
-    bf16: bool = False,
-    noise_std: float = 0.0,
-    on_step: Callable[[], object] | None = None,
-    dist: DistEnv = SINGLE,
-    augment_generator: torch.Generator | None = None,
-) -> dict[str, float]:
-    """One shuffled pass (``on_step`` runs after every optimiser step); with ``noise_std`` > 0 the input
+def train_reconstruction_epoch(model: nn.Module, images_uint8: torch.Tensor, options: EpochOptions, *,
+                               optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                               on_step: Callable[[], object] | None = None,
+                               augment_generator: torch.Generator | None = None) -> dict[str, float]:
+    """One shuffled pass (``on_step`` runs after every optimiser step); with ``options.noise_std`` > 0 the input
     gets Gaussian noise (denoising) but the target stays the clean (augmented) preprocessed image.
     Returns ``{"train_loss": mean MSE}`` (over all ranks in a distributed run, where ``model`` is the
     DistributedDataParallel wrapper and ``augment_generator`` this rank's own; default ``generator``).
     Runs on the device of ``images_uint8``; random draws (order, augmentation, noise) are made on the CPU."""
+    preprocessing, augment, batch_size, bf16, noise_std, dist = (options.preprocessing, options.augment,
+                                                                 options.batch_size, options.bf16,
+                                                                 options.noise_std, options.dist)
     model.train()
     images = torch.as_tensor(images_uint8)
     augment_generator = generator if augment_generator is None else augment_generator

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from .distill import CachedTeacher, Teacher, distillation_loss
-from .loop import evaluate, train_one_epoch
+from .loop import EpochOptions, evaluate, train_one_epoch
 from .mixing import Mixer
 from .pretrain import evaluate_reconstruction, train_reconstruction_epoch
 
@@ -44,11 +44,12 @@ class ClassifyTask:
                                  label_smoothing=tc.label_smoothing)
 
     def train_epoch(self, run: Run, augment_generator: torch.Generator | None) -> dict[str, float]:
-        return train_one_epoch(
-            run.state, run.train_x, run.train_y, preprocessing=run.info.preprocessing, augment=run.config.augment,
-            batch_size=self.tc.batch_size, generator=run.generator, callbacks=list(run.callbacks.values()),
-            loss_fn=self.loss, bf16=run.bf16, channels_last=self.tc.channels_last, dist=run.env, net=run.net,
-            augment_generator=augment_generator, mixer=self.mixer, teacher=self.teacher)
+        options = EpochOptions(run.info.preprocessing, run.config.augment, self.tc.batch_size, run.bf16,
+                               self.tc.channels_last, run.env, loss_fn=self.loss, mixer=self.mixer,
+                               teacher=self.teacher)
+        return train_one_epoch(run.state, run.train_x, run.train_y, options, generator=run.generator,
+                               callbacks=list(run.callbacks.values()), net=run.net,
+                               augment_generator=augment_generator)
 
     def validate(self, run: Run) -> dict[str, float]:
         return evaluate(run.scored, run.val_x, run.val_y, preprocessing=run.info.preprocessing,
@@ -62,10 +63,11 @@ class ReconstructTask:
         self.tc = config.train
 
     def train_epoch(self, run: Run, augment_generator: torch.Generator | None) -> dict[str, float]:
+        options = EpochOptions(run.info.preprocessing, run.config.augment, self.tc.batch_size, run.bf16,
+                               dist=run.env)
         return train_reconstruction_epoch(
-            run.net, run.train_x, optimizer=run.optimizer, preprocessing=run.info.preprocessing,
-            batch_size=self.tc.batch_size, generator=run.generator, augment=run.config.augment, bf16=run.bf16,
-            on_step=lambda: [cb.on_batch_end(run.state) for cb in run.callbacks.values()], dist=run.env,
+            run.net, run.train_x, options, optimizer=run.optimizer, generator=run.generator,
+            on_step=lambda: [cb.on_batch_end(run.state) for cb in run.callbacks.values()],
             augment_generator=augment_generator)
 
     def validate(self, run: Run) -> dict[str, float]:

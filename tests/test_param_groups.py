@@ -17,7 +17,7 @@ from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
 from ferkit.models import create_model, load_model
 from ferkit.training.callbacks import FreezeBody, LoopState, OneCycle
-from ferkit.training.lr_finder import lr_find
+from ferkit.training.lr_finder import LRSweep, lr_find
 from ferkit.training.param_groups import discriminative_param_groups, group_lrs, layer_groups
 from ferkit.training.run import train
 from ferkit.training.setup import build_optimizer
@@ -133,7 +133,7 @@ def test_lr_find_sweeps_discriminative_groups_with_their_ratios():
     images = torch.randint(0, 256, (32, 16, 16), dtype=torch.uint8)
     labels = torch.arange(32) % 7
     result = lr_find(model, images, labels, preprocessing=Preprocessing(size=16), optimizer=factory,
-                     start_lr=1e-5, end_lr=1e-2, steps=8, batch_size=16)
+                     sweep=LRSweep(start_lr=1e-5, end_lr=1e-2, steps=8, batch_size=16))
     lrs = np.array(seen)
     np.testing.assert_allclose(lrs[:, 0], result.lrs[:len(lrs)])  # the head follows the sweep
     np.testing.assert_allclose(lrs[:, 1] / lrs[:, 0], 0.1)

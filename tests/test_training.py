@@ -16,7 +16,7 @@ from ferkit.errors import FerkitError
 from ferkit.models import create_model, load_model
 from ferkit.training import tasks as tasks_module
 from ferkit.training.loop import EpochOptions
-from ferkit.training.lr_finder import LRFinderResult, lr_find, lr_find_from_config, suggest_lr
+from ferkit.training.lr_finder import LRFinderResult, LRSweep, lr_find, lr_find_from_config, suggest_lr
 from ferkit.training.pretrain import evaluate_reconstruction, train_reconstruction_epoch
 from ferkit.training.run import train
 from ferkit.training.setup import init_weights
@@ -131,8 +131,8 @@ def test_lr_find_restores_model_and_suggests_in_range(tmp_path):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng_before = torch.get_rng_state()
     images, labels = _tiny_data()
-    result = lr_find(model, images, labels, preprocessing=Preprocessing(size=16), start_lr=1e-5, end_lr=1.0,
-                     steps=30, batch_size=16, seed=3)
+    sweep = LRSweep(start_lr=1e-5, end_lr=1.0, steps=30, batch_size=16, seed=3)
+    result = lr_find(model, images, labels, preprocessing=Preprocessing(size=16), sweep=sweep)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights and batch-norm buffers
     assert not model.training
@@ -147,8 +147,7 @@ def test_lr_find_restores_model_and_suggests_in_range(tmp_path):
         smoothed.append(ema / (1 - 0.98 ** (i + 1)))
     np.testing.assert_allclose(result.losses, smoothed, rtol=1e-9)
     assert result.losses[0] == pytest.approx(result.raw_losses[0])  # bias correction: no pull towards 0
-    again = lr_find(model, images, labels, preprocessing=Preprocessing(size=16), start_lr=1e-5, end_lr=1.0,
-                    steps=30, batch_size=16, seed=3)
+    again = lr_find(model, images, labels, preprocessing=Preprocessing(size=16), sweep=sweep)
     assert again.raw_losses == result.raw_losses  # seeded, and the model really was restored
     path = result.plot(tmp_path / "plots" / "lr.png")
     assert path.read_bytes().startswith(PNG)
@@ -159,7 +158,7 @@ def test_lr_find_stops_when_the_loss_diverges():
     model = create_model("ferkit_cnn_small", input_size=16)
     images, labels = _tiny_data()
     result = lr_find(model, images, labels, preprocessing=Preprocessing(size=16), optimizer="sgd",
-                     start_lr=1e-3, end_lr=1e4, steps=60, batch_size=16, diverge_factor=2)
+                     sweep=LRSweep(start_lr=1e-3, end_lr=1e4, steps=60, batch_size=16, diverge_factor=2))
     assert len(result.lrs) < 60
     assert result.lrs[-1] < 1e4
 
@@ -241,3 +240,11 @@ def test_denoising_targets_the_clean_input():
     assert noisy["train_loss"] == pytest.approx(0.01, rel=0.05)  # the error is the noise: std 0.1 squared
     with pytest.raises(ValueError, match="reconstruction"):
         evaluate_reconstruction(nn.Conv2d(1, 2, 1), images, preprocessing=prep)
+
+
+@pytest.mark.parametrize(("settings", "message"), [({"start_lr": 1.0, "end_lr": 0.1}, "0 < start_lr < end_lr"),
+                                                   ({"start_lr": 0.0}, "0 < start_lr < end_lr"),
+                                                   ({"steps": 1}, "at least 2")])
+def test_a_sweep_refuses_rates_that_do_not_rise_and_too_few_steps(settings, message):
+    with pytest.raises(ValueError, match=message):
+        LRSweep(**settings)

@@ -91,14 +91,23 @@ def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = N
 
 
 @dataclass(frozen=True)
-class _Sweep:
-    """The rates of a range test and when to stop it."""
+class LRSweep:
+    """A range test's rates (``steps`` of them, geometric from ``start_lr`` to ``end_lr``), its mini-batches and
+    seed, its loss smoothing, and when it stops: once the smoothed loss exceeds ``diverge_factor`` times the best."""
 
-    start_lr: float
-    end_lr: float
-    steps: int
-    smoothing: float
-    diverge_factor: float
+    start_lr: float = 1e-7
+    end_lr: float = 1.0
+    steps: int = 100
+    batch_size: int = 64
+    smoothing: float = 0.98
+    diverge_factor: float = 4.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.start_lr < self.end_lr:
+            raise ValueError(f"need 0 < start_lr < end_lr, got {self.start_lr} and {self.end_lr}")
+        if self.steps < 2:
+            raise ValueError(f"steps must be at least 2, got {self.steps}")
 
     def run(self, model: nn.Module, opt: torch.optim.Optimizer, index_batches: Iterator[torch.Tensor],
             batch_loss) -> tuple[list[float], list[float], list[float]]:
@@ -156,32 +165,23 @@ def lr_find(
     targets: torch.Tensor,
     *,
     preprocessing: Preprocessing,
+    sweep: LRSweep = LRSweep(),
     optimizer: str | OptimizerFactory = "adam",
     weight_decay: float = 0.0,
-    start_lr: float = 1e-7,
-    end_lr: float = 1.0,
-    steps: int = 100,
-    batch_size: int = 64,
-    smoothing: float = 0.98,
-    diverge_factor: float = 4.0,
     augment: Augment | None = None,
     bf16: bool = False,
-    seed: int = 0,
 ) -> LRFinderResult:
-    """Train ``steps`` mini-batches with the LR rising geometrically from ``start_lr`` to ``end_lr``.
+    """Train ``sweep.steps`` mini-batches with the LR rising geometrically from ``sweep.start_lr`` to
+    ``sweep.end_lr`` (:class:`LRSweep`).
 
     ``optimizer`` is a name (``adam``, ``adamw``, ``sgd``, built like training does, with
     ``weight_decay``) or a function ``model -> optimizer``; parameter groups with different rates
     (discriminative LRs) keep their ratios, the swept rate being the highest group's. The loss is smoothed with a
-    bias-corrected exponential average; the sweep stops early once it exceeds ``diverge_factor``
+    bias-corrected exponential average; the sweep stops early once it exceeds ``sweep.diverge_factor``
     times the best so far (or is not finite). The model's weights, buffers and train/eval mode
     are restored afterwards and the global RNG is left untouched. Runs on the model's device (the
     images and targets are moved there; batches and augmentation are drawn on the CPU).
     """
-    if not 0 < start_lr < end_lr:
-        raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
-    if steps < 2:
-        raise ValueError(f"steps must be at least 2, got {steps}")
     if len(images_uint8) == 0:
         raise ValueError("no images to sweep over")
     param = next(model.parameters(), None)
@@ -192,22 +192,23 @@ def lr_find(
     try:
         cuda = [device] if device.type == "cuda" else []  # dropout on a GPU draws from its generator
         with torch.random.fork_rng(devices=cuda, device_type="cuda"):
-            torch.manual_seed(seed)
-            generator = torch.Generator().manual_seed(seed)
+            torch.manual_seed(sweep.seed)
+            generator = torch.Generator().manual_seed(sweep.seed)
             if callable(optimizer):
                 opt = optimizer(model)
             else:
-                opt = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=start_lr, weight_decay=weight_decay))
+                opt = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=sweep.start_lr,
+                                                         weight_decay=weight_decay))
             model.train()
-            sweep = _Sweep(start_lr, end_lr, steps, smoothing, diverge_factor)
-            lrs, losses, raw = sweep.run(model, opt, _cycle(len(images), batch_size, generator),
+            lrs, losses, raw = sweep.run(model, opt, _cycle(len(images), sweep.batch_size, generator),
                                          lambda index: _batch_loss(model, images, targets, index, preprocessing,
                                                                    augment, generator, bf16))
     finally:
         model.load_state_dict(saved)
         model.train(was_training)
     suggestion = suggest_lr(lrs, losses)
-    log.info("lr_find: %d steps from %.1e to %.1e, suggested lr %s", len(lrs), start_lr, lrs[-1] if lrs else start_lr,
+    log.info("lr_find: %d steps from %.1e to %.1e, suggested lr %s", len(lrs), sweep.start_lr,
+             lrs[-1] if lrs else sweep.start_lr,
              f"{suggestion:.2e}" if suggestion is not None else "none (too few points)")
     return LRFinderResult(lrs=lrs, losses=losses, raw_losses=raw, suggestion=suggestion)
 
@@ -248,8 +249,8 @@ def lr_find_from_config(
     result = lr_find(
         model, torch.from_numpy(splits.train.images), targets_of(splits.train, config.data.soft_labels),
         preprocessing=info.preprocessing, optimizer=lambda m: build_optimizer(m, replace(tc, lr=start)),
-        start_lr=start, end_lr=end, steps=steps, batch_size=tc.batch_size,
-        augment=Augment(**config.augment.__dict__), bf16=use_bf16(tc.bf16, device), seed=tc.seed,
+        sweep=LRSweep(start_lr=start, end_lr=end, steps=steps, batch_size=tc.batch_size, seed=tc.seed),
+        augment=Augment(**config.augment.__dict__), bf16=use_bf16(tc.bf16, device),
     )
     path = Path(out) if out is not None else config.run_dir / "lr_find.png"
     result.plot(path, title=f"{config.name}: LR range test{' (body frozen)' if frozen else ''}")

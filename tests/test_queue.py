@@ -168,3 +168,35 @@ def test_two_stage_lines_run_the_recipe_resumably_and_count_as_done_once_summari
     assert run_queue([queue]) == [("runs/system_d/system_d_vgg16_bn_stage2", "done")]
     assert calls[1] == ("system_d_vgg16_bn_stage1", "system_d_vgg16_bn_stage2",
                         store / "system_d" / "system_d_vgg16_bn_stage2", 1, True)
+
+
+@pytest.mark.slow
+def test_resume_training_refuses_while_a_queue_trains_and_runs_one_in_the_background(csv, tmp_path):
+    import fcntl
+    import shutil as sh
+
+    if sh.which("git") is None or sh.which("flock") is None:
+        pytest.skip("needs git and flock")
+    repo, store = tmp_path / "repo", tmp_path / "store"
+    sh.copytree(ROOT / "src" / "ferkit", repo / "src" / "ferkit", ignore=sh.ignore_patterns("__pycache__"))
+    sh.copytree(ROOT / "scripts", repo / "scripts", ignore=sh.ignore_patterns("__pycache__"))
+    (repo / "queue.txt").write_text(f"runs/r/tiny {CONFIG} data.path={csv} train.epochs=1 {TINY}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "fixture"]):
+        subprocess.run(git + args, cwd=repo, check=True, capture_output=True)
+    env = {**os.environ, "FERKIT_RUNS_DIR": str(store), "FERKIT_CORE": "all", "PYTHONPATH": str(ROOT / "src"),
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    script = ["bash", str(repo / "scripts" / "resume_training.sh"), "queue.txt"]
+    store.mkdir()
+    with open(store / ".trainer.lock", "a") as held:  # a queue is training
+        fcntl.flock(held, fcntl.LOCK_EX)
+        refused = subprocess.run(script, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1 and "already running" in refused.stderr
+    started = subprocess.run(script, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0 and "training queue started" in started.stdout, started.stderr
+    assert list(tmp_path.glob("train-snapshot-*/src/ferkit"))  # the source it trains from is frozen
+    deadline = time.monotonic() + 300
+    while not (store / "r" / "tiny" / "metrics.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    log = (store / "queue.log").read_text()
+    assert (store / "r" / "tiny" / "metrics.json").exists() and "train runs/r/tiny" in log, log[-2000:]

@@ -41,7 +41,7 @@ from ..inference.images import load_rgb, save_rgb
 from ..inference.recognizer import Recognizer
 from ..inference.results import ImageResult
 from ..inference.tracking import FaceTracker
-from ..inference.video import VideoReader, VideoWriter, track_video
+from ..inference.video import VideoReader, VideoWriter, photo_or_video, track_video
 from .inputs import Source
 
 log = logging.getLogger(__name__)
@@ -164,13 +164,8 @@ def _video(rec: Recognizer, source: Source, settings: BatchSettings, media_dir: 
 
 
 def _either(rec: Recognizer, source: Source, settings: BatchSettings, media_dir: Path | None):
-    try:
-        return _photo(rec, source, settings, media_dir)
-    except FerkitError:
-        try:
-            return _video(rec, source, settings, media_dir)
-        except FerkitError:
-            raise FerkitError(f"{source.path}: neither a photo nor a video that OpenCV can read") from None
+    return photo_or_video(source.path, lambda: _photo(rec, source, settings, media_dir),
+                          lambda: _video(rec, source, settings, media_dir))
 
 
 def analyze_source(rec: Recognizer, source: Source, settings: BatchSettings,

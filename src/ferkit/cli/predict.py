@@ -59,8 +59,8 @@ def _predict_video(rec, path, name: str, args: argparse.Namespace):
 def _predict_one(rec, path, name: str, args: argparse.Namespace):
     """An ImageResult for a photo or a VideoSummary for a video; a suffix neither names is tried as both."""
     from ..data.images import is_image_name
-    from ..errors import FerkitError
     from ..inference import is_video_file
+    from ..inference.video import photo_or_video
     from ..io import existing_file
 
     if is_video_file(path):
@@ -68,13 +68,8 @@ def _predict_one(rec, path, name: str, args: argparse.Namespace):
     if is_image_name(path):
         return _predict_photo(rec, path, name, args)
     existing_file(path, "input")
-    try:
-        return _predict_photo(rec, path, name, args)
-    except FerkitError:
-        try:
-            return _predict_video(rec, path, name, args)
-        except FerkitError:
-            raise FerkitError(f"{path}: neither a photo nor a video that OpenCV can read") from None
+    return photo_or_video(path, lambda: _predict_photo(rec, path, name, args),
+                          lambda: _predict_video(rec, path, name, args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -87,6 +87,18 @@ def _opencv_errors_only() -> Iterator[None]:
         cv2.utils.logging.setLogLevel(level)
 
 
+def photo_or_video(path: str | os.PathLike, as_photo, as_video):
+    """``as_photo()``, or where that raises a FerkitError ``as_video()``: for an input whose suffix names neither;
+    a FerkitError naming ``path`` when both fail."""
+    try:
+        return as_photo()
+    except FerkitError:
+        try:
+            return as_video()
+        except FerkitError:
+            raise FerkitError(f"{path}: neither a photo nor a video that OpenCV can read") from None
+
+
 def open_capture(source: str | int) -> cv2.VideoCapture:
     """``cv2.VideoCapture`` on a file (through FFmpeg) or a camera index, without FFmpeg's or OpenCV's chatter.
 

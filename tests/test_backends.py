@@ -158,6 +158,7 @@ def test_onnx_file_without_metadata_or_broken_is_a_ferkit_error(tmp_path, checkp
         Recognizer.from_checkpoint(tmp_path / "missing.onnx", backend="onnx")
 
 
+@pytest.mark.slow
 def test_default_model_onnx_matches_torch_on_real_faces(shared_data):
     """Every face YuNet finds in the shared photos: same label, probabilities within 1e-4."""
     torch_rec = Recognizer()

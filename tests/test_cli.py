@@ -123,6 +123,7 @@ def test_evaluate_unknown_split_lists_the_real_ones(checkpoint, tiny_csv, capsys
     assert "PrivateTest" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_lr_find_writes_plot_and_suggests(tmp_path, tiny_csv, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'name = "lr"\nout_dir = "{tmp_path}"\n[data]\npath = "{tiny_csv}"\n'

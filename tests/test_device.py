@@ -143,6 +143,7 @@ def test_training_asking_for_missing_cuda_fails_before_writing(tmp_path, data, m
     assert not (tmp_path / "gpu").exists()
 
 
+@pytest.mark.slow
 def test_device_cpu_trains_exactly_like_the_default(reference, tmp_path, data):
     ref_config, ref = reference
     assert ref_config.train.device == "auto"
@@ -243,6 +244,7 @@ def test_preprocessing_and_prediction_take_device_tensors():
 # --- time limit, resume, checkpoints from a GPU ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_time_limit_stops_after_each_epoch_and_resume_ends_like_an_uninterrupted_run(reference, tmp_path, data):
     ref_config, ref = reference
     config = _config(tmp_path, "limited", data / "fer2013.csv", "train.time_limit_s=1e-9")  # passed in every epoch
@@ -313,6 +315,7 @@ def test_cuda_rng_state_is_ignored_on_the_cpu():
     assert torch.equal(torch.rand(3), expected)
 
 
+@pytest.mark.slow
 def test_compile_trains_through_the_compiled_module_and_saves_the_plain_one(tmp_path, data, monkeypatch):
     calls = []
 

@@ -48,6 +48,7 @@ def test_copies_are_counted_per_pair_of_splits():
         split_duplicates(FaceData(images=images, labels=labels))
 
 
+@pytest.mark.slow
 def test_real_fer2013_has_test_faces_copied_in_training(real_fer2013):
     dup = split_duplicates(real_fer2013)
     leaked = dup.rows_with_copy_in("PrivateTest", "Training")

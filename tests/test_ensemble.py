@@ -20,6 +20,8 @@ from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model, save_model
 from synthetic import class_faces, write_fer2013_csv
 
+pytestmark = pytest.mark.slow  # every test uses members trained in the module fixture
+
 
 def _model(seed: int, steps: int = 12) -> torch.nn.Module:
     """A small CNN trained a few steps on synthetic faces: its predictions vary with the input (untrained ones

@@ -61,6 +61,7 @@ def _table(stdout: str) -> list[tuple[str, str, str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_explain_writes_one_png_per_photo_with_predicts_faces_and_labels(photos, tmp_path, capsys):
     given = [photos / "group_outdoor.jpg", photos / "single_face_pyfeat.jpg", photos / "no_face_mountains.jpg"]
     expected = _predicted(given, tmp_path / "predict")

@@ -241,6 +241,7 @@ def test_real_ferplus_majority(shared_data: Path):
 
 
 
+@pytest.mark.slow
 def test_real_merge_is_aligned(shared_data: Path, real_fer2013):
     votes = read_ferplus(shared_data / "fer2013" / "fer2013new.csv")
     data = ferplus_facedata(real_fer2013, votes)  # raises if any Usage disagrees

@@ -286,6 +286,7 @@ def _teacher(path, labels=EMOTIONS, preprocessing=TEACHER_INPUT):
     return save_model(path, model, info)
 
 
+@pytest.mark.slow
 def test_distillation_from_a_teacher_with_other_preprocessing_trains(fer_csv, tmp_path, monkeypatch):
     path = _teacher(tmp_path / "teacher.pt")
     teachers = load_teachers([str(path)], EMOTIONS, torch.device("cpu"))

@@ -66,6 +66,7 @@ def test_resnet18_has_torchvisions_names_shapes_and_order():
     assert got == expected
 
 
+@pytest.mark.slow
 def test_vgg11_has_torchvisions_names_and_shapes():
     expected = {}
     for i, (cout, cin) in VGG11_CONVS.items():

@@ -90,6 +90,7 @@ def test_the_ensemble_record_chooses_on_public_test_and_reports_private_test(dat
     assert "PrivateTest only reported" in record["chosen_on"]
 
 
+@pytest.mark.slow
 def test_a_student_distils_from_the_cached_probabilities_of_its_own_batch_rows(data, tmp_path, monkeypatch):
     import json
 

@@ -113,6 +113,7 @@ def test_resume_from_a_damaged_last_checkpoint(tmp_path, fer_csv):
         train(config, resume=True)
 
 
+@pytest.mark.slow
 def test_one_cycle_with_fewer_images_than_a_batch(tmp_path, fer_csv):
     result = train(_config(tmp_path, "big_batch", fer_csv, "train.epochs=1", "train.batch_size=128"))
     assert len(result.history) == 1 and result.history[0]["lr"] < 0.003
@@ -125,6 +126,7 @@ def _tiny_data(n_per_class: int = 8, side: int = 16) -> tuple[torch.Tensor, torc
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
+@pytest.mark.slow
 def test_lr_find_restores_model_and_suggests_in_range(tmp_path):
     torch.manual_seed(0)
     model = create_model("ferkit_cnn_small", input_size=16).eval()
@@ -172,6 +174,7 @@ def test_suggest_lr_picks_the_steepest_descent():
     assert LRFinderResult(lrs[:2], losses[:2], losses[:2], None).suggestion is None
 
 
+@pytest.mark.slow
 def test_lr_find_from_config_freezes_the_body(tmp_path, fer_csv, monkeypatch):
     seen = {}
     real = lr_finder_module.lr_find
@@ -194,6 +197,7 @@ def test_lr_find_from_config_freezes_the_body(tmp_path, fer_csv, monkeypatch):
 # --- autoencoder pre-training ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reconstruct_task_pretrains_an_autoencoder_and_seeds_a_classifier(tmp_path, fer_csv):
     overrides = ("model.name=cae", "train.task=reconstruct", "train.monitor=val_loss", "train.mode=min",
                  "train.epochs=5", "train.scheduler=none", "train.lr=0.003")

@@ -525,6 +525,7 @@ def test_stride_analyses_every_nth_frame_and_keeps_tracks(recognizer, two_face_c
 # ---- the shared real clips end to end -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_real_single_face_video(recognizer, shared_data, tmp_path):
     video = shared_data / "videos" / "single_face.mp4"
     summary = analyze_video(recognizer, VideoReader(video, stride=6), tmp_path, table_format="parquet",
@@ -539,6 +540,7 @@ def test_real_single_face_video(recognizer, shared_data, tmp_path):
     assert summary.outputs["video"].stat().st_size > 10_000 and summary.outputs["plot"].stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_real_no_face_video(recognizer, shared_data, tmp_path):
     summary = analyze_video(recognizer, VideoReader(shared_data / "videos" / "no_face.mp4", stride=10), tmp_path,
                             annotate=False)

@@ -149,13 +149,14 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_as_an_uninterrupted_
 
 def test_two_stage_lines_run_the_recipe_resumably_and_count_as_done_once_summarised(store, tmp_path, monkeypatch):
     from ferkit.training import two_stage
+    from ferkit.training.run import RunPaused
 
     calls = []
 
     def recipe(stage1, stage2, *, resume, **kwargs):  # the recipe itself is tested in test_param_groups
         calls.append((stage1.name, stage2.name, stage2.run_dir, stage2.train.epochs, resume))
         if len(calls) == 1:
-            raise FerkitError(f"{stage1.name} stopped before its end (time limit): run the same command with --resume")
+            raise RunPaused(f"{stage1.name} stopped before its end (time limit): run the same command again")
         stage2.run_dir.mkdir(parents=True)
         (stage2.run_dir / "two_stage.json").write_text("{}")
 

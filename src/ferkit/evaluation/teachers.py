@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.dataset import FaceData
+from ..errors import FerkitError
 from ..io import atomic_open
 from ..models import load_model
 from .ensemble import label_order
@@ -47,12 +48,12 @@ def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path) -> Pat
                 return target
     model, info = load_model(checkpoint)
     order = label_order(info, data.label_names, str(checkpoint))
-    arrays: dict[str, np.ndarray] = {"sha256": np.array(digest),
-                                     "training_faces_sha256": np.array(faces_sha256(data.split("Training").images))}
+    arrays: dict[str, np.ndarray] = {"sha256": np.array(digest)}
     for split in SPLITS:
         faces = data.split(split).images
         arrays[split] = predict_proba(model, faces, info.preprocessing)[:, order]
         if split == "Training":
+            arrays["training_faces_sha256"] = np.array(faces_sha256(faces))
             arrays["Training_flip"] = predict_proba(model, np.ascontiguousarray(faces[:, :, ::-1]),
                                                     info.preprocessing)[:, order]
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -157,8 +158,6 @@ def cached_targets(record: dict, train_faces: np.ndarray) -> np.ndarray:
     ``record`` is what :func:`teacher_ensemble` returned (``ferkit teachers --out``); the cache must have been
     made on these very faces, in this order.
     """
-    from ..errors import FerkitError
-
     weights, wanted = record["selected"]["weights"], faces_sha256(train_faces)
     total = 0.0
     for name, weight in weights.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -120,18 +121,18 @@ class CachedTeacher:
     its mirror's averaged, so the target fits whichever the augmentation shows.
     """
 
-    def __init__(self, probs: torch.Tensor, temperature: float = 4.0) -> None:
+    def __init__(self, targets: torch.Tensor, temperature: float = 4.0) -> None:
+        """``targets``: the ensemble's probabilities per Training face, already softened at ``temperature``."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        logits = torch.log(probs.float().clamp_min(1e-12)) / temperature
-        self.targets, self.temperature = torch.softmax(logits, dim=1), temperature
+        self.targets, self.temperature = targets, temperature
 
     @classmethod
     def from_record(cls, path: str, train_faces, labels: Sequence[str], device: torch.device,
                     temperature: float = 4.0) -> CachedTeacher:
         import json
 
-        from ..evaluation.teachers import cached_targets
+        from ..evaluation.teachers import cached_targets, soften
         from ..io import existing_file
 
         record_path = existing_file(existing_run_file(path), "train.teacher_cache record (ferkit teachers --out)")
@@ -142,7 +143,10 @@ class CachedTeacher:
         if list(record.get("labels", ())) != list(labels):
             raise FerkitError(f"train.teacher_cache: {path} holds labels {record.get('labels')}, the student's are "
                               f"{list(labels)}")
-        return cls(torch.from_numpy(cached_targets(record, train_faces)).to(device), temperature)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        targets = soften(cached_targets(record, train_faces), temperature).astype(np.float32)
+        return cls(torch.from_numpy(targets).to(device), temperature)
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         if index is None:

@@ -27,7 +27,7 @@ from ..evaluation import evaluate_model, size_on_disk_mb
 from ..evaluation.model_size import count_parameters
 from ..io import atomic_open, atomic_write_text, existing_file
 from ..machine import describe as describe_machine
-from ..models import load_model
+from ..models import load_model, read_checkpoint
 from ..models.export import export_checkpoint
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ def publish_run(run: Path, command: str, *, name: str | None = None, note: str =
 def _publish_weights(run: Path, target: Path, max_mb: float) -> tuple[Path, bool]:
     """Write the weights to ``target`` (fp32 autoencoders as trained, classifiers in fp16), or beside the run
     when they are over ``max_mb``; ``(where they are, whether the run is a reconstruction)``."""
-    _, info = load_model(run / "best.pt")
-    reconstruct = config_from_dict(info.config).train.task == "reconstruct"
+    reconstruct = config_from_dict(read_checkpoint(run / "best.pt").get("config", {})).train.task == "reconstruct"
     target.parent.mkdir(parents=True, exist_ok=True)
     if reconstruct:
         with atomic_open(target, "wb") as handle:

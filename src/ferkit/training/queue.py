@@ -161,6 +161,7 @@ def _run_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str:
 def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:
     """A ``two-stage STAGE1 STAGE2 [key=value ...]`` line, always resumable; ``paused`` when the budget ends a stage."""
     from ..config import load_config
+    from .run import RunPaused
     from .two_stage import run_two_stage
 
     if len(entry.overrides) < 2:
@@ -172,9 +173,9 @@ def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:
     log.info("== two-stage %s: %s %s", entry.run, stage1, stage2)
     try:
         run_two_stage(load_config(stage1, overrides), load_config(stage2, overrides), resume=True)
+    except RunPaused:
+        return "paused"
     except FerkitError as exc:
-        if "stopped before its end" in str(exc):
-            return "paused"
         log.error("== FAILED: %s: %s", entry.run, exc)
         return "failed"
     return "finished"

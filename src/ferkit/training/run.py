@@ -58,6 +58,10 @@ def train(config: Config, *, resume: bool = False) -> TrainResult:
         return _train(config, resume, env)
 
 
+class RunPaused(FerkitError):
+    """A run stopped by its time limit at an epoch boundary: the same command continues it."""
+
+
 def train_unless_done(config: Config) -> dict:
     """The metrics of the run ``config`` describes: read back when it has finished, else trained (resumed from
     ``last.pt`` when one exists). A run paused by ``train.time_limit_s`` is a FerkitError: it must finish
@@ -66,8 +70,8 @@ def train_unless_done(config: Config) -> dict:
     if not metrics.is_file():
         result = train(config, resume=(config.run_dir / "last.pt").is_file())
         if not metrics.is_file():
-            raise FerkitError(f"{config.name} stopped before its end ({result.stop_reason}): run the same command "
-                              "again to continue it")
+            raise RunPaused(f"{config.name} stopped before its end ({result.stop_reason}): run the same command "
+                            "again to continue it")
     else:
         log.info("%s is finished: read back from %s", config.name, metrics)
     return json.loads(metrics.read_text())

@@ -1,19 +1,21 @@
-"""ferkit's default model against the ``fer`` package, on the same machine in the same run.
+"""ferkit's defaults against the ``fer`` package, on the same machine in the same run.
 
     python benchmarks/compare_fer.py --fer-python /work/venv-fer/bin/python [--data ../shared/data]
 
 ``fer`` needs TensorFlow, so it lives in its own virtual environment (see
 docs/results/fer_comparison.md for how it was made); this script runs there as a worker
-(``--worker``, importing only fer, OpenCV and numpy) and compares, with ``Recognizer()`` here
-(and ferkit's fastest settings, ``Recognizer(backend="int8", detector=YuNet at max_side=320)``):
+(``--worker``, importing only fer, OpenCV and numpy) and compares, with ferkit's defaults here
+(``Options().recognizer()``: what ``ferkit predict`` runs):
 
-- the 14 photos: faces found against ``faces.csv`` (fer's default: OpenCV Haar cascade);
-- ``videos/single_face.mp4``: frames/s end to end (decoding included; ferkit through ``track_video``, its
-  video pipeline with detection ahead on 2 threads and face tracking; fer frame by frame) and frames with
-  one face;
+- the 14 photos: faces found against ``faces.csv`` and ms per photo (reading the file included);
+- the shared videos and a longer one-face clip built from ``single_face.mp4``: frames/s end to end
+  (ferkit's ``analyze_video``: decoding, detection, classification, tracking, the table, the annotated
+  H.264 video and the plot written; fer's ``detect_emotions`` frame by frame, writing nothing), frames
+  with one face, and how many frames get the labels that detection on every frame gives;
 - classifier accuracy on FER2013 PrivateTest (3,589 faces) and CK+48 (927 faces: contempt, a class
-  neither model has, left out), the 48x48 faces fed straight to each classifier, no detection.
-  fer is run as it ships (its quantized TFLite model, 64x64 input) and with its Keras ``.hdf5`` model.
+  neither model has, left out), the 48x48 faces fed straight to each classifier, no detection,
+  ferkit's default runtime beside its float (torch) model; fer as it ships (its quantized TFLite
+  model, 64x64 input) and with its Keras ``.hdf5`` model.
 
 Times are wall clock and, in brackets, what they would be from this process's CPU time alone.
 """
@@ -57,7 +59,7 @@ def _since(start) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------- the worker, in fer's environment
-def worker(photos: list[str], video: str, face_files: list[str]) -> dict:
+def worker(photos: list[str], videos: list[str], face_files: list[str]) -> dict:
     """Run fer on everything; return counts, times and predicted class indices (fer's order = FER2013's)."""
     from fer import __version__
     from fer.fer import FER
@@ -69,9 +71,11 @@ def worker(photos: list[str], video: str, face_files: list[str]) -> dict:
     start = _clock()
     out["photos"] = {Path(p).name: len(detector.detect_emotions(cv2.imread(p))) for p in photos}
     out["photos_s"] = _since(start)
-    start = _clock()
-    counts = [len(detector.detect_emotions(bgr)) for bgr in _frames(Path(video))]
-    out["video_s"], out["video_faces"] = _since(start), counts
+    out["videos"] = {}
+    for video in videos:
+        start = _clock()
+        counts = [len(detector.detect_emotions(bgr)) for bgr in _frames(Path(video))]
+        out["videos"][Path(video).name] = {"s": _since(start), "faces": counts}
     for name, path in zip(("fer2013", "ckplus"), face_files):
         faces = np.load(path)
         x = np.stack([cv2.resize(f, (64, 64)) for f in faces]).astype(np.float32)  # fer's resize
@@ -103,93 +107,138 @@ def _accuracy_line(name: str, labels: np.ndarray, ours: np.ndarray, theirs: dict
     return lines
 
 
-def compare(args: argparse.Namespace) -> None:
-    import os
+def long_clip(source: Path, folder: Path, repeats: int) -> Path:
+    """A longer one-face clip: ``source`` forward then backward, ``repeats`` times (motion stays continuous)."""
+    from ferkit.inference import VideoReader, VideoWriter
 
+    frames = [frame.rgb for frame in VideoReader(source)]
+    path = folder / f"{source.stem}_x{2 * repeats}.mp4"
+    with VideoWriter(path, fps=30, size=(frames[0].shape[1], frames[0].shape[0])) as video:
+        for _ in range(repeats):
+            for rgb in frames + frames[::-1]:
+                video.write(rgb)
+    return path
+
+
+def video_run(rec, video: Path, out: Path) -> dict:
+    """``analyze_video`` end to end (table, annotated H.264 video, plot), timed; faces and labels per frame."""
+    from ferkit.inference import analyze_video
+
+    start = _clock()
+    summary = analyze_video(rec, video, out)
+    seconds = _since(start)
+    frames: dict[int, list[str]] = {}
+    with open(summary.outputs["table"], newline="") as handle:
+        for row in csv.DictReader(handle):
+            frames.setdefault(int(row["frame"]), []).extend([row["label"]] if row["label"] else [])
+    return {"s": seconds, "faces": [len(v) for v in frames.values()], "labels": [tuple(v) for v in frames.values()]}
+
+
+def _load(args: argparse.Namespace):
     from ferkit.data.fer2013 import read_fer2013
     from ferkit.data.folder import read_folder
-    from ferkit.inference import Recognizer, VideoReader, create_detector, track_video
     from ferkit.labels import EMOTIONS
 
-    photos_dir, video = args.data / "photos", args.data / "videos" / "single_face.mp4"
-    with open(photos_dir / "faces.csv", newline="") as handle:
-        expected = {r["file"]: int(r["faces_approx"]) for r in csv.DictReader(handle)}
-    photos = [photos_dir / name for name in expected]
     fer = read_fer2013(args.data / "fer2013" / "fer2013.csv.gz", cache_dir=args.cache_dir).split("PrivateTest")
     ck = read_folder(args.data / "ckplus48", size=48)  # contempt left out
     assert tuple(fer.label_names) == tuple(ck.label_names) == EMOTIONS, "label orders differ"
+    return fer, ck
 
-    print(f"# nproc {os.cpu_count()}, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    with tempfile.TemporaryDirectory() as tmp:
-        files = [str(Path(tmp) / "fer2013.npy"), str(Path(tmp) / "ckplus.npy")]
-        np.save(files[0], fer.images)
-        np.save(files[1], ck.images)
-        command = [args.fer_python, __file__, "--worker", "--video", str(video), "--faces", *files,
-                   "--photos", *map(str, photos)]
-        start = time.perf_counter()
-        run = subprocess.run(command, capture_output=True, text=True, check=False)
-        fer_total = time.perf_counter() - start
+
+def _run_fer(args, photos, videos, fer, ck, tmp: Path) -> tuple[dict, float]:
+    files = [str(tmp / "fer2013.npy"), str(tmp / "ckplus.npy")]
+    np.save(files[0], fer.images)
+    np.save(files[1], ck.images)
+    command = [args.fer_python, __file__, "--worker", "--videos", *map(str, videos), "--faces", *files,
+               "--photos", *map(str, photos)]
+    start = time.perf_counter()
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
     if run.returncode != 0:
         sys.exit(f"the fer worker failed:\n{run.stderr[-4000:]}")
     theirs = json.loads(next(line for line in run.stdout.splitlines() if line.startswith(MARK))[len(MARK):])
+    return theirs, time.perf_counter() - start
 
-    def measure(rec) -> dict:
-        """Faces per photo, faces per video frame and classifier predictions of ``rec``, each timed."""
-        rec(str(photos[0]))  # warm-up
-        out, start = {}, _clock()
-        out["photos"] = {p.name: len(rec(p).faces) for p in photos}
-        out["photos_s"], start = _since(start), _clock()
-        out["video"] = [len(result.faces) for _, result in track_video(rec, VideoReader(video))]
-        out["video_s"], start = _since(start), _clock()
-        out["fer"] = rec.predict_faces(fer.images).argmax(1)
-        out["fer_s"] = _since(start)
-        out["ck"] = rec.predict_faces(ck.images).argmax(1)
-        return out
 
-    ours = measure(Recognizer())
-    fast = measure(Recognizer(detector=create_detector("yunet", max_side=320), backend="int8", batch_size=256))
-
-    def counts_line(who: str, found: dict[str, int], seconds) -> str:
+def _photo_lines(expected: dict[str, int], rows: list[tuple[str, dict, tuple]]) -> list[str]:
+    lines = ["| photos (faces.csv) | exact count | faces found | extra | ms/photo wall (CPU) | wrong counts |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for who, found, seconds in rows:
         exact = sum(found[n] == expected[n] for n in expected)
         hit = sum(min(found[n], expected[n]) for n in expected)
         extra = sum(max(0, found[n] - expected[n]) for n in expected)
         wrong = "; ".join(f"{n} {found[n]}/{expected[n]}" for n in expected if found[n] != expected[n])
-        ms = seconds[0] / len(expected) * 1000
-        return (f"| {who} | {exact}/{len(expected)} | {hit}/{sum(expected.values())} | {extra} | "
-                f"{ms:.0f} ({seconds[1] / len(expected) * 1000:.0f}) | {wrong or '—'} |")
+        lines.append(f"| {who} | {exact}/{len(expected)} | {hit}/{sum(expected.values())} | {extra} | "
+                     f"{seconds[0] / len(expected) * 1000:.0f} ({seconds[1] / len(expected) * 1000:.0f}) | "
+                     f"{wrong or '—'} |")
+    return lines
+
+
+def _video_lines(name: str, ours: dict, full: dict, theirs: dict) -> list[str]:
+    n = len(ours["faces"])
+    agree = sum(a == b for a, b in zip(ours["labels"], full["labels"]))
+    lines = [f"| {name} ({n} frames) | frames/s wall (CPU) | vs fer | frames with one face | labels as full "
+             "detection |", "| --- | ---: | ---: | ---: | ---: |"]
+    for who, run in (("ferkit default", ours), ("ferkit, detection on every frame", full), ("fer", theirs)):
+        ratio = theirs["s"][0] / run["s"][0]
+        same = f"{agree}/{n} ({agree / n:.1%})" if run is ours else "—"
+        lines.append(f"| {who} | {n / run['s'][0]:.1f} ({n / run['s'][1]:.1f}) | {ratio:.2f}x | "
+                     f"{sum(c == 1 for c in run['faces'])}/{n} | {same} |")
+    return lines
+
+
+def compare(args: argparse.Namespace) -> None:
+    import os
+
+    from ferkit.inference import Options
+
+    photos_dir = args.data / "photos"
+    with open(photos_dir / "faces.csv", newline="") as handle:
+        expected = {r["file"]: int(r["faces_approx"]) for r in csv.DictReader(handle)}
+    photos = [photos_dir / name for name in expected]
+    fer, ck = _load(args)
+    print(f"# nproc {os.cpu_count()}, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        videos = [args.data / "videos" / "single_face.mp4", args.data / "videos" / "no_face.mp4",
+                  long_clip(args.data / "videos" / "single_face.mp4", tmp, args.repeats)]
+        theirs, fer_total = _run_fer(args, photos, videos, fer, ck, tmp)
+        rec = Options().recognizer()  # every default
+        full = Options(detect_every=1).recognizer()
+        print(f"# ferkit default: {rec!r}, options {rec.options}")
+        rec(photos[0])  # warm-up
+        start = _clock()
+        ours = {"photos": {p.name: len(rec(p).faces) for p in photos}}
+        ours["photos_s"] = _since(start)
+        runs = {v.name: (video_run(rec, v, tmp / "a"), video_run(full, v, tmp / "b")) for v in videos}
+        torch_rec = Options(backend="torch").recognizer()
+        predictions = {who: {"fer": r.predict_faces(fer.images).argmax(1), "ck": r.predict_faces(ck.images).argmax(1)}
+                       for who, r in (("ferkit default", rec), ("ferkit torch (float)", torch_rec))}
+        start = _clock()
+        rec.predict_faces(fer.images)
+        classify_s = _since(start)
 
     print(f"\nfer {theirs['version']} worker: {fer_total:.0f} s in all, TensorFlow start-up included\n")
-    print("| photos (faces.csv) | exact count | faces found | extra | ms/photo wall (CPU) | wrong counts |")
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
-    print(counts_line("ferkit (YuNet)", ours["photos"], ours["photos_s"]))
-    print(counts_line("ferkit fastest (YuNet 320 px, int8)", fast["photos"], fast["photos_s"]))
-    print(counts_line("fer (Haar)", theirs["photos"], theirs["photos_s"]))
-
-    n = len(ours["video"])
-    print(f"\n| {video.name} ({n} frames) | frames/s wall (CPU) | frames with exactly one face |")
-    print("| --- | ---: | ---: |")
-    for who, faces, seconds in (("ferkit", ours["video"], ours["video_s"]),
-                                ("ferkit fastest (YuNet 320 px, int8)", fast["video"], fast["video_s"]),
-                                ("fer", theirs["video_faces"], theirs["video_s"])):
-        print(f"| {who} | {n / seconds[0]:.1f} ({n / seconds[1]:.1f}) | {sum(c == 1 for c in faces)}/{n} |")
-
+    print("\n".join(_photo_lines(expected, [("ferkit default", ours["photos"], ours["photos_s"]),
+                                           ("fer (Haar)", theirs["photos"], theirs["photos_s"])])))
+    for name, (default_run, full_run) in runs.items():
+        print()
+        print("\n".join(_video_lines(name, default_run, full_run, theirs["videos"][name])))
     print("\n| faces | classifier | accuracy | 95% bootstrap interval | macro-F1 |")
     print("| --- | --- | ---: | --- | --- |")
-    for name, data, ours_pred, fast_pred in (("FER2013 PrivateTest", fer, ours["fer"], fast["fer"]),
-                                             ("CK+48 (no contempt)", ck, ours["ck"], fast["ck"])):
-        key = "fer2013" if name.startswith("FER") else "ckplus"
-        theirs_pred = {"ferkit default, int8": fast_pred,
-                       "fer (TFLite, as shipped)": np.array(theirs[f"{key}_tflite"]),
-                       "fer (Keras .hdf5)": np.array(theirs[f"{key}_keras"])}
-        print("\n".join(_accuracy_line(f"{name}, {len(data)}", data.labels, ours_pred, theirs_pred)))
-
-    print("\n| classifier speed on the 3,589 PrivateTest faces | faces/s wall (CPU) |\n| --- | ---: |")
-    size = len(fer)
-    for who, seconds in (("ferkit default, batch 64", ours["fer_s"]),
-                         ("ferkit default int8, batch 256", fast["fer_s"]),
-                         ("fer TFLite (one face per call, as fer runs it)", theirs["fer2013_tflite_s"]),
+    for name, data, key in (("FER2013 PrivateTest", fer, "fer2013"), ("CK+48 (no contempt)", ck, "ckplus")):
+        short = "fer" if key == "fer2013" else "ck"
+        others = {"ferkit torch (float)": predictions["ferkit torch (float)"][short],
+                  "fer (TFLite, as shipped)": np.array(theirs[f"{key}_tflite"]),
+                  "fer (Keras .hdf5)": np.array(theirs[f"{key}_keras"])}
+        print("\n".join(_accuracy_line(f"{name}, {len(data)}", data.labels, predictions["ferkit default"][short],
+                                       others)))
+    print("\n| classifier speed on the 3,589 PrivateTest faces | faces/s wall (CPU) | vs fer TFLite |\n"
+          "| --- | ---: | ---: |")
+    size, fer_s = len(fer), theirs["fer2013_tflite_s"]
+    for who, seconds in ((f"ferkit default (batch {rec.batch_size})", classify_s),
+                         ("fer TFLite (one face per call, as fer runs it)", fer_s),
                          ("fer Keras, batch 256", theirs["fer2013_keras_s"])):
-        print(f"| {who} | {size / seconds[0]:,.0f} ({size / seconds[1]:,.0f}) |")
+        print(f"| {who} | {size / seconds[0]:,.0f} ({size / seconds[1]:,.0f}) | {fer_s[0] / seconds[0]:.2f}x |")
 
 
 def main() -> None:
@@ -197,13 +246,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     parser.add_argument("--fer-python", default="/work/venv-fer/bin/python", help="python of fer's environment")
     parser.add_argument("--cache-dir", type=Path, default=None, help="keep the parsed FER2013 CSV here")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="the longer clip: single_face.mp4 forward and back N times (default 5: 720 frames)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--photos", nargs="*", default=[], help=argparse.SUPPRESS)
-    parser.add_argument("--video", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--videos", nargs="*", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--faces", nargs="*", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(MARK + json.dumps(worker(args.photos, args.video, args.faces)), flush=True)
+        print(MARK + json.dumps(worker(args.photos, args.videos, args.faces)), flush=True)
     else:
         compare(args)
 

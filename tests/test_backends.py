@@ -51,7 +51,7 @@ def faces():
 
 
 def test_an_unknown_backend_is_refused_naming_the_valid_ones():
-    with pytest.raises(ValueError, match=f"unknown backend 'tpu'; valid backends: {', '.join(BACKENDS)}"):
+    with pytest.raises(ValueError, match=f"unknown backend 'tpu'; valid backends: auto, {', '.join(BACKENDS)}"):
         Recognizer(backend="tpu")
 
 
@@ -138,7 +138,8 @@ def test_onnx_file_carries_labels_and_preprocessing(tmp_path, checkpoint, faces)
     reference = Recognizer.from_checkpoint(checkpoint).predict_faces(faces)
     assert np.abs(rec.predict_faces(faces) - reference).max() < 1e-4
     with pytest.raises(ValueError, match="backend='onnx'"):
-        Recognizer.from_checkpoint(path)
+        Recognizer.from_checkpoint(path, backend="torch")
+    assert Recognizer.from_checkpoint(path).backend_name == "onnx"  # what "auto" runs an .onnx file on
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript-based ONNX exporter

@@ -26,7 +26,7 @@ from ferkit.batch import run as run_module
 from ferkit.batch.run import run_batch
 from ferkit.cli import main as cli_main
 from ferkit.errors import FerkitError
-from ferkit.inference import Recognizer, load_rgb
+from ferkit.inference import Options, Recognizer, load_rgb
 from ferkit.labels import EMOTIONS
 
 PHOTOS = ("couple.jpg", "single_face_fer.jpg", "person03.jpg")
@@ -114,9 +114,8 @@ def test_expand_rejects_what_it_cannot_read(tmp_path: Path) -> None:
         expand_inputs(tmp_path)
     with pytest.raises(FerkitError, match="no photos or videos match"):
         expand_inputs(str(tmp_path / "*.jpg"))
-    (tmp_path / "notes.md").write_text("x")
-    with pytest.raises(FerkitError, match="not a photo, a video or a list file"):
-        expand_inputs(tmp_path / "notes.md")
+    (tmp_path / "notes.md").write_text("x")  # named on its own, a file of another suffix is tried later
+    assert [s.kind for s in expand_inputs(tmp_path / "notes.md")] == ["unknown"]
 
 
 # -- rows and errors ----------------------------------------------------------------------------------------
@@ -127,7 +126,8 @@ def test_rows_match_the_recognizer(collection: Path, reference: Path) -> None:
     assert faces.schema.equals(face_schema(EMOTIONS))
     rows = faces.to_pylist()
     photos = [r for r in rows if r["kind"] == "photo"]
-    counts = {name: sum(Path(r["source"]).name == name for r in photos) for name in PHOTOS}
+    counts = {name: sum(Path(r["source"]).name == name and r["face"] is not None for r in photos) for name in PHOTOS}
+    assert all(r["faces"] == 0 for r in photos if r["face"] is None)  # a photo without faces keeps one row
     assert counts == FACES
     rec = Recognizer()
     for path in (collection / "good" / "couple.jpg", collection / "good" / "sub" / "person03.jpg"):
@@ -250,7 +250,7 @@ def test_unreadable_leftovers_and_settings(collection: Path, reference: Path, tm
     run_batch(_all_inputs(collection), out)
     assert not (out / "faces" / ".part-x.parquet.abc.tmp").exists()
     with pytest.raises(FerkitError, match="stride: 1 before, 2 now"):
-        run_batch(_all_inputs(collection), out, BatchSettings(stride=2))
+        run_batch(_all_inputs(collection), out, BatchSettings(Options(stride=2)))
     with BatchStore(out, face_schema(EMOTIONS), {}), pytest.raises(FerkitError, match="another ferkit batch"):
         BatchStore(out, face_schema(EMOTIONS), {}).__enter__()
     (out / "faces" / "part-zzz.parquet").write_bytes(b"not parquet")
@@ -297,9 +297,10 @@ def test_run_batch_checks_options(collection: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="valid engines: local, ray"):
         run_batch(collection / "good", tmp_path / "out", engine="spark")
     with pytest.raises(ValueError, match="stride"):
-        BatchSettings(stride=0)
-    with pytest.raises(ValueError, match="valid detectors"):
-        BatchSettings(detector="mtcnn")
+        BatchSettings(Options(stride=0))
+    with pytest.raises(ValueError, match="detector 'mtcnn': valid are"):
+        BatchSettings(Options(detector="mtcnn"))
+    assert BatchSettings(**BatchSettings(Options(stride=3)).to_dict()).options.stride == 3  # as Ray hands it over
     assert pa.Table.from_pylist([], schema=face_schema(EMOTIONS)).num_rows == 0
 
 

@@ -16,13 +16,14 @@ import torch
 
 from ferkit.batch import BatchSettings, read_errors, read_faces, read_inputs, run_batch
 from ferkit.batch import run as run_module
+from ferkit.inference import Options
 
 pytestmark = pytest.mark.slow  # starts a Ray cluster
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ferkit[ray]')")
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'ferkit[ray]')")
 
-SETTINGS = BatchSettings(stride=4)
+SETTINGS = BatchSettings(Options(stride=4))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_ray_rows_equal_local_rows(ray_session, inputs: list[str], local_referen
     local, remote = read_faces(local_reference), read_faces(out)
     assert remote.num_rows == local.num_rows > 0
     assert remote.equals(local)  # every column, floats bit for bit
-    videos = local.filter(pc.equal(local["kind"], "video"))
+    videos = local.filter(pc.and_(pc.equal(local["kind"], "video"), pc.is_valid(local["face"])))
     assert set(pc.unique(videos["source"]).to_pylist()) == {str(Path(inputs[1]) / "single_face.mp4")}
     assert videos.num_rows == 18  # one face in each of the 72 / 4 analysed frames; none in no_face.mp4
     columns = ["source", "kind", "status", "frames", "faces", "error"]

@@ -45,9 +45,10 @@ def test_predict_missing_file_is_clear_error(tmp_path, checkpoint, capsys):
 
 
 def test_predict_unknown_detector(tmp_path, checkpoint, capsys):
-    code = main(["predict", "x.jpg", "--model", str(checkpoint), "--detector", "magic"])
-    assert code == 2
-    assert "yunet" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "x.jpg", "--model", str(checkpoint), "--detector", "magic"])
+    assert stop.value.code == 2
+    assert "invalid choice: 'magic' (choose from 'yunet', 'haar')" in capsys.readouterr().err
 
 
 def test_train_unknown_key_lists_valid_ones(tmp_path, capsys):
@@ -76,7 +77,7 @@ def test_predict_photos_writes_table_and_copies(shared_data, tmp_path, checkpoin
     captured = capsys.readouterr()
     assert "broken.jpg" in captured.err and "person01.jpg" in captured.out
     rows = list(csv.DictReader((out / "results.csv").open()))
-    by_image = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
+    by_image = {r["source"].rsplit("/", 1)[-1]: r for r in rows}
     assert by_image["person01.jpg"]["faces"] == "1" and by_image["person01.jpg"]["label"] in EMOTIONS
     assert by_image["no_face_mountains.jpg"]["faces"] == "0"
     assert (out / "person01_annotated.jpg").stat().st_size > 0
@@ -136,7 +137,7 @@ def test_lr_find_writes_plot_and_suggests(tmp_path, tiny_csv, capsys):
 def test_predict_folder_without_images_is_an_error(tmp_path, checkpoint, capsys):
     (tmp_path / "notes.txt").write_text("no photos here")
     assert main(["predict", str(tmp_path), "--model", str(checkpoint)]) == 2
-    assert "no images" in capsys.readouterr().err
+    assert "no photos or videos" in capsys.readouterr().err
 
 
 def test_evaluate_split_test_recreates_the_configs_test_part(checkpoint, tiny_csv, capsys):
@@ -201,7 +202,7 @@ def test_predict_folder_of_photos_and_videos_skips_bad_files(shared_data, tmp_pa
     assert "broken.jpg" in captured.err and "cut.mp4" in captured.err
     assert "notes.txt" not in captured.err + captured.out and "Traceback" not in captured.err
     photos = pq.read_table(out / "results.parquet").to_pylist()
-    assert [r["path"].rsplit("/", 1)[-1] for r in photos] == ["person03.jpg"] and photos[0]["faces"] >= 1
+    assert [r["source"].rsplit("/", 1)[-1] for r in photos] == ["person03.jpg"] and photos[0]["faces"] >= 1
     rows = pq.read_table(out / "clips" / "walk_frames.parquet").to_pylist()
     assert sorted({r["frame"] for r in rows}) == list(range(6)) and rows[0]["label"] in EMOTIONS + (None,)
     assert _frame_count(out / "clips" / "walk_annotated.mp4") == 6

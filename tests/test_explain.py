@@ -28,7 +28,7 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 
 @pytest.fixture(scope="module")
 def rec() -> Recognizer:
-    return Recognizer()  # the shipped default model, YuNet
+    return Recognizer(backend="torch")  # the shipped default model, YuNet; Grad-CAM needs torch
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def _predicted(paths, out: Path, *model: str) -> list[tuple[str, str, str]]:
     """``ferkit predict``'s (photo, box, label) rows, faces only."""
     assert main(["predict", *map(str, paths), "--out", str(out), "--no-draw", *model]) == 0
     rows = csv.DictReader((out / "results.csv").open())
-    return [(Path(r["path"]).name, ",".join(r[k] for k in "xywh"), r["label"]) for r in rows if r["faces"] != "0"]
+    return [(Path(r["source"]).name, ",".join(r[k] for k in "xywh"), r["label"]) for r in rows if r["faces"] != "0"]
 
 
 def _table(stdout: str) -> list[tuple[str, str, str]]:

@@ -133,8 +133,10 @@ def test_missing_default_weights_is_a_clear_error(monkeypatch):
     import ferkit.inference.recognizer as rec_module
 
     monkeypatch.setattr(rec_module, "DEFAULT_WEIGHTS", "no-such-weights.pt")
-    with pytest.raises(FerkitError, match="no default model"):
-        Recognizer()
+    monkeypatch.setattr(rec_module, "DEFAULT_INT8_WEIGHTS", "no-such-weights.onnx")
+    for backend in ("torch", "int8"):
+        with pytest.raises(FerkitError, match="no default model"):
+            Recognizer(backend=backend)
 
 
 def test_results_json_round_trip_and_table():

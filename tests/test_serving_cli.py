@@ -12,13 +12,14 @@ import urllib.request
 import pytest
 
 from ferkit.cli import _parser, main
+from ferkit.inference.options import DEFAULT_DETECT_SIDE
 from ferkit.serving import ServeSettings
 
 
 def test_serve_options_default_to_this_machine_only():
     args = _parser().parse_args(["serve"])
     assert (args.host, args.port, args.model, args.workers, args.threads) == ("127.0.0.1", 8000, None, None, None)
-    assert args.detect_side == 320
+    assert (args.detect_side, args.backend) == (DEFAULT_DETECT_SIDE, "auto")  # the options of every command
     args = _parser().parse_args(["serve", "--port", "9001", "--workers", "3", "--jobs-dir", "j"])
     assert (args.port, args.workers, args.jobs_dir) == (9001, 3, "j")
 

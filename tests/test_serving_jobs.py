@@ -67,14 +67,15 @@ def test_a_real_video_job_from_upload_to_results(client, shared_data, tmp_path):
     assert response.status_code == 202, response.text
     job = response.json()
     assert response.headers["location"] == f"/v1/jobs/{job['id']}"
-    assert job["state"] in ("queued", "running") and job["frames_total"] == 72 and job["stride"] == 3
+    assert job["state"] in ("queued", "running") and job["frames_total"] == 72 and job["stride"] == 1
     job = _wait(client, job["id"])
     assert job["state"] == "done" and job["progress"] == 1.0 and job["frames_done"] == 72, job
     assert set(job["results"]) == {"frames.csv", "frames.json", "annotated.mp4"}
 
     doc = client.get(job["results"]["frames.json"]).json()
-    assert doc["video"]["frames"] == 72 and [f["frame"] for f in doc["frames"]] == list(range(0, 72, 3))
-    assert sum(len(f["faces"]) == 1 for f in doc["frames"]) >= 22  # one face in (nearly) every analysed frame
+    assert doc["video"]["frames"] == 72 and [f["frame"] for f in doc["frames"]] == list(range(72))
+    assert sum(len(f["faces"]) == 1 for f in doc["frames"]) >= 70  # one face in (nearly) every frame
+    assert {f["faces"][0]["track"] for f in doc["frames"] if f["faces"]} == {0}  # one track throughout
 
     table = client.get(job["results"]["frames.csv"])
     assert table.headers["content-type"].startswith("text/csv")
@@ -112,9 +113,9 @@ def test_a_video_without_faces_as_a_form_upload(client, shared_data, tmp_path):
     response = client.post("/v1/jobs", files={"file": ("clip.bin", data, "application/octet-stream")})
     assert response.status_code == 202, response.text
     job = _wait(client, response.json()["id"])
-    assert job["state"] == "done" and job["frames_done"] == job["frames_total"] == 30 and job["stride"] == 2
+    assert job["state"] == "done" and job["frames_done"] == job["frames_total"] == 30 and job["stride"] == 1
     doc = client.get(job["results"]["frames.json"]).json()
-    assert len(doc["frames"]) == 15 and all(f["faces"] == [] for f in doc["frames"])
+    assert len(doc["frames"]) == 30 and all(f["faces"] == [] for f in doc["frames"])
 
 
 def test_the_frame_count_is_what_decodes_not_what_the_container_declares(shared_data, tmp_path):

@@ -37,11 +37,11 @@ from ferkit.inference import (
     VideoReader,
     analyze_video,
     create_detector,
-    frame_columns,
-    frame_rows,
     load_rgb,
     read_frames,
+    result_rows,
     results_to_rows,
+    row_columns,
     track_video,
     write_table,
 )
@@ -152,6 +152,7 @@ def test_analyze_video_memory_stays_flat(checkpoint, tmp_path):
     clip = write_clip(tmp_path / "long.mp4", square_frames(100))
     calls: list[int] = []
     rec = Recognizer.from_checkpoint(checkpoint, detector=blob_detector(calls))
+    rec.options = rec.options.replace(detect_every=1)  # a detector call per frame: the memory probe
     tracemalloc.start()
     try:
         summary = analyze_video(rec, clip, tmp_path / "out", table_format="jsonl")
@@ -202,23 +203,25 @@ def test_frame_results_round_trip_and_rows():
     assert ImageResult.from_json(result.to_json()) == result
     assert result.to_dict()["frame"] == 7 and result.to_dict()["faces"][0]["track"] == 3
     assert "frame" not in ImageResult(path="a.jpg", width=1, height=1).to_dict()  # photos unchanged
-    rows = frame_rows(result, ["happy", "sad"])
-    assert rows == [{"frame": 7, "time_s": 0.7, "faces": 1, "track": 3, "x": 1, "y": 2, "w": 30, "h": 40,
-                     "detector_score": 0.9, "label": "happy", "confidence": 0.8, "happy": 0.8, "sad": 0.2}]
-    empty = frame_rows(ImageResult(path="v.mp4", width=1, height=1, frame=8, time_s=0.8), ["happy", "sad"])
-    assert empty == [{**dict.fromkeys(frame_columns(["happy", "sad"])), "frame": 8, "time_s": 0.8, "faces": 0}]
+    rows = result_rows(result, ["happy", "sad"])
+    assert rows == [{"source": "v.mp4", "kind": "video", "frame": 7, "time_s": 0.7, "width": 100, "height": 80,
+                     "faces": 1, "face": 0, "track": 3, "x": 1, "y": 2, "w": 30, "h": 40, "detector_score": 0.9,
+                     "label": "happy", "confidence": 0.8, "happy": 0.8, "sad": 0.2}]
+    empty = result_rows(ImageResult(path="v.mp4", width=1, height=1, frame=8, time_s=0.8), ["happy", "sad"])
+    assert empty == [{**dict.fromkeys(row_columns(["happy", "sad"])), "source": "v.mp4", "kind": "video",
+                      "frame": 8, "time_s": 0.8, "width": 1, "height": 1, "faces": 0}]
 
 
-def test_results_table_gains_frame_and_track_columns_only_for_videos():
+def test_photos_and_frames_share_one_row_schema():
     face = Face(box=(1, 2, 3, 4), detector_score=0.9, label="sad", confidence=0.6, scores={"sad": 0.6, "happy": 0.4})
     photo = results_to_rows([ImageResult(path="a.jpg", width=9, height=9, faces=[face])])
-    assert "frame" not in photo[0] and "track" not in photo[0]
+    assert (photo[0]["kind"], photo[0]["frame"], photo[0]["time_s"], photo[0]["track"]) == ("photo", 0, None, None)
     tracked = Face(**{**face.to_dict(), "box": (1, 2, 3, 4), "track": 5})
     frames = [ImageResult(path="v.mp4", width=9, height=9, faces=[tracked], frame=4, time_s=0.4),
               ImageResult(path="v.mp4", width=9, height=9, frame=5, time_s=0.5)]
     rows = results_to_rows(frames)
     assert [(r["frame"], r["time_s"], r["track"], r["faces"]) for r in rows] == [(4, 0.4, 5, 1), (5, 0.5, None, 0)]
-    assert list(rows[0]) == list(rows[1])  # the same columns for frames with and without faces
+    assert list(rows[0]) == list(rows[1]) == list(photo[0]) == list(row_columns(["sad", "happy"]))
 
 
 def _read_table(path, fmt):
@@ -309,9 +312,10 @@ def test_a_track_is_mostly_the_label_of_most_frames_not_of_the_highest_mean():
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_analyze_video_tables_parse_back(fmt, checkpoint, square_clip, tmp_path):
     rec = Recognizer.from_checkpoint(checkpoint, detector=blob_detector())
-    summary = analyze_video(rec, square_clip, tmp_path, table_format=fmt, tracker=FaceTracker(smoothing=0.5))
+    rec.options = rec.options.replace(smoothing=0.5, detect_every=1)  # every frame: the gaps last one frame
+    summary = analyze_video(rec, square_clip, tmp_path, table_format=fmt)
     rows = _read_table(tmp_path / f"square_frames.{fmt}", fmt)
-    assert list(rows[0]) == list(frame_columns(LABELS))
+    assert list(rows[0]) == list(row_columns(LABELS))
     assert [int(r["frame"]) for r in rows] == list(range(12))
     with_face = [r for r in rows if int(r["faces"]) == 1]
     gaps = [r for r in rows if int(r["faces"]) == 0]
@@ -329,6 +333,7 @@ def test_analyze_video_tables_parse_back(fmt, checkpoint, square_clip, tmp_path)
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_interrupted_analysis_leaves_no_output_files(error, checkpoint, square_clip, tmp_path):
     rec = Recognizer.from_checkpoint(checkpoint, detector=blob_detector([], fail_at=5, error=error))
+    rec.options = rec.options.replace(detect_every=1)
     out = tmp_path / "out"
     with pytest.raises(error, match="on purpose"):
         analyze_video(rec, square_clip, out, table_format="parquet")
@@ -390,12 +395,12 @@ def _rows(pairs):
 def test_detecting_ahead_on_threads_gives_the_same_results_in_order(checkpoint):
     frames = _indexed_frames(30)
     sequential = _rows(track_video(Recognizer.from_checkpoint(checkpoint, detector=blob_detector()),
-                                   _ListReader(frames), detect_threads=1))
+                                   _ListReader(frames), detect_threads=1, detect_every=1))
     consumed: list[int] = []
     detector = _SlowThreadSafeDetector(consumed)
     rec = Recognizer.from_checkpoint(checkpoint, detector=detector)
     threaded = []
-    for frame, result in track_video(rec, _ListReader(frames), detect_threads=3):
+    for frame, result in track_video(rec, _ListReader(frames), detect_threads=3, detect_every=1):
         consumed.append(frame.index)
         threaded.append((frame, result))
     assert _rows(threaded) == sequential and [i for i, _ in sequential] == list(range(30))
@@ -408,7 +413,7 @@ def test_detecting_ahead_on_threads_gives_the_same_results_in_order(checkpoint):
 def test_stopping_early_stops_detecting_ahead(checkpoint):
     detector = _SlowThreadSafeDetector([])
     rec = Recognizer.from_checkpoint(checkpoint, detector=detector)
-    for n, _ in enumerate(track_video(rec, _ListReader(_indexed_frames(40)), detect_threads=2)):
+    for n, _ in enumerate(track_video(rec, _ListReader(_indexed_frames(40)), detect_threads=2, detect_every=1)):
         if n == 2:
             break
     assert len(detector.calls) <= 3 + 2 + 1
@@ -422,8 +427,9 @@ def test_a_failing_detector_thread_fails_the_analysis_without_outputs(checkpoint
             return super().__call__(rgb)
 
     rec = Recognizer.from_checkpoint(checkpoint, detector=Failing([]))
+    rec.options = rec.options.replace(detect_every=1)
     with pytest.raises(RuntimeError, match="on purpose"):
-        analyze_video(rec, square_clip, tmp_path / "out", detect_threads=2)
+        analyze_video(rec, square_clip, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
     with pytest.raises(ValueError, match="detect_threads"):
         next(track_video(rec, VideoReader(square_clip), detect_threads=0))

@@ -10,7 +10,7 @@ from typing import Any
 
 import tomllib
 
-from .data.augment import Augment
+from .data.augment import UNIT_RANGE, Augment
 from .errors import FerkitError
 from .training.store import in_store
 
@@ -83,6 +83,9 @@ class TrainConfig:
     early_stopping_patience: int = 0  # 0 = off
     label_smoothing: float = 0.0
     freeze_body_epochs: int = 0
+    # train the head on the frozen body's features, computed once per split (docs/transfer.md); used only where
+    # that is exact (body frozen all run, no batch norm or dropout in it, flip-only augmentation), else logged why
+    cache_frozen_features: bool = False
     body_lr_factor: float = 1.0  # discriminative LRs: the first layers get lr * this, the head lr (geometric)
     bf16: bool = True
     channels_last: bool = True
@@ -125,7 +128,7 @@ class TrainConfig:
             raise FerkitError("train.teacher_cache holds each Training face's teacher probabilities: it cannot be "
                               "combined with train.teacher or with mixup/cutmix (mixed faces have no cached targets)")
         recipe = {"teacher": bool(self.teacher), "teacher_cache": bool(self.teacher_cache), "mixup": self.mixup > 0,
-                  "cutmix": self.cutmix > 0}
+                  "cutmix": self.cutmix > 0, "cache_frozen_features": self.cache_frozen_features}
         for key, used in recipe.items():
             if used and self.task != "classify":
                 raise FerkitError(f"train.{key} is only for train.task = 'classify', not {self.task!r}")
@@ -230,7 +233,21 @@ def check_config(config: Config) -> None:
         value = getattr(getattr(config, section), name)
         if value not in valid:
             raise FerkitError(f"{key} = {value!r} is not one of: {', '.join(valid)}")
+    _check_augment(config)
     config.train.check()
+
+
+def _check_augment(config: Config) -> None:
+    """Refuse an augmentation setting out of its range, or one that needs inputs in [0, 1] when they are not."""
+    config.augment.check()
+    model = config.model
+    if model.mean == 0.0 and model.std == 1.0:
+        return
+    for name in UNIT_RANGE:
+        if getattr(config.augment, name) > 0:
+            raise FerkitError(f"augment.{name} works on inputs in [0, 1] (model.mean = 0, model.std = 1), but "
+                              f"model.mean = {model.mean!r}, model.std = {model.std!r}: set augment.{name} = 0 "
+                              "or train on [0, 1] inputs")
 
 
 def config_from_dict(table: dict) -> Config:

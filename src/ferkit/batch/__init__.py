@@ -1,7 +1,7 @@
 """Batch recognition of large collections of photos and videos into a resumable Parquet dataset, local or on Ray."""
 
+from ..inference.sources import Source, expand_inputs
 from .analyze import BatchSettings, InputResult, analyze_source, face_schema
-from .inputs import Source, expand_inputs
 from .run import ENGINES, BatchSummary, run_batch
 from .store import BatchStore, read_errors, read_faces, read_inputs
 

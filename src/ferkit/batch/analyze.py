@@ -1,88 +1,62 @@
 """One input in, its face rows out: the work that every engine does, on the driver or on a worker.
 
-Rows (one per face; :func:`face_schema`):
-
-========================  =====================================================================
-``source``                the input's absolute path
-``kind``                  ``photo`` or ``video``
-``frame``                 0-based frame index in the video; 0 for a photo
-``time_s``                the frame's time in seconds; null for a photo
-``face``                  the face's index within its photo or frame (detector order, best first)
-``track``                 the face's id across the frames of its video; null for a photo
-``x``, ``y``, ``w``, ``h``  the face box in pixels of the photo or frame
-``detector_score``        the detector's confidence, 0-1
-``label``, ``confidence``  the most probable emotion and its probability
-one column per label      the model's probabilities (float32, exactly as the model gave them)
-========================  =====================================================================
-
-An input without a face gives no row (its frame count is in the inputs table). The faces of
-one photo, or of one video frame, are classified as one batch, never together with the faces
-of other inputs: the model's last bits depend on the batch it runs in, so this keeps every row
-identical whichever engine, batch size or resume produced it.
+The rows are the one face table of :mod:`ferkit.inference.rows` (the same columns as ``ferkit predict``'s),
+``source`` being the input's absolute path; a photo or frame without a face keeps one row with the face
+columns empty. Videos go through the one video pipeline (:func:`ferkit.inference.run_video`): its key
+frames and classifier batches depend only on the video, so every row is identical whichever engine,
+part size or resume produced it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import torch
 
 from ..errors import FerkitError
-from ..inference.detectors import DEFAULT_DETECTOR, list_detectors
-from ..inference.draw import draw_faces
-from ..inference.images import load_rgb, save_rgb
+from ..inference.options import Options
+from ..inference.pipeline import AnnotatedVideo, RowsSink, analyze_photo, annotated_path, run_video
 from ..inference.recognizer import Recognizer
-from ..inference.results import ImageResult
-from ..inference.tracking import FaceTracker
-from ..inference.video import VideoReader, VideoWriter, photo_or_video, track_video
-from .inputs import Source
+from ..inference.rows import result_rows, row_columns
+from ..inference.sources import Source
+from ..inference.tables import arrow_schema
+from ..inference.video import VideoReader, photo_or_video
 
 log = logging.getLogger(__name__)
-
-#: Columns before the per-label probabilities, in order.
-LEADING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("source", pa.string()), ("kind", pa.string()), ("frame", pa.int64()), ("time_s", pa.float64()),
-    ("face", pa.int64()), ("track", pa.int64()), ("x", pa.int64()), ("y", pa.int64()), ("w", pa.int64()),
-    ("h", pa.int64()), ("detector_score", pa.float64()), ("label", pa.string()), ("confidence", pa.float32()),
-)
-#: The order in which rows are sorted everywhere (parts, :func:`~ferkit.batch.store.read_faces`).
-SORT_KEYS = ("source", "frame", "face")
 
 
 def face_schema(labels: tuple[str, ...] | list[str]) -> pa.Schema:
     """The Arrow schema of the face rows for a model with these labels."""
-    return pa.schema([*LEADING_COLUMNS, *((label, pa.float32()) for label in labels)])
+    return arrow_schema(row_columns(labels))
 
 
 @dataclass(frozen=True, slots=True)
 class BatchSettings:
-    """What decides the rows: model checkpoint (None: the shipped one), detector, video stride; and annotation.
+    """What decides the rows, the recognition :class:`~ferkit.inference.Options`; and whether to annotate.
 
-    A re-run into the same output folder must use the same model, detector and stride
-    (checked by :class:`~ferkit.batch.store.BatchStore`); ``annotate`` may change.
+    A re-run into the same output folder must use the same options (checked by
+    :class:`~ferkit.batch.store.BatchStore`); ``annotate`` may change. ``options`` may be given as
+    the dict of :meth:`Options.to_dict` (as Ray hands it to a worker).
     """
 
-    model: str | None = None
-    detector: str = DEFAULT_DETECTOR
-    stride: int = 1
+    options: Options = field(default_factory=Options)
     annotate: bool = False
 
     def __post_init__(self) -> None:
-        if self.stride < 1:
-            raise ValueError(f"stride must be 1 or more, got {self.stride}")
-        if self.detector not in list_detectors():
-            raise ValueError(f"unknown face detector {self.detector!r}; valid detectors: {', '.join(list_detectors())}")
+        if isinstance(self.options, dict):
+            object.__setattr__(self, "options", Options(**self.options))
 
     def recognizer(self) -> Recognizer:
         """A new Recognizer for these settings (one per worker)."""
-        return Recognizer(checkpoint=self.model, detector=self.detector)
+        return self.options.recognizer()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(slots=True)
@@ -118,49 +92,24 @@ class InputResult:
                    faces=int(d["faces"]), seconds=float(d["seconds"]), error=d["error"], rows=rows)
 
 
-def _rows(source: str, kind: str, result: ImageResult, labels: tuple[str, ...]) -> list[dict[str, Any]]:
-    frame = result.frame if result.frame is not None else 0
-    rows = []
-    for i, face in enumerate(result.faces):
-        x, y, w, h = face.box
-        rows.append({"source": source, "kind": kind, "frame": frame, "time_s": result.time_s, "face": i,
-                     "track": face.track, "x": x, "y": y, "w": w, "h": h, "detector_score": face.detector_score,
-                     "label": face.label, "confidence": face.confidence,
-                     **{label: face.scores[label] for label in labels}})
-    return rows
-
-
-def _media_path(media_dir: Path, source: Source, suffix: str) -> Path:
-    return media_dir / f"{source.name}_annotated{suffix}"
+def _found(rows: list[dict[str, Any]]) -> int:
+    return sum(row["face"] is not None for row in rows)
 
 
 def _photo(rec: Recognizer, source: Source, settings: BatchSettings, media_dir: Path | None):
-    rgb = load_rgb(source.path)
-    result = rec(rgb)
-    if settings.annotate and media_dir is not None:
-        suffix = Path(source.path).suffix.lower()
-        save_rgb(_media_path(media_dir, source, suffix if suffix in {".png", ".jpg"} else ".jpg"),
-                 draw_faces(rgb, result.faces))
-    return "photo", 1, _rows(source.path, "photo", result, rec.labels)
+    result = analyze_photo(rec, source.path, media_dir if settings.annotate else None, source.name)
+    return "photo", 1, result_rows(result, rec.labels, source.path)
 
 
 def _video(rec: Recognizer, source: Source, settings: BatchSettings, media_dir: Path | None):
-    rows: list[dict[str, Any]] = []
-    frames = 0
-    with VideoReader(source.path, stride=settings.stride) as reader, contextlib.ExitStack() as stack:
+    reader = VideoReader(source.path, stride=settings.options.stride)
+    sinks: list = [RowsSink(rec.labels, source.path)]
+    if settings.annotate and media_dir is not None:
         info = reader.info
-        video = None
-        if settings.annotate and media_dir is not None:
-            video = stack.enter_context(VideoWriter(_media_path(media_dir, source, ".mp4"),
-                                                    fps=info.fps / reader.stride, size=(info.width, info.height)))
-        # detection ahead on at most as many threads as this process computes with (1 per CPU of a Ray worker)
-        threads = max(1, min(2, torch.get_num_threads()))
-        for frame, result in track_video(rec, reader, FaceTracker(), detect_threads=threads):
-            rows.extend(_rows(source.path, "video", result, rec.labels))
-            frames += 1
-            if video is not None:
-                video.write(draw_faces(frame.rgb, result.faces))
-    return "video", frames, rows
+        sinks.append(AnnotatedVideo(annotated_path(media_dir, source.name, source.path), info.fps / reader.stride,
+                                    (info.width, info.height)))
+    summary = run_video(rec, reader, sinks)
+    return "video", summary.frames, sinks[0].rows
 
 
 def _either(rec: Recognizer, source: Source, settings: BatchSettings, media_dir: Path | None):
@@ -188,5 +137,5 @@ def analyze_source(rec: Recognizer, source: Source, settings: BatchSettings,
             log.warning("%s: unexpected error: %s", source.path, error, exc_info=log.isEnabledFor(logging.DEBUG))
         return InputResult(source.path, source.kind, "failed", 0, 0, time.perf_counter() - start, error,
                            schema.empty_table())
-    return InputResult(source.path, kind, "done", frames, len(rows), time.perf_counter() - start, None,
+    return InputResult(source.path, kind, "done", frames, _found(rows), time.perf_counter() - start, None,
                        pa.Table.from_pylist(rows, schema=schema))

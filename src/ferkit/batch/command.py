@@ -21,9 +21,10 @@ def batch_command(args: argparse.Namespace) -> int:
         import pyarrow  # noqa: F401
     except ImportError:
         raise FerkitError("ferkit batch writes Parquet and needs pyarrow: pip install 'ferkit[parquet]'") from None
+    from ..cli.common import options
     from . import BatchSettings, run_batch
 
-    settings = BatchSettings(model=args.model, detector=args.detector, stride=args.stride, annotate=args.annotate)
+    settings = BatchSettings(options(args), annotate=args.annotate)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         summary = run_batch(args.inputs, args.out, settings, engine=args.engine, address=args.address,

@@ -6,8 +6,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..inference.recognizer import Recognizer
+from ..inference.sources import Source
 from .analyze import BatchSettings, InputResult, analyze_source
-from .inputs import Source
 
 
 def run_local(sources: Sequence[Source], settings: BatchSettings, media_dir: Path, *,

@@ -22,8 +22,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import FerkitError
+from ..inference.sources import Source
 from .analyze import BatchSettings, InputResult, analyze_source
-from .inputs import Source
 
 log = logging.getLogger(__name__)
 

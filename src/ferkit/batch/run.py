@@ -14,10 +14,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..inference.sources import Source, expand_inputs
 from .analyze import BatchSettings, InputResult, face_schema
 from .engine_local import run_local
 from .engine_ray import run_ray
-from .inputs import Source, expand_inputs
 from .store import ERRORS_FILE, FACES_DIR, BatchStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,10 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+#: The face table's layout; a folder written with another one is refused (its parts could not be read together).
+ROWS_VERSION = 2
 
 
 def _model_sha256(model: str | None) -> str:
@@ -130,9 +134,10 @@ def run_batch(
     out = Path(out)
     sources = expand_inputs(inputs, exclude=out)
     recognizer = settings.recognizer()  # checks the model before any work; the ray engine needs only its labels
-    fingerprint = {"model": settings.model or "ferkit/weights/default.pt",
-                   "model_sha256": _model_sha256(settings.model), "detector": settings.detector,
-                   "stride": settings.stride, "labels": list(recognizer.labels)}
+    used = recognizer.options  # the backend resolved ("auto" -> what runs here)
+    fingerprint = {"rows": ROWS_VERSION, "model": used.model or "ferkit/weights/default.pt",
+                   "model_sha256": _model_sha256(used.model), "labels": list(recognizer.labels),
+                   **{k: v for k, v in used.to_dict().items() if k not in ("model", "threads")}}
     start = time.perf_counter()
     with BatchStore(out, face_schema(recognizer.labels), fingerprint) as store:
         pending = [s for s in sources if not store.finished(s.path, retry_failed=retry_failed)]

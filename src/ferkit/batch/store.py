@@ -35,8 +35,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import FerkitError
+from ..inference.rows import SORT_KEYS
 from ..io import atomic_open, atomic_write_text
-from .analyze import SORT_KEYS, InputResult
+from .analyze import InputResult
 
 try:
     import fcntl

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_recognition_options
+
 NAME = "batch"
 HELP = ("Recognise the faces of a large collection of photos and videos into a Parquet dataset "
         "(resumable; locally or on Ray).")
@@ -27,14 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                         "default: start a local one")
     parser.add_argument("--workers", type=int, default=None, help="ray: model workers (default: one per cluster CPU)")
     parser.add_argument("--photos-per-batch", type=int, default=16, help="ray: photos per worker call (default 16)")
-    parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
-    parser.add_argument("--detector", default="yunet")
-    parser.add_argument("--stride", type=int, default=1, help="videos: analyse every Nth frame (default 1)")
     parser.add_argument("--annotate", action="store_true", help="also write annotated photos and videos to OUT/media/")
     parser.add_argument("--retry-failed", action="store_true", help="analyse again the inputs that failed before")
     parser.add_argument("--part-size", type=int, default=256, metavar="N",
                         help="inputs per Parquet part (default 256; a part is also written each minute): after an "
                              "interruption at most this much work is redone")
+    add_recognition_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:

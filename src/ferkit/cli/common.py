@@ -5,66 +5,49 @@ from __future__ import annotations
 import argparse
 
 
-def add_backend_options(parser: argparse.ArgumentParser) -> None:
-    """The classifier options of ``predict`` and ``webcam``: backend, threads, alignment, TTA, detector size."""
-    parser.add_argument("--backend", default="torch",  # checked by the Recognizer (ferkit.inference.backends.BACKENDS)
-                        help="classifier runtime: torch (default), onnx, or int8 (onnxruntime on an int8 model: the "
-                             "fastest; --model must then be an int8 .onnx file, the shipped model has one)")
+def add_recognition_options(parser: argparse.ArgumentParser, *, video: bool = True) -> None:
+    """The recognition options (:class:`ferkit.inference.Options`), named alike in every command that recognises:
+    model, backend, threads, detector and its size, alignment, TTA; with ``video`` also stride, key frames and
+    smoothing."""
+    from ..inference.backends import AUTO, BACKENDS
+    from ..inference.detectors import list_detectors
+    from ..inference.options import DEFAULT_DETECT_SIDE
+
+    parser.add_argument("--model", default=None, help="checkpoint or .onnx file (default: the shipped model)")
+    parser.add_argument("--backend", default=AUTO, choices=[AUTO, *BACKENDS],
+                        help="classifier runtime: auto (default: the shipped model's int8 copy on a CPU with VNNI, "
+                             "else torch), torch, onnx, or int8 (--model must then be an int8 .onnx file)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="onnx/int8: onnxruntime threads (default: one per core)")
+                        help="threads per computation: onnxruntime's for onnx/int8 (default: one per core); for "
+                             "ferkit serve also the detector's and torch's (default: cores / workers)")
+    parser.add_argument("--detector", default=list_detectors()[0], choices=list_detectors())
+    parser.add_argument("--detect-side", type=int, default=DEFAULT_DETECT_SIDE, metavar="PX",
+                        help=f"detect faces on a copy shrunk to PX on its long side (default {DEFAULT_DETECT_SIDE}; "
+                             "larger finds smaller faces, more slowly)")
     parser.add_argument("--align", action="store_true", help="turn each face so the eyes are level before classifying")
     parser.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"],
                         help="average each face over views: flip (2x the classifier's work; for the shipped model +0.7 "
                              "points on FER2013 PrivateTest but -1.2 on CK+48 zero-shot) or tencrop (10x; +1.5 on "
                              "FER2013 PrivateTest, not measured elsewhere); default none")
-    parser.add_argument("--detect-side", type=int, default=None, metavar="PX",
-                        help="detect faces on a copy shrunk to PX on its long side (default: the detector's, 960 for "
-                             "yunet; 320 is ~3x faster on video but misses faces under ~30 px in a 1,000 px photo)")
+    if not video:
+        return
+    parser.add_argument("--stride", type=int, default=1, help="videos: analyse every Nth frame (default 1)")
+    parser.add_argument("--detect-every", type=int, default=None, metavar="N",
+                        help="videos: detect faces on every Nth analysed frame and carry the boxes between (default "
+                             "5 for files, 1 for cameras; 1 = detect on every frame)")
+    parser.add_argument("--smooth", type=float, default=None, metavar="ALPHA",
+                        help="videos: smooth each face's probabilities over frames, weight ALPHA in (0, 1] on the "
+                             "newest (e.g. 0.3; default off)")
 
 
-def recognizer(args: argparse.Namespace):
-    """The Recognizer of ``predict`` and ``webcam``: model, detector (and its size), backend, threads, alignment,
-    test-time augmentation."""
-    from ..inference import Recognizer, create_detector
+def options(args: argparse.Namespace):
+    """The :class:`ferkit.inference.Options` that :func:`add_recognition_options`' arguments give."""
+    from ..inference.options import Options
 
-    options = {} if args.detect_side is None else {"max_side": args.detect_side}
-    return Recognizer(checkpoint=args.model, detector=create_detector(args.detector, **options),
-                      backend=args.backend, threads=args.threads, align=args.align, tta=args.tta)
-
-
-def expand(paths: list[str], exclude=None) -> list:
-    """``(file, output name)`` pairs: files as given; folders searched recursively for photos and videos.
-
-    Files found in a folder keep their subfolders in the output name (``sub/a``) and equal names
-    get a number, so no output overwrites another. Hidden files and anything under ``exclude``
-    (the output folder) are left out of folder searches.
-    """
-    from pathlib import Path
-
-    from ..data.images import IMAGE_SUFFIXES
-    from ..errors import FerkitError
-    from ..inference import VIDEO_SUFFIXES
-
-    wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    skip = Path(exclude).resolve() if exclude else None
-    out, used = [], set()
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in wanted and not f.name.startswith(".")
-                           and f.is_file() and not (skip and f.resolve().is_relative_to(skip)))
-            if not found:
-                raise FerkitError(f"no images or videos found in folder {p} (looked for {', '.join(sorted(wanted))})")
-            pairs = [(f, f.relative_to(p).with_suffix("").as_posix()) for f in found]
-        else:
-            pairs = [(p, p.stem)]
-        for f, name in pairs:
-            unique, n = name, 1
-            while unique in used:
-                n += 1
-                unique = f"{name}_{n}"
-            used.add(unique)
-            out.append((f, unique))
-    return out
+    video = {"stride": args.stride, "detect_every": args.detect_every,
+             "smoothing": args.smooth} if hasattr(args, "stride") else {}
+    return Options(model=args.model, backend=args.backend, threads=args.threads, detector=args.detector,
+                   detect_side=args.detect_side, tta=args.tta, align=args.align, **video)
 
 
 def face_table(results) -> str:

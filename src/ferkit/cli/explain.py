@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import expand, face_table
+from .common import face_table
 
 NAME = "explain"
 HELP = "Show where the model looks: a Grad-CAM heat map over every face of each photo."
@@ -53,22 +53,23 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import FerkitError
-    from ..inference import Recognizer, create_detector
+    from ..inference import Options
     from ..inference.backends import is_onnx_file
     from ..inference.explain import explain_settings
+    from ..inference.sources import expand_inputs
     from ..io import output_folder
 
     out = Path(args.out)
-    inputs = expand(args.paths, exclude=out)
+    inputs = expand_inputs(args.paths, exclude=out)
     output_folder(out, "--out folder")  # before the model loads: a bad --out costs nothing
     if args.model and is_onnx_file(args.model):
         raise FerkitError(f"{args.model}: Grad-CAM needs the PyTorch model; give a .pt checkpoint")
-    rec = Recognizer(checkpoint=args.model, detector=create_detector(args.detector))
+    rec = Options(model=args.model, detector=args.detector, backend="torch").recognizer()  # Grad-CAM needs torch
     _, layer = explain_settings(rec, args.target, args.layer)  # a bad --target or --layer: before any photo
     results, skipped, written = [], [], 0
-    for path, name in inputs:
+    for source in inputs:
         try:
-            results.append(_explain_one(rec, path, name, args, layer))
+            results.append(_explain_one(rec, Path(source.path), source.name, args, layer))
         except FerkitError as exc:
             skipped.append(str(exc))
             continue

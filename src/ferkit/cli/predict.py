@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_backend_options, expand, face_table, recognizer
+from .common import add_recognition_options, face_table, options
 
 NAME = "predict"
 HELP = "Find every face in photos and videos and recognise its emotion."
@@ -21,55 +21,29 @@ EXAMPLES = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``ferkit predict``."""
     parser.add_argument("paths", nargs="+", metavar="PATH", help="photos, videos, or folders (searched recursively)")
-    parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
-    parser.add_argument("--detector", default="yunet")
     parser.add_argument("--out", default="ferkit-out", help="folder for annotated copies and the results tables")
     parser.add_argument("--format", default="csv", choices=["csv", "json", "jsonl", "parquet"],
                         help="results table format (default csv; parquet needs pyarrow)")
     parser.add_argument("--no-draw", action="store_true", help="do not write annotated copies")
-    parser.add_argument("--stride", type=int, default=1, help="videos: analyse every Nth frame (default 1)")
-    parser.add_argument("--smooth", type=float, default=None, metavar="ALPHA",
-                        help="videos: smooth each face's probabilities over frames, weight ALPHA in (0, 1] on the "
-                             "newest (e.g. 0.3; default off)")
-    add_backend_options(parser)
+    add_recognition_options(parser)
 
 
-def _predict_photo(rec, path, name: str, args: argparse.Namespace):
+def _predict_one(rec, source, args: argparse.Namespace):
+    """An ImageResult for a photo or a VideoSummary for a video; a suffix that names neither is tried as both."""
     from pathlib import Path
 
-    from ..inference import draw_faces, load_rgb, save_rgb
+    from ..inference.pipeline import analyze_photo, analyze_video
+    from ..inference.video import VideoReader, photo_or_video
 
-    rgb = load_rgb(path)  # read once: for the recognizer and for the annotated copy
-    result = rec(rgb)
-    result.path = str(path)
-    if not args.no_draw:
-        suffix = path.suffix if path.suffix.lower() in {".png", ".jpg"} else ".jpg"
-        save_rgb(Path(args.out) / f"{name}_annotated{suffix}", draw_faces(rgb, result.faces))
-    return result
+    def photo():
+        return analyze_photo(rec, source.path, None if args.no_draw else Path(args.out), source.name)
 
+    def video():
+        reader = VideoReader(source.path, stride=rec.options.stride)  # a bad video fails here, before any file
+        return analyze_video(rec, reader, args.out, table_format=args.format, annotate=not args.no_draw,
+                             name=source.name, progress=True)
 
-def _predict_video(rec, path, name: str, args: argparse.Namespace):
-    from ..inference import FaceTracker, VideoReader, analyze_video
-
-    reader = VideoReader(path, stride=args.stride)  # a bad video fails here, before any file is made
-    return analyze_video(rec, reader, args.out, table_format=args.format, tracker=FaceTracker(smoothing=args.smooth),
-                         annotate=not args.no_draw, name=name, progress=True)
-
-
-def _predict_one(rec, path, name: str, args: argparse.Namespace):
-    """An ImageResult for a photo or a VideoSummary for a video; a suffix neither names is tried as both."""
-    from ..data.images import is_image_name
-    from ..inference import is_video_file
-    from ..inference.video import photo_or_video
-    from ..io import existing_file
-
-    if is_video_file(path):
-        return _predict_video(rec, path, name, args)
-    if is_image_name(path):
-        return _predict_photo(rec, path, name, args)
-    existing_file(path, "input")
-    return photo_or_video(path, lambda: _predict_photo(rec, path, name, args),
-                          lambda: _predict_video(rec, path, name, args))
+    return {"photo": photo, "video": video}.get(source.kind, lambda: photo_or_video(source.path, photo, video))()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,21 +52,20 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..errors import FerkitError
-    from ..inference import TABLE_FORMATS, FaceTracker, ImageResult, results_to_rows, write_table
+    from ..inference import TABLE_FORMATS, ImageResult, results_to_rows, write_table
+    from ..inference.sources import expand_inputs
     from ..io import output_folder
 
-    if args.stride < 1:
-        raise FerkitError(f"--stride must be 1 or more, got {args.stride}")
-    FaceTracker(smoothing=args.smooth)  # check --smooth before any work
+    chosen = options(args)  # every option checked before any work
     out = Path(args.out)
-    inputs = expand(args.paths, exclude=out)
+    sources = expand_inputs(args.paths, exclude=out)
     output_folder(out, "--out folder")  # before the model loads: a bad --out costs nothing
-    rec = recognizer(args)
+    rec = chosen.recognizer()
     photos, videos, skipped = [], [], []
-    bar = tqdm(inputs, desc="predict", unit="file", dynamic_ncols=True, disable=None if len(inputs) > 1 else True)
-    for path, name in bar:
+    bar = tqdm(sources, desc="predict", unit="file", dynamic_ncols=True, disable=None if len(sources) > 1 else True)
+    for source in bar:
         try:
-            result = _predict_one(rec, path, name, args)
+            result = _predict_one(rec, source, args)
         except FerkitError as exc:
             skipped.append(str(exc))
             continue
@@ -100,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     if photos:
         print(face_table(photos))  # noqa: T201
-        write_table(out / f"results{TABLE_FORMATS[args.format]}", results_to_rows(photos), args.format)
+        write_table(out / f"results{TABLE_FORMATS[args.format]}", results_to_rows(photos, rec.labels), args.format)
     for summary in videos:
         print(summary.to_text())  # noqa: T201
     print(f"ferkit predict: {len(photos) + len(videos)} processed ({len(photos)} photo(s), "  # noqa: T201

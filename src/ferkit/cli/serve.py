@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_recognition_options
+
 NAME = "serve"
 HELP = "Run the web service and its page: photo API, video jobs, live webcam overlay."
 EXAMPLES = """examples:
@@ -18,14 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
-    parser.add_argument("--detector", default="yunet")
-    parser.add_argument("--detect-side", type=int, default=320, metavar="PX",
-                        help="detect faces on a copy shrunk to PX on its long side (default 320; 640 finds "
-                             "smaller faces, ~3x slower)")
     parser.add_argument("--workers", type=int, default=None, help="inference threads (default: cores, at most 4)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="OpenMP/PyTorch threads per computation (default: cores / workers)")
     parser.add_argument("--jobs-dir", default=None,
                         help="folder for video uploads and their results (default: $FERKIT_JOBS_DIR, else "
                              "~/.cache/ferkit/jobs; at most --jobs-max-mb in all, oldest finished jobs go first)")
@@ -36,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                         help="a Host name the service answers to besides the loopback names (default: those, or any "
                              "name when --host is 0.0.0.0 or ::)")
+    add_recognition_options(parser, video=False)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,33 +4,37 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_backend_options, recognizer
+from .common import add_recognition_options, options
 
 NAME = "webcam"
 HELP = "Show a camera live with each face's emotion (needs a display and opencv-python)."
 EXAMPLES = """examples:
   ferkit webcam                                  # camera 0; press q or Esc to quit
-  ferkit webcam --camera 1 --model runs/default/best.pt --smooth 0.3"""
+  ferkit webcam --camera 1 --model runs/default/best.pt --smooth 0.3
+  ferkit webcam --log session.csv                # every frame's faces, as ferkit predict writes them"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``ferkit webcam``."""
     parser.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
-    parser.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
-    parser.add_argument("--detector", default="yunet")
-    parser.add_argument("--smooth", type=float, default=None, metavar="ALPHA",
-                        help="smooth each face's probabilities over frames (e.g. 0.3; default off)")
-    add_backend_options(parser)
+    parser.add_argument("--log", default=None, metavar="TABLE",
+                        help="also write every frame's faces to this table (.csv, .json, .jsonl or .parquet; the "
+                             "columns of ferkit predict's), complete when the window closes")
+    add_recognition_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import FerkitError
-    from ..inference import FaceTracker, display_problem, run_webcam
+    from ..inference import TableSink, display_problem, run_webcam
+    from ..inference.tables import table_format
 
     problem = display_problem()  # before loading anything
     if problem:
         raise FerkitError(f"cannot show the webcam window: {problem}")
-    tracker = FaceTracker(smoothing=args.smooth)
-    rec = recognizer(args)
-    run_webcam(rec, args.camera, tracker=tracker)
+    chosen = options(args)
+    if args.log:
+        table_format(args.log)  # a bad suffix fails before the camera opens
+    rec = chosen.recognizer()
+    sinks = [TableSink(args.log, rec.labels)] if args.log else []
+    run_webcam(rec, args.camera, tracker=chosen.tracker(), sinks=sinks)
     return 0

@@ -100,6 +100,12 @@ class ClassificationReport:
     def macro_f1(self) -> float:
         return self.macro_avg["f1"]
 
+    @property
+    def lowest_recall(self) -> tuple[str, float]:
+        """``(label, recall)`` of the class the model finds least often, among the classes the data has."""
+        present = [(name, recall) for name, recall, n in zip(self.labels, self.recall, self.support) if n > 0]
+        return min(present, key=lambda item: item[1])  # the first in label order on a tie
+
     def to_text(self, digits: int = 4) -> str:
         """An aligned table in the layout of scikit-learn's ``classification_report``."""
         width = max(len("weighted avg"), *(len(name) for name in self.labels))
@@ -121,6 +127,9 @@ class ClassificationReport:
                          f"absent from the data: {', '.join(absent)})")
         low, high = self.accuracy_ci
         lines += ["", f"accuracy {CI_LEVEL:.0%} bootstrap interval: [{low:.{digits}f}, {high:.{digits}f}]"]
+        if self.n:
+            name, recall = self.lowest_recall
+            lines.append(f"lowest class recall: {name} {recall:.{digits}f}")
         lines += [f"{key}: {value:.{digits}f}" for key, value in self.extras.items()]
         return "\n".join(lines) + "\n"
 

@@ -4,8 +4,11 @@ from .detectors import Detection, create_detector, list_detectors
 from .draw import draw_faces
 from .faces import crop_face
 from .images import load_rgb, save_rgb
+from .options import Options
+from .pipeline import AnnotatedVideo, RowsSink, TableSink, TimelineSink, VideoSummary, analyze_video, run_video
 from .recognizer import Recognizer
-from .results import Face, ImageResult, frame_columns, frame_rows, results_to_dataframe, results_to_rows
+from .results import Face, ImageResult
+from .rows import result_rows, results_to_dataframe, results_to_rows, row_columns
 from .tables import TABLE_FORMATS, TableWriter, write_table
 from .timeline import EmotionTimeline, TrackStats
 from .tracking import FaceTracker, iou_matrix
@@ -14,9 +17,7 @@ from .video import (
     Frame,
     VideoInfo,
     VideoReader,
-    VideoSummary,
     VideoWriter,
-    analyze_video,
     is_video_file,
     read_frames,
     track_video,
@@ -24,6 +25,12 @@ from .video import (
 from .webcam import display_problem, run_webcam
 
 __all__ = [
+    "AnnotatedVideo",
+    "Options",
+    "RowsSink",
+    "TableSink",
+    "TimelineSink",
+    "run_video",
     "TABLE_FORMATS",
     "VIDEO_SUFFIXES",
     "Detection",
@@ -44,15 +51,15 @@ __all__ = [
     "crop_face",
     "display_problem",
     "draw_faces",
-    "frame_columns",
-    "frame_rows",
     "iou_matrix",
     "is_video_file",
     "list_detectors",
     "load_rgb",
     "read_frames",
+    "result_rows",
     "results_to_dataframe",
     "results_to_rows",
+    "row_columns",
     "run_webcam",
     "save_rgb",
     "track_video",

@@ -230,6 +230,11 @@ def list_detectors() -> list[str]:
     return [DEFAULT_DETECTOR, *sorted(n for n in DETECTORS if n != DEFAULT_DETECTOR)]
 
 
+def detector_name(detector: Detector) -> str:
+    """The name :func:`create_detector` knows ``detector`` by (its class's), or the default's for another kind."""
+    return next((name for name, factory in DETECTORS.items() if type(detector) is factory), DEFAULT_DETECTOR)
+
+
 def create_detector(name: str = DEFAULT_DETECTOR, **opts) -> Detector:
     """Build the detector ``name`` with options such as ``min_face`` and ``score_threshold``."""
     if name not in DETECTORS:

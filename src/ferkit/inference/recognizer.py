@@ -19,17 +19,20 @@ from ..evaluation.predict import TTA_MODES, tta_views
 from ..io import existing_file
 from ..models.checkpoint import ModelInfo, load_model
 from .backends import (
+    AUTO,
     Backend,
     OnnxBackend,
     TorchBackend,
+    auto_backend,
     check_backend,
     is_int8_onnx,
     is_onnx_file,
     model_info_from_onnx,
 )
-from .detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector
+from .detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector, detector_name
 from .faces import DEFAULT_MARGIN, crop_face, to_gray
 from .images import as_rgb, load_rgb
+from .options import DEFAULT_DETECT_SIDE, Options
 from .results import Face, ImageResult
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,9 @@ class Recognizer:
     border, and turned so the eyes are level when ``align`` is set (needs a detector with
     landmarks, e.g. ``yunet``; the shipped model was trained on unaligned FER2013 faces).
 
-    ``backend`` is one of :data:`~ferkit.inference.backends.BACKENDS`: ``"torch"``, ``"onnx"``
+    ``backend`` is ``"auto"`` (default: :func:`~ferkit.inference.backends.auto_backend`, the shipped
+    model's int8 copy on a CPU with VNNI, else torch) or one of :data:`~ferkit.inference.backends.BACKENDS`:
+    ``"torch"``, ``"onnx"``
     (onnxruntime, ``threads`` intra-op threads) or ``"int8"`` (onnxruntime on an int8 model, about
     2.5-3x the batched faces per second of ``"onnx"``). With ``"onnx"`` the checkpoint may also be an ``.onnx`` file
     from ``ferkit export``, whose metadata gives labels and preprocessing; a ``.pt`` checkpoint is
@@ -93,24 +98,26 @@ class Recognizer:
         device: str | torch.device = "cpu",
         batch_size: int = 64,
         *,
-        backend: str = "torch",
+        backend: str = "auto",
         threads: int | None = None,
         margin: float = DEFAULT_MARGIN,
         align: bool = False,
         tta: str = "none",
+        options: Options | None = None,
     ) -> None:
         if tta not in TTA_MODES:
             raise ValueError(f"unknown tta {tta!r}; valid: {', '.join(TTA_MODES)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        check_backend(backend)
+        resolved = resolve_device(device, setting="device")  # "auto": a GPU where there is one
+        backend = auto_backend(checkpoint, resolved) if backend == AUTO else check_backend(backend)
         if threads is not None and (backend == "torch" or threads < 1):
             raise ValueError(f"threads={threads}: only for the onnx and int8 backends, at least 1 "
                              "(the torch backend follows torch.set_num_threads)")
-        resolved = resolve_device(device, setting="device")  # "auto": a GPU where there is one
         if backend != "torch" and resolved.type != "cpu":
             raise ValueError(f"backend {backend!r} runs on the CPU only; use backend='torch' for device {device!r}")
-        self.detector: Detector = create_detector(detector) if isinstance(detector, str) else detector
+        self.detector: Detector = (create_detector(detector, max_side=DEFAULT_DETECT_SIDE)
+                                   if isinstance(detector, str) else detector)
         self.device = resolved
         self.batch_size = int(batch_size)
         self.backend_name = backend
@@ -156,6 +163,10 @@ class Recognizer:
                 self.backend = OnnxBackend(exported, threads=threads)
             else:
                 self.backend = TorchBackend(self.model, self.device)
+        self.options = options or Options(
+            model=None if checkpoint is None else os.fspath(checkpoint), backend=backend, threads=threads,
+            detector=detector if isinstance(detector, str) else detector_name(self.detector),
+            detect_side=getattr(self.detector, "max_side", DEFAULT_DETECT_SIDE), tta=tta, align=align)
         log.info("loaded %s (%s, labels %s), %s backend on %s", self.checkpoint, self.info.name,
                  list(self.info.labels), backend, self.device)
 
@@ -201,14 +212,26 @@ class Recognizer:
     def recognize_detected(self, image: ImageInput, detections: Sequence[Detection]) -> ImageResult:
         """Classify the faces ``detections`` (from :meth:`detect` or this recognizer's detector) in one image.
 
-        ``rec(image)`` is ``rec.recognize_detected(image, rec.detect(image))``: the video pipeline detects
-        frames ahead on other threads and classifies them here, in order.
+        ``rec(image)`` is ``rec.recognize_detected(image, rec.detect(image))``.
         """
-        path, rgb = self._read(image)
-        result = ImageResult(path=path, width=rgb.shape[1], height=rgb.shape[0])
-        crops = self._crop(to_gray(rgb), detections) if detections else []
-        self._classify([result], [(0, det) for det in detections], crops)
-        return result
+        return self.recognize_frames([image], [detections])[0]
+
+    def recognize_frames(self, images: Sequence[ImageInput],
+                         detections: Sequence[Sequence[Detection]]) -> list[ImageResult]:
+        """Classify the faces ``detections[i]`` of each ``images[i]``, all of them in one batch.
+
+        The video pipeline detects frames ahead on other threads (or carries boxes between key
+        frames) and classifies a run of frames here, in order.
+        """
+        results, crops, found = [], [], []
+        for i, (image, boxes) in enumerate(zip(images, detections, strict=True)):
+            path, rgb = self._read(image)
+            if boxes:
+                crops.extend(self._crop(to_gray(rgb), boxes))
+            found.extend((i, det) for det in boxes)
+            results.append(ImageResult(path=path, width=rgb.shape[1], height=rgb.shape[0]))
+        self._classify(results, found, crops)
+        return results
 
     def _classify(self, results: list[ImageResult], found: list[tuple[int, Detection]],
                   crops: list[np.ndarray]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,79 +103,3 @@ class ImageResult:
     @classmethod
     def from_json(cls, text: str) -> ImageResult:
         return cls.from_dict(json.loads(text))
-
-
-def _label_order(results: list[ImageResult]) -> list[str]:
-    """Every label seen in the results, in first-seen order (the checkpoint's order)."""
-    labels: dict[str, None] = {}
-    for result in results:
-        for face in result.faces:
-            labels.update(dict.fromkeys(face.scores))
-    return list(labels)
-
-
-def results_to_rows(results: list[ImageResult]) -> list[dict[str, Any]]:
-    """One flat row per face, for CSV: image, face index, box, label, confidence, one column per label.
-
-    An image without faces still gets one row (``faces`` = 0, face columns None), so the table
-    says which images were looked at. Video frames add ``frame`` and ``time_s`` columns, and
-    tracked faces a ``track`` column; photos' tables are unchanged.
-    """
-    labels = _label_order(results)
-    video = any(r.frame is not None or r.time_s is not None for r in results)
-    tracked = any(f.track is not None for r in results for f in r.faces)
-    rows: list[dict[str, Any]] = []
-    for result in results:
-        image = {"path": result.path, **({"frame": result.frame, "time_s": result.time_s} if video else {}),
-                 "width": result.width, "height": result.height, "faces": len(result.faces)}
-        if not result.faces:
-            empty = dict.fromkeys(["face", *(["track"] if tracked else []), "x", "y", "w", "h", "detector_score",
-                                   "label", "confidence", *labels])
-            rows.append({**image, **empty})
-        for i, face in enumerate(result.faces):
-            x, y, w, h = face.box
-            rows.append({
-                **image, "face": i, **({"track": face.track} if tracked else {}), "x": x, "y": y, "w": w, "h": h,
-                "detector_score": face.detector_score, "label": face.label, "confidence": face.confidence,
-                **{label: face.scores.get(label) for label in labels},
-            })
-    return rows
-
-
-def results_to_dataframe(results: list[ImageResult]):
-    """:func:`results_to_rows` as a pandas DataFrame (pandas is imported here, only when asked for)."""
-    import pandas as pd
-
-    return pd.DataFrame(results_to_rows(results))
-
-
-#: The leading columns of a video's per-frame table; one column per label follows.
-FRAME_COLUMNS: dict[str, type] = {
-    "frame": int, "time_s": float, "faces": int, "track": int, "x": int, "y": int, "w": int, "h": int,
-    "detector_score": float, "label": str, "confidence": float,
-}
-
-
-def frame_columns(labels: Sequence[str]) -> dict[str, type]:
-    """Column name -> type of :func:`frame_rows`' table, for a model with these labels."""
-    return {**FRAME_COLUMNS, **dict.fromkeys(labels, float)}
-
-
-def frame_rows(result: ImageResult, labels: Sequence[str]) -> list[dict[str, Any]]:
-    """One flat row per face of a video frame: frame, time, track, box, label, confidence, probabilities.
-
-    A frame without faces still gets one row (``faces`` = 0, face columns None), so the table
-    says which frames were looked at.
-    """
-    frame = {"frame": result.frame, "time_s": result.time_s, "faces": len(result.faces)}
-    if not result.faces:
-        return [{**frame, **dict.fromkeys([*list(FRAME_COLUMNS)[3:], *labels])}]
-    rows = []
-    for face in result.faces:
-        x, y, w, h = face.box
-        rows.append({
-            **frame, "track": face.track, "x": x, "y": y, "w": w, "h": h,
-            "detector_score": face.detector_score, "label": face.label, "confidence": face.confidence,
-            **{label: face.scores.get(label) for label in labels},
-        })
-    return rows

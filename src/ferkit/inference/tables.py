@@ -60,6 +60,14 @@ def infer_columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, type]:
     return {k: t if t in (int, float, bool, str) else str for k, t in types.items()}
 
 
+def arrow_schema(columns: Mapping[str, type]):
+    """The Arrow schema of a table with these columns (int -> int64, float -> float64, bool, str -> string)."""
+    import pyarrow as pa
+
+    types = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
+    return pa.schema([(name, types.get(t, pa.string())) for name, t in columns.items()])
+
+
 class TableWriter:
     """Write rows to ``path`` one at a time, atomically; use as a context manager.
 
@@ -92,7 +100,7 @@ class TableWriter:
         self._stack = contextlib.ExitStack()
         handle = self._stack.enter_context(atomic_open(self.path, "wb"))
         if pq is not None:
-            self._schema = self._arrow_schema()
+            self._schema = arrow_schema(self.columns)
             self._parquet = pq.ParquetWriter(handle, self._schema)
             return self
         self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
@@ -111,12 +119,6 @@ class TableWriter:
             raise FerkitError("writing Parquet needs pyarrow: pip install 'ferkit[parquet]' "
                               "(or choose --format csv, json or jsonl)") from None
         return pq
-
-    def _arrow_schema(self):
-        import pyarrow as pa
-
-        types = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
-        return pa.schema([(name, types.get(t, pa.string())) for name, t in self.columns.items()])
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Append one row."""

@@ -14,25 +14,19 @@ import logging
 import os
 import tempfile
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import FerkitError
 from ..io import existing_file
-from .detectors import Detection, Detector
-from .draw import draw_faces
 from .encoders import Encoder, open_encoder
-from .results import ImageResult, frame_columns, frame_rows
-from .tables import TABLE_FORMATS, TableWriter
-from .timeline import EmotionTimeline, TrackStats
+from .results import ImageResult
+from .threads import read_ahead
 from .tracking import FaceTracker
 
 if TYPE_CHECKING:
@@ -65,6 +59,11 @@ class VideoInfo:
     width: int
     height: int
     frames: int | None
+
+    @property
+    def duration_s(self) -> float | None:
+        """The length in seconds from the declared frame count and rate; None when either is unknown."""
+        return self.frames / self.fps if self.frames and self.fps > 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,140 +283,40 @@ def default_detect_threads(reader: VideoReader) -> int:
     return 1 if reader.is_camera else max(1, min(2, os.cpu_count() or 1))
 
 
-def _detected(detector: Detector, frames: Iterable[Frame], threads: int) -> Iterator[tuple[Frame, list[Detection]]]:
-    """``frames`` with their detections, in order; with ``threads`` > 1 (and a thread-safe detector) the next
-    frames are detected on other threads meanwhile, at most ``threads`` frames ahead (memory stays bounded)."""
-    frames = iter(frames)
-    if threads <= 1 or not getattr(detector, "thread_safe", False):
-        for frame in frames:
-            yield frame, detector(frame.rgb)
-        return
-    first = next(frames, None)
-    if first is None:
-        return
-    yield first, detector(first.rgb)  # once on this thread first: a detector may set itself up on its first call
-    ahead: deque[tuple[Frame, Future]] = deque()
-    with ThreadPoolExecutor(threads, thread_name_prefix="ferkit-detect") as pool:
-        try:
-            for frame in frames:
-                ahead.append((frame, pool.submit(detector, frame.rgb)))
-                if len(ahead) > threads:
-                    done, future = ahead.popleft()
-                    yield done, future.result()
-            while ahead:
-                done, future = ahead.popleft()
-                yield done, future.result()
-        finally:
-            for _, future in ahead:  # the consumer stopped early: drop the frames detected ahead
-                future.cancel()
+def default_detect_every(reader: VideoReader) -> int:
+    """Key-frame interval :func:`track_video` uses by default: :data:`~ferkit.inference.keyframes.DEFAULT_DETECT_EVERY`
+    for a file, 1 for a camera (boxes between key frames need the next key frame, a delay a live view cannot take)."""
+    from .keyframes import DEFAULT_DETECT_EVERY
+
+    return 1 if reader.is_camera else DEFAULT_DETECT_EVERY
 
 
 def track_video(recognizer: Recognizer, reader: VideoReader, tracker: FaceTracker | None = None, *,
-                detect_threads: int | None = None) -> Iterator[tuple[Frame, ImageResult]]:
+                detect_threads: int | None = None, detect_every: int | None = None,
+                ) -> Iterator[tuple[Frame, ImageResult]]:
     """Each frame of an open ``reader`` with its faces classified and tracked (a generator).
 
     Each :class:`ImageResult` has the video as ``path``, ``frame`` and ``time_s`` set and a
-    ``track`` id on each face; ``tracker`` (default: a new :class:`FaceTracker`) sets the
-    matching and smoothing options. Faces are detected ``detect_threads`` frames at a time on
-    worker threads (default :func:`default_detect_threads`; 1 = in this thread); the results, and
-    their order, are the same as ``recognizer(frame.rgb)`` frame by frame.
+    ``track`` id on each face; ``tracker`` (default: one with the recognizer's ``options.smoothing``) sets
+    the matching and smoothing options. Frames are decoded ahead on a thread of their own; faces are
+    detected on key frames every ``detect_every`` frames (default: the recognizer's
+    ``options.detect_every``, else :func:`default_detect_every`; 1 = every frame), ``detect_threads`` key
+    frames ahead on worker threads (default :func:`default_detect_threads`), with boxes carried between
+    them as :mod:`~ferkit.inference.keyframes` explains; the faces of a key frame and the frames after it
+    are classified in one batch.
     """
-    tracker = tracker or FaceTracker()
+    from .keyframes import detect_segments
+
+    options = recognizer.options
+    tracker = tracker or options.tracker()
     threads = default_detect_threads(reader) if detect_threads is None else int(detect_threads)
+    every = detect_every or options.detect_every or default_detect_every(reader)
     if threads < 1:
         raise ValueError(f"detect_threads must be 1 or more, got {detect_threads}")
-    for frame, detections in _detected(recognizer.detector, reader, threads):
-        result = recognizer.recognize_detected(frame.rgb, detections)
-        result.path, result.frame, result.time_s = reader.info.source, frame.index, frame.time_s
-        tracker.update(result.faces)
-        yield frame, result
-
-
-@dataclass(slots=True)
-class VideoSummary:
-    """What :func:`analyze_video` did: frames analysed, faces, tracks and the files it wrote."""
-
-    info: VideoInfo
-    frames: int
-    frames_with_faces: int
-    faces: int
-    seconds: float
-    tracks: list[TrackStats] = field(default_factory=list)
-    outputs: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def frames_per_second(self) -> float:
-        """Analysed frames per second of wall time."""
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    def to_text(self) -> str:
-        """One line for the video, then one per track."""
-        lines = [f"{Path(self.info.source).name}: {self.frames} frame(s) analysed, {self.frames_with_faces} with "
-                 f"faces, {len(self.tracks)} track(s), {self.frames_per_second:.1f} frames/s"]
-        lines += [f"  track {t.track}: {t.frames} frame(s), {t.start_s:.2f}-{t.end_s:.2f} s, mostly {t.label} "
-                  f"({t.label_frames.get(t.label, 0)} of {t.frames} frames; mean probability "
-                  f"{t.mean_scores[t.label]:.0%})" for t in self.tracks]
-        return "\n".join(lines)
-
-
-def analyze_video(
-    recognizer: Recognizer,
-    source: VideoSource | VideoReader,
-    out_dir: str | os.PathLike,
-    *,
-    table_format: str = "csv",
-    tracker: FaceTracker | None = None,
-    annotate: bool = True,
-    plot: bool = True,
-    name: str | None = None,
-    progress: bool = False,
-    detect_threads: int | None = None,
-) -> VideoSummary:
-    """Classify and track the faces of every frame of a video (or camera) and write the results.
-
-    Writes into ``out_dir``, under ``name`` (default: the file's stem, or ``camera<N>``):
-    ``<name>_frames.<csv|json|jsonl|parquet>`` (one row per face per frame, see
-    :func:`~ferkit.inference.results.frame_rows`), ``<name>_annotated.mp4`` (the analysed frames
-    with boxes, track ids and labels, at the source's rate divided by the stride) and
-    ``<name>_emotions.png`` (emotion over time per track). Pass an open :class:`VideoReader`
-    to set the stride; ``detect_threads`` as for :func:`track_video`. Each file appears only once complete.
-    """
-    if table_format not in TABLE_FORMATS:
-        raise ValueError(f"unknown table format {table_format!r}; valid formats: {', '.join(TABLE_FORMATS)}")
-    reader = source if isinstance(source, VideoReader) else VideoReader(source)
-    info = reader.info
-    if name is None:
-        name = f"camera{info.source.split()[-1]}" if reader.is_camera else Path(info.source).stem
-    out = Path(out_dir)
-    paths = {"table": out / f"{name}_frames{TABLE_FORMATS[table_format]}"}
-    if annotate:
-        paths["video"] = out / f"{name}_annotated.mp4"
-    if plot:
-        paths["plot"] = out / f"{name}_emotions.png"
-    timeline = EmotionTimeline(recognizer.labels)
-    summary = VideoSummary(info=info, frames=0, frames_with_faces=0, faces=0, seconds=0.0)
-    total = -(-info.frames // reader.stride) if info.frames else None
-    start = time.perf_counter()
-    with reader, contextlib.ExitStack() as stack:
-        table = stack.enter_context(TableWriter(paths["table"], frame_columns(recognizer.labels), table_format))
-        video = stack.enter_context(VideoWriter(paths["video"], fps=info.fps / reader.stride,
-                                                size=(info.width, info.height))) if annotate else None
-        bar = stack.enter_context(tqdm(total=total, desc=Path(info.source).name, unit="frame", leave=False,
-                                       dynamic_ncols=True, disable=None if progress else True))
-        for frame, result in track_video(recognizer, reader, tracker, detect_threads=detect_threads):
-            table.write_rows(frame_rows(result, recognizer.labels))
-            if video is not None:
-                video.write(draw_faces(frame.rgb, result.faces))
-            timeline.add(result)
-            summary.frames += 1
-            summary.faces += len(result.faces)
-            summary.frames_with_faces += bool(result.faces)
-            bar.update()
-    if plot:
-        timeline.save(paths["plot"], title=f"{Path(info.source).name}: emotion over time per tracked face")
-    summary.seconds = time.perf_counter() - start
-    summary.tracks = timeline.stats()
-    summary.outputs = paths
-    log.info("%s: %d frame(s) in %.1f s (%.1f frames/s), %d face(s), %d track(s)", info.source, summary.frames,
-             summary.seconds, summary.frames_per_second, summary.faces, len(summary.tracks))
-    return summary
+    frames = iter(reader) if reader.is_camera else read_ahead(reader, size=2 * every + 2)
+    for segment in detect_segments(recognizer.detector, frames, every=every, threads=threads):
+        results = recognizer.recognize_frames([frame.rgb for frame, _ in segment], [d for _, d in segment])
+        for (frame, _), result in zip(segment, results):
+            result.path, result.frame, result.time_s = reader.info.source, frame.index, frame.time_s
+            tracker.update(result.faces)
+            yield frame, result

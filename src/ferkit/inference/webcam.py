@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import cv2
@@ -16,6 +18,7 @@ from .tracking import FaceTracker
 from .video import VideoReader, VideoSource, track_video
 
 if TYPE_CHECKING:
+    from .pipeline import Sink
     from .recognizer import Recognizer
 
 log = logging.getLogger(__name__)
@@ -42,21 +45,25 @@ def display_problem() -> str | None:
 
 
 def run_webcam(recognizer: Recognizer, camera: VideoSource = 0, *, tracker: FaceTracker | None = None,
-               window: str = "ferkit webcam") -> int:
+               window: str = "ferkit webcam", sinks: Sequence[Sink] = ()) -> int:
     """Show ``camera`` live with each face's box, track id and emotion until q or Esc; return the frames shown.
 
-    ``camera`` is a camera index (or a video file, played as fast as it is analysed). Raises a
-    :class:`FerkitError` when no window can be shown (see :func:`display_problem`) or the
-    camera cannot be opened.
+    ``camera`` is a camera index (or a video file, played as fast as it is analysed); every frame also
+    goes to ``sinks`` (e.g. a :class:`~ferkit.inference.pipeline.TableSink`: the webcam log). Raises a
+    :class:`FerkitError` when no window can be shown (see :func:`display_problem`) or the camera cannot be opened.
     """
     problem = display_problem()
     if problem:
         raise FerkitError(f"cannot show the webcam window: {problem}")
     shown = 0
-    with VideoReader(camera) as reader:
+    with VideoReader(camera) as reader, contextlib.ExitStack() as stack:
+        for sink in sinks:
+            stack.enter_context(sink)
         cv2.namedWindow(window, cv2.WINDOW_NORMAL)
         try:
             for frame, result in track_video(recognizer, reader, tracker):
+                for sink in sinks:
+                    sink.write(frame, result)
                 cv2.imshow(window, cv2.cvtColor(draw_faces(frame.rgb, result.faces), cv2.COLOR_RGB2BGR))
                 shown += 1
                 key = cv2.waitKey(1) & 0xFF

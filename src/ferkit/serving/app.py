@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
 from .. import __version__
-from ..inference import Recognizer, create_detector
+from ..inference import Recognizer
 from .engine import Engine, clone_recognizer
 from .errors import install_error_handlers
 from .jobs import JobStore
@@ -43,7 +43,7 @@ Every refusal is a 4xx with `{"error": {"status", "code", "message"}}`.
 def create_app(settings: ServeSettings | None = None, *, recognizer: Recognizer | None = None) -> FastAPI:
     """The web service and its page. The model loads when the app starts (not per request).
 
-    ``recognizer`` replaces the one built from ``settings.model`` and ``settings.detector``
+    ``recognizer`` replaces the one built from ``settings.options``
     (tests pass one in to share it between apps).
     """
     settings = settings or ServeSettings()
@@ -52,8 +52,7 @@ def create_app(settings: ServeSettings | None = None, *, recognizer: Recognizer 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rec = recognizer or await run_in_threadpool(
-            Recognizer, settings.model, detector=create_detector(settings.detector, max_side=settings.detect_max_side))
+        rec = recognizer or await run_in_threadpool(settings.options.recognizer)
         engine = Engine(rec, workers=settings.workers, max_pending=settings.max_pending)
         await run_in_threadpool(engine.warm_up)
         jobs = JobStore(settings, clone_recognizer(rec))

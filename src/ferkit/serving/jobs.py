@@ -6,15 +6,14 @@ file is written to a temporary name and renamed into place, and the state says `
 after all results are in place; on start-up, jobs left ``queued`` or ``running`` by a stopped
 server are marked ``interrupted`` and their partial files removed.
 
-The frame loop is self-contained (OpenCV capture, a frame stride, the recognizer per analysed
-frame, boxes held on the frames between) so it can later move onto the shared video module.
+The frames go through the one video pipeline (:func:`ferkit.inference.run_video`): the same
+key frames, tracks and rows (``frames.csv``) as ``ferkit predict`` and ``ferkit batch`` give.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
+import dataclasses
 import json
 import logging
 import os
@@ -25,14 +24,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-
-from ..inference import Recognizer, VideoWriter, draw_faces
-from ..inference.video import open_capture
+from ..errors import FerkitError
+from ..inference import AnnotatedVideo, Recognizer, TableSink, VideoInfo, VideoReader, run_video
 from ..io import atomic_write_text
 from .errors import ApiError
 from .settings import ServeSettings
@@ -49,35 +45,18 @@ class JobStopped(Exception):
     """The server is shutting down while a job runs."""
 
 
-@dataclass(frozen=True, slots=True)
-class VideoInfo:
-    fps: float
-    frames: int | None
-    width: int
-    height: int
-
-    @property
-    def duration_s(self) -> float | None:
-        return self.frames / self.fps if self.frames else None
-
-
 def probe_video(path: Path, settings: ServeSettings) -> VideoInfo:
     """Open a video and check it against the limits: 422 if OpenCV cannot decode it, 413 if too big."""
-    cap = open_capture(str(path))
     try:
-        ok, frame = cap.read() if cap.isOpened() else (False, None)
-        if not ok or frame is None:
-            raise ApiError(422, "undecodable_video", "the video cannot be decoded (no readable frame)")
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        cap.release()
-    fps = fps if 0 < fps < 1000 else 25.0
-    height, width = frame.shape[:2]
-    info = VideoInfo(fps=float(fps), frames=count if count > 0 else None, width=width, height=height)
-    if width * height > settings.max_video_pixels:
-        raise ApiError(413, "video_too_large", f"the video is {width}x{height} pixels per frame, over the limit "
-                                               f"of {settings.max_video_pixels:,}")
+        with VideoReader(path) as reader:
+            info = reader.info
+    except FerkitError:
+        raise ApiError(422, "undecodable_video", "the video cannot be decoded (no readable frame)") from None
+    if info.fps <= 0:
+        info = dataclasses.replace(info, fps=25.0)
+    if info.width * info.height > settings.max_video_pixels:
+        raise ApiError(413, "video_too_large", f"the video is {info.width}x{info.height} pixels per frame, over the "
+                                               f"limit of {settings.max_video_pixels:,}")
     if info.duration_s is not None and info.duration_s > settings.max_video_seconds:
         raise ApiError(413, "video_too_long", f"the video lasts {info.duration_s:.1f} s, over the limit of "
                                               f"{settings.max_video_seconds:g} s")
@@ -85,63 +64,47 @@ def probe_video(path: Path, settings: ServeSettings) -> VideoInfo:
 
 
 def _face_dict(face) -> dict[str, Any]:
-    return {"box": list(face.box), "detector_score": round(face.detector_score, 4), "label": face.label,
-            "confidence": round(face.confidence, 5), "scores": {k: round(v, 5) for k, v in face.scores.items()}}
+    return {"box": list(face.box), "track": face.track, "detector_score": round(face.detector_score, 4),
+            "label": face.label, "confidence": round(face.confidence, 5),
+            "scores": {k: round(v, 5) for k, v in face.scores.items()}}
 
 
-def frames_csv(frames: list[dict], labels: list[str]) -> str:
-    """One row per face per analysed frame (a frame without faces keeps one row with empty face columns)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["frame", "time_s", "face", "x", "y", "w", "h", "detector_score", "label", "confidence", *labels])
-    for fr in frames:
-        if not fr["faces"]:
-            writer.writerow([fr["frame"], fr["time_s"], *[""] * (8 + len(labels))])
-        for i, f in enumerate(fr["faces"]):
-            writer.writerow([fr["frame"], fr["time_s"], i, *f["box"], f["detector_score"], f["label"],
-                             f["confidence"], *(f["scores"].get(label, "") for label in labels)])
-    return buffer.getvalue()
+class FramesDocument:
+    """The ``frames.json`` document of a job, built frame by frame (a sink of :func:`ferkit.inference.run_video`)."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+
+    def __enter__(self) -> FramesDocument:
+        return self
+
+    def write(self, frame, result) -> None:
+        self.frames.append({"frame": result.frame, "time_s": round(result.time_s, 4),
+                            "faces": [_face_dict(f) for f in result.faces]})
+
+    def __exit__(self, *exc) -> None:
+        return None
 
 
-def analyse_video(src: Path, out_dir: Path, rec: Recognizer, info: VideoInfo, *, stride: int, max_frames: int,
-                  progress: Callable[[int], None], stop: threading.Event) -> dict[str, Any]:
-    """The frame loop: every ``stride``-th frame analysed, every frame annotated; results written atomically.
+def analyse_video(src: Path, out_dir: Path, rec: Recognizer, info: VideoInfo, *, stride: int,
+                  on_frame: Callable[[int], None]) -> dict[str, Any]:
+    """Every ``stride``-th frame analysed through the one video pipeline, annotated and tabled; results atomic.
 
-    Returns the ``frames.json`` document. Raises :class:`JobStopped` when ``stop`` is set and
-    :class:`ApiError` when the video turns out longer than ``max_frames``.
+    Writes ``annotated.mp4``, ``frames.csv`` (the rows of :mod:`ferkit.inference.rows`) and
+    ``frames.json``, and returns the latter's document. ``on_frame(n)`` follows progress and may raise to
+    stop the job (its files are then not written).
     """
-    cap = open_capture(str(src))
-    frames: list[dict[str, Any]] = []
-    faces: list = []
-    index = 0
-    try:
-        with VideoWriter(out_dir / "annotated.mp4", fps=info.fps, size=(info.width, info.height)) as writer:
-            while True:
-                if stop.is_set():
-                    raise JobStopped
-                ok, bgr = cap.read()
-                if not ok:
-                    break
-                if index >= max_frames:
-                    raise ApiError(413, "video_too_long", f"the video has more than {max_frames} frames")
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                if index % stride == 0:
-                    faces = rec(rgb).faces
-                    frames.append({"frame": index, "time_s": round(index / info.fps, 4),
-                                   "faces": [_face_dict(f) for f in faces]})
-                writer.write(draw_faces(rgb, faces))
-                index += 1
-                progress(index)
-            if index == 0:
-                raise ApiError(422, "undecodable_video", "the video has no readable frame")
-            labels = list(rec.labels)
-            doc = {"video": {"fps": info.fps, "width": info.width, "height": info.height, "frames": index,
-                             "stride": stride}, "labels": labels, "frames": frames}
-            atomic_write_text(out_dir / "frames.json", json.dumps(doc))
-            atomic_write_text(out_dir / "frames.csv", frames_csv(frames, labels))
-        return doc
-    finally:
-        cap.release()
+    reader = VideoReader(src, stride=stride)
+    document = FramesDocument()
+    sinks = [document, TableSink(out_dir / "frames.csv", rec.labels, source=src.name),
+             AnnotatedVideo(out_dir / "annotated.mp4", info.fps / stride, (info.width, info.height))]
+    summary = run_video(rec, reader, sinks, on_frame=on_frame)
+    doc = {"video": {"fps": info.fps, "width": info.width, "height": info.height, "frames": reader.frames_read,
+                     "stride": stride}, "labels": list(rec.labels), "frames": document.frames}
+    if summary.frames == 0:
+        raise ApiError(422, "undecodable_video", "the video has no readable frame")
+    atomic_write_text(out_dir / "frames.json", json.dumps(doc))
+    return doc
 
 
 def folder_bytes(folder: Path) -> int:
@@ -327,21 +290,27 @@ class JobStore:
         if state is None:
             return
         folder = self.root / job_id
-        info = VideoInfo(fps=state["fps"], frames=state["frames_total"], width=state["width"], height=state["height"])
+        info = VideoInfo(source=state["input"], fps=state["fps"], width=state["width"], height=state["height"],
+                         frames=state["frames_total"])
         max_frames = int(self.settings.max_video_seconds * info.fps) + 1
         last = [0.0]
 
-        def progress(done: int) -> None:
+        def on_frame(done: int) -> None:
+            if self._stop.is_set():
+                raise JobStopped
+            if done * state["stride"] > max_frames:
+                raise ApiError(413, "video_too_long", f"the video has more than {max_frames} frames")
             now = time.monotonic()
             if now - last[0] >= _PROGRESS_EVERY_S:
                 last[0] = now
-                total = info.frames or 0
-                self._update(job_id, frames_done=done, progress=min(0.99, done / total) if total else 0.0)
+                total = -(-info.frames // state["stride"]) if info.frames else 0
+                self._update(job_id, frames_done=done * state["stride"],
+                             progress=min(0.99, done / total) if total else 0.0)
 
         started = time.monotonic()
         try:
             doc = analyse_video(folder / state["input"], folder, self.recognizer, info, stride=state["stride"],
-                                max_frames=max_frames, progress=progress, stop=self._stop)
+                                on_frame=on_frame)
         except JobStopped:
             self._update(job_id, state="interrupted", error="the server stopped while this job ran")
             return

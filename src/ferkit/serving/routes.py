@@ -150,7 +150,7 @@ async def models(request: Request) -> ModelsResponse:
 
     rec: Recognizer = request.app.state.engine.recognizer
     loaded = ModelOut(name=rec.info.name, checkpoint=rec.checkpoint, labels=list(rec.labels),
-                      input_size=rec.info.preprocessing.size, detector=request.app.state.settings.detector,
+                      input_size=rec.info.preprocessing.size, detector=rec.options.detector,
                       detect_max_side=getattr(rec.detector, "max_side", 0), loaded=True)
     return ModelsResponse(models=[loaded], registered=list_models(), detectors=list_detectors())
 

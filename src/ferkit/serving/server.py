@@ -23,6 +23,17 @@ def check_dependencies() -> None:
         raise FerkitError(f"ferkit serve needs {', '.join(missing)}: pip install 'ferkit[serve]'")
 
 
+def computation_threads(threads: int | None, workers: int | None) -> int:
+    """Threads per computation: ``threads``, else ``OMP_NUM_THREADS``, else the cores split between the workers."""
+    if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        threads = int(os.environ["OMP_NUM_THREADS"])  # the user's own setting wins
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    threads = threads if threads is not None else max(1, (os.cpu_count() or 1) // workers)
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    return threads
+
+
 def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, threads: int | None = None) -> None:
     """Run the service until interrupted.
 
@@ -33,11 +44,7 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, th
     """
     check_dependencies()
     output_folder(settings.jobs_dir, "jobs folder")  # a bad one fails here, not inside the server's start-up
-    if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        threads = int(os.environ["OMP_NUM_THREADS"])  # the user's own setting wins
-    threads = threads if threads is not None else max(1, (os.cpu_count() or 1) // settings.workers)
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
+    threads = computation_threads(threads, settings.workers)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read when the detector's OpenMP runtime starts
     import torch
     import uvicorn
@@ -61,7 +68,9 @@ def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:
 
 def serve_command(args: argparse.Namespace) -> int:
     """The ``ferkit serve`` subcommand."""
-    kwargs = {"model": args.model, "detector": args.detector, "detect_max_side": args.detect_side,
+    from ..cli.common import options
+
+    kwargs = {"options": options(args).replace(threads=computation_threads(args.threads, args.workers)),
               "allowed_origins": tuple(args.allow_origin), "allowed_hosts": allowed_hosts(args.host, args.allow_host),
               "max_jobs_bytes": args.jobs_max_mb * MB}
     if args.jobs_dir:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..io import user_cache_dir
+
+if TYPE_CHECKING:
+    from ..inference.options import Options
 
 MB = 1024 * 1024
 #: Host names a browser may use to reach a service bound to the loopback (any port).
@@ -16,6 +20,12 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 def default_jobs_dir() -> Path:
     """Where video jobs live unless told otherwise: ``FERKIT_JOBS_DIR``, else the per-user cache's ``jobs/``."""
     return Path(os.environ.get("FERKIT_JOBS_DIR") or user_cache_dir("jobs"))
+
+
+def _default_options() -> Options:
+    from ..inference.options import Options  # torch is imported only when a service starts
+
+    return Options()
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +41,12 @@ class ServeSettings:
     Web pages from other origins are refused (403): only requests without an ``Origin`` header
     (scripts, curl), from the service's own page, or from ``allowed_origins`` are served, and the
     ``Host`` header must be one of ``allowed_hosts`` (``("*",)`` for any), which stops DNS
-    rebinding. Job files live in ``jobs_dir`` and take at most ``max_jobs_bytes`` in all.
+    rebinding. Job files live in ``jobs_dir`` and take at most ``max_jobs_bytes`` in all. ``options`` are the
+    recognition options (:class:`ferkit.inference.Options`: model, backend, detector and its size, ...) of
+    every request and job; a job analyses every frame up to ``job_frame_rate`` frames a second.
     """
 
-    model: str | None = None
-    detector: str = "yunet"
-    detect_max_side: int = 320
+    options: Options = field(default_factory=_default_options)
     workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     max_pending: int = 32
     jobs_dir: Path = field(default_factory=default_jobs_dir)
@@ -54,10 +64,10 @@ class ServeSettings:
     max_live_pixels: int = 1280 * 960
     request_timeout_s: float = 15.0
     video_upload_timeout_s: float = 300.0
-    job_frame_rate: float = 10.0
+    job_frame_rate: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("workers", "max_pending", "detect_max_side", "max_image_bytes", "max_image_pixels",
+        for name in ("workers", "max_pending", "max_image_bytes", "max_image_pixels",
                      "max_video_bytes", "max_video_pixels", "max_queued_jobs", "max_jobs_kept", "max_jobs_bytes",
                      "max_live_frame_bytes", "max_live_pixels"):
             if getattr(self, name) < 1:

@@ -1,4 +1,4 @@
-"""What a batch job reads: a folder, a list file or a glob expanded into a sorted list of :class:`Source`.
+"""What every front end reads: folders, list files, globs, photos and videos, as a sorted list of sources.
 
 Each source is identified by its absolute path (``Source.path``), which is both the ``source``
 column of the results and the key that a re-run uses to skip finished inputs: the same file
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..data.images import IMAGE_SUFFIXES
 from ..errors import FerkitError
-from ..inference.video import VIDEO_SUFFIXES
+from .video import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,7 @@ def _expand_one(spec: str, exclude: Path | None) -> list[tuple[Path, str]]:
     if path.is_file():
         if path.suffix.lower() in LIST_SUFFIXES:
             return _list_file(path)
-        if kind_of(path) != "unknown":
-            return [(path, path.stem)]
-        raise FerkitError(f"{spec}: not a photo, a video or a list file (.txt, .lst, .list, one path a line)")
+        return [(path, path.stem)]  # a suffix that names neither is tried as a photo, then as a video
     if glob.has_magic(spec):
         return _glob(spec, exclude)
     raise FerkitError(f"input not found: {spec} (expected a folder, a list file, a glob, a photo or a video)")

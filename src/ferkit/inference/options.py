@@ -1,0 +1,91 @@
+"""The one set of recognition options: the Python API, every CLI command and ``ferkit serve`` take these.
+
+>>> options = Options(backend="torch", detect_side=640, smoothing=0.3)
+>>> rec = options.recognizer()                 # the Recognizer they describe
+>>> summary = analyze_video(rec, "clip.mp4", "out/", options=options)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..evaluation.predict import TTA_MODES
+from .backends import AUTO, BACKENDS
+from .detectors import DEFAULT_DETECTOR, list_detectors
+
+#: The long side (pixels) photos and frames are shrunk to for detection by default. On the 14 shared photos
+#: YuNet counts every face at 320-960 px (docs/results/detection.md); see docs/results.md for the speed.
+DEFAULT_DETECT_SIDE = 640
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How to recognise faces: model and runtime, detector, and for videos the frame stride, key frames, smoothing.
+
+    - ``model``: a checkpoint (``.pt``) or ONNX file; None for the shipped model.
+    - ``backend``: ``auto`` (the shipped model's int8 copy on a CPU with VNNI, else torch), ``torch``,
+      ``onnx`` or ``int8`` (:class:`~ferkit.inference.Recognizer`); ``threads``: onnxruntime threads.
+    - ``detector`` and ``detect_side``: the face detector and the long side, in pixels, an image is shrunk to
+      before detection (:data:`DEFAULT_DETECT_SIDE`).
+    - ``tta``: ``none``, ``flip`` or ``tencrop``; ``align``: turn faces so the eyes are level.
+    - Videos: ``stride`` (analyse every Nth frame), ``detect_every`` (key frames every N analysed frames,
+      boxes carried between them; None: 5 for files, 1 for cameras; 1: detect on every frame) and
+      ``smoothing`` (the EMA weight of the newest frame per tracked face; None: off).
+    """
+
+    model: str | None = None
+    backend: str = AUTO
+    threads: int | None = None
+    detector: str = DEFAULT_DETECTOR
+    detect_side: int = DEFAULT_DETECT_SIDE
+    tta: str = "none"
+    align: bool = False
+    stride: int = 1
+    detect_every: int | None = None
+    smoothing: float | None = None
+
+    def __post_init__(self) -> None:
+        problems = [
+            (self.backend not in (AUTO, *BACKENDS),
+             f"backend {self.backend!r}: valid are {', '.join((AUTO, *BACKENDS))}"),
+            (self.detector not in list_detectors(),
+             f"detector {self.detector!r}: valid are {', '.join(list_detectors())}"),
+            (self.tta not in TTA_MODES, f"tta {self.tta!r}: valid are {', '.join(TTA_MODES)}"),
+            (self.threads is not None and self.threads < 1, f"threads must be 1 or more, got {self.threads}"),
+            (self.detect_side < 32, f"detect_side must be at least 32 pixels, got {self.detect_side}"),
+            (self.stride < 1, f"stride must be 1 or more, got {self.stride}"),
+            (self.detect_every is not None and self.detect_every < 1,
+             f"detect_every must be 1 or more, got {self.detect_every}"),
+            (self.smoothing is not None and not 0.0 < self.smoothing <= 1.0,
+             f"smoothing (the EMA weight of the newest frame) must be in (0, 1], got {self.smoothing}"),
+        ]
+        wrong = [message for bad, message in problems if bad]
+        if wrong:
+            raise ValueError("; ".join(wrong))
+        if self.model is not None:
+            object.__setattr__(self, "model", os.fspath(self.model))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> Options:
+        """A copy with ``changes``."""
+        return Options(**{**self.to_dict(), **changes})
+
+    def recognizer(self, **extra: Any):
+        """The :class:`~ferkit.inference.Recognizer` these options describe; ``extra`` goes to its constructor
+        (e.g. ``device``, ``batch_size``)."""
+        from .detectors import create_detector
+        from .recognizer import Recognizer
+
+        detector = create_detector(self.detector, max_side=self.detect_side)
+        return Recognizer(self.model, detector, backend=self.backend, threads=self.threads, align=self.align,
+                          tta=self.tta, options=self, **extra)
+
+    def tracker(self):
+        """A new :class:`~ferkit.inference.FaceTracker` with these options' smoothing."""
+        from .tracking import FaceTracker
+
+        return FaceTracker(smoothing=self.smoothing)

@@ -12,7 +12,7 @@ import pytest
 
 from ferkit.inference import create_detector, crop_face, list_detectors, load_rgb
 from ferkit.inference.detectors import Detection
-from ferkit.inference.faces import eye_angle, to_gray
+from ferkit.inference.faces import covering_region, eye_angle, to_gray
 
 
 def test_list_detectors_default_first():
@@ -190,3 +190,23 @@ def test_yunet_direct_call_matches_yuface_binding(shared_data):
         ours = _yunet_rows(bgr)
         theirs = np.asarray(yuface.c_detect(bgr)).reshape(-1, 16)
         assert np.array_equal(ours[:, :15], theirs[:, :15]), name  # column 16 is unset spare memory
+
+
+@pytest.mark.parametrize("align", [False, True])
+def test_crops_from_the_covered_region_equal_crops_from_the_whole_image(align):
+    """The recognizer turns only the region its faces cover gray: the crops must not change by a bit."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)
+    boxes = [(-12, -6, 40, 36), (100, 60, 50, 45), (50, 20, 30, 30)]  # over the corners, and inside
+    points = [((5, 8), (25, 2)), ((112, 70), (135, 84)), ((58, 30), (72, 33))]
+    x0, y0, x1, y1 = covering_region(boxes, rgb.shape[:2], 0.1)
+    region = to_gray(rgb[y0:y1, x0:x1])
+    whole = to_gray(rgb)
+    for box, eyes in zip(boxes, points):
+        moved = (box[0] - x0, box[1] - y0, box[2], box[3])
+        expected = crop_face(whole, box, margin=0.1, landmarks=eyes, align=align)
+        got = crop_face(region, moved, margin=0.1, landmarks=[(x - x0, y - y0) for x, y in eyes], align=align)
+        assert np.array_equal(got, expected)
+    assert (x1 - x0) * (y1 - y0) < rgb.shape[0] * rgb.shape[1] or (x0, y0) == (0, 0)
+    # a small face, a small region: the 10 px square and 4 px on each side to turn it
+    assert covering_region([(60, 40, 10, 10)], rgb.shape[:2]) == (56, 36, 74, 54)

@@ -3,7 +3,8 @@
 Every detector is a callable taking an RGB ``(H, W, 3)`` or gray ``(H, W)`` uint8 array and
 returning a list of :class:`Detection` in the input's pixel coordinates, best score first.
 Large images are shrunk so their long side is at most ``max_side`` before detection (both
-detectors work best, and fastest, around that size) and the boxes are scaled back.
+detectors work best, and fastest, around that size), but never below :data:`MIN_SCALE` of their
+size (a 4,000 px photo is searched at 1,000 px), and the boxes are scaled back.
 
 The default, ``yunet``, was chosen on the 14 shared photos and 2 videos
 (``python benchmarks/detection.py``, docs/results/detection.md): YuNet counts the faces exactly
@@ -79,10 +80,16 @@ def _check_options(min_face: int, score_threshold: float, max_side: int) -> None
         raise ValueError(f"max_side must be at least 32 pixels, got {max_side}")
 
 
+#: Large images are never shrunk below this fraction of their size for detection, so a big photo keeps its small
+#: faces: YuNet finds faces from about 10 px, so at most 40 px of the original (at 0.25) go unseen.
+MIN_SCALE = 0.25
+
+
 def _shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """Shrink ``image`` so its long side is at most ``max_side``; return it and the factor applied."""
+    """Shrink ``image`` so its long side is at most ``max_side`` (but by no more than :data:`MIN_SCALE`); return it
+    and the factor applied."""
     h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
+    scale = min(1.0, max(max_side / max(h, w), MIN_SCALE))
     if scale >= 1.0:
         return image, 1.0
     size = (max(1, round(w * scale)), max(1, round(h * scale)))

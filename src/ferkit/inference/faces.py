@@ -35,6 +35,21 @@ def square_around(box: tuple[float, float, float, float], margin: float = DEFAUL
     return x0, y0, side
 
 
+def covering_region(boxes: Sequence[tuple[float, float, float, float]], shape: tuple[int, int],
+                    margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of an image of ``shape`` (height, width) that :func:`crop_face` reads for
+    ``boxes``, turned squares included, clipped to the image."""
+    height, width = shape
+    corners = []
+    for box in boxes:
+        x, y, side = square_around(box, margin)
+        pad = math.ceil(side * (math.sqrt(2.0) - 1.0) / 2.0) + 1  # room to turn the square (align)
+        corners.append((x - pad, y - pad, x + side + pad, y + side + pad))
+    x0, y0 = max(0, min(c[0] for c in corners)), max(0, min(c[1] for c in corners))
+    x1, y1 = min(width, max(c[2] for c in corners)), min(height, max(c[3] for c in corners))
+    return (x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))
+
+
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 ``(H, W, 3)`` to gray ``(H, W)``; a gray ``(H, W)`` array is returned as it is.
 

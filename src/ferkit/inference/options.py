@@ -15,9 +15,10 @@ from ..evaluation.predict import TTA_MODES
 from .backends import AUTO, BACKENDS
 from .detectors import DEFAULT_DETECTOR, list_detectors
 
-#: The long side (pixels) photos and frames are shrunk to for detection by default. On the 14 shared photos
-#: YuNet counts every face at 320-960 px (docs/results/detection.md); see docs/results.md for the speed.
-DEFAULT_DETECT_SIDE = 640
+#: The long side (pixels) photos and frames are shrunk to for detection by default (never below a quarter of
+#: their size: :data:`~ferkit.inference.detectors.MIN_SCALE`). On the 14 shared photos YuNet counts every face
+#: from 320 px up; 480 px finds faces down to about 20 px on a 1,000 px photo (docs/results.md, Inference).
+DEFAULT_DETECT_SIDE = 480
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from .backends import (
     model_info_from_onnx,
 )
 from .detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector, detector_name
-from .faces import DEFAULT_MARGIN, crop_face, to_gray
+from .faces import DEFAULT_MARGIN, covering_region, crop_face, to_gray
 from .images import as_rgb, load_rgb
 from .options import DEFAULT_DETECT_SIDE, Options
 from .results import Face, ImageResult
@@ -203,7 +203,7 @@ class Recognizer:
             detections = self.detector(rgb)
             log.debug("%s: %d face(s)", path or f"image {i}", len(detections))
             if detections:
-                crops.extend(self._crop(to_gray(rgb), detections))
+                crops.extend(self._crop(rgb, detections))
             found.extend((i, det) for det in detections)
             results.append(ImageResult(path=path, width=rgb.shape[1], height=rgb.shape[0]))
         self._classify(results, found, crops)
@@ -227,7 +227,7 @@ class Recognizer:
         for i, (image, boxes) in enumerate(zip(images, detections, strict=True)):
             path, rgb = self._read(image)
             if boxes:
-                crops.extend(self._crop(to_gray(rgb), boxes))
+                crops.extend(self._crop(rgb, boxes))
             found.extend((i, det) for det in boxes)
             results.append(ImageResult(path=path, width=rgb.shape[1], height=rgb.shape[0]))
         self._classify(results, found, crops)
@@ -260,12 +260,20 @@ class Recognizer:
         pixels the training readers give (:func:`ferkit.data.images.load_gray` and its resize).
         """
         size = self.info.preprocessing.size
-        crops = self._crop(to_gray(self._read(image)[1]), detections)
+        crops = self._crop(self._read(image)[1], detections)
         return np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
 
-    def _crop(self, gray: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
+    def _crop(self, rgb: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
+        """The model-size gray crops of ``detections``; only the part of ``rgb`` they cover is turned gray (the
+        same pixels as turning the whole image: luma is per pixel, and crops repeat the image's own edges)."""
+        if not detections:
+            return []
         size = self.info.preprocessing.size
-        return [crop_face(gray, det.box, margin=self.margin, size=size, landmarks=det.landmarks, align=self.align)
+        x0, y0, x1, y1 = covering_region([det.box for det in detections], rgb.shape[:2], self.margin)
+        gray = to_gray(rgb[y0:y1, x0:x1])
+        return [crop_face(gray, (det.box[0] - x0, det.box[1] - y0, det.box[2], det.box[3]), margin=self.margin,
+                          size=size, align=self.align,
+                          landmarks=None if det.landmarks is None else [(x - x0, y - y0) for x, y in det.landmarks])
                 for det in detections]
 
     @staticmethod

@@ -313,7 +313,7 @@ def track_video(recognizer: Recognizer, reader: VideoReader, tracker: FaceTracke
     every = detect_every or options.detect_every or default_detect_every(reader)
     if threads < 1:
         raise ValueError(f"detect_threads must be 1 or more, got {detect_threads}")
-    frames = iter(reader) if reader.is_camera else read_ahead(reader, size=2 * every + 2)
+    frames = iter(reader) if reader.is_camera else read_ahead(reader, size=4)
     for segment in detect_segments(recognizer.detector, frames, every=every, threads=threads):
         results = recognizer.recognize_frames([frame.rgb for frame, _ in segment], [d for _, d in segment])
         for (frame, _), result in zip(segment, results):

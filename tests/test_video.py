@@ -618,3 +618,19 @@ def test_the_video_writer_writes_either_codec_at_odd_sizes(codec, tmp_path):
     with pytest.raises(ValueError, match="unknown video codec"):
         VideoWriter(tmp_path / "w.mp4", fps=10, size=(8, 8), codec="vp9").__enter__()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]  # the refused writer left no file
+
+
+def test_timeline_memory_is_bounded_by_tracks_plotted_not_tracks_seen(tmp_path):
+    timeline = EmotionTimeline(LABELS, max_plotted=4)
+    scores = {label: 1.0 / len(LABELS) for label in LABELS}
+    for i in range(300):  # a new 3-frame track every 3 frames, a long one throughout
+        faces = [Face((0, 0, 9, 9), 0.9, "happy", 0.5, dict(scores), track=0),
+                 Face((20, 0, 9, 9), 0.9, "sad", 0.5, dict(scores), track=1 + i // 3)]
+        timeline.add(ImageResult(path=None, width=40, height=20, faces=faces, frame=i, time_s=i / 10))
+    stats = timeline.stats()
+    assert len(stats) == 101 and stats[0].track == 0 and stats[0].frames == 300
+    assert all(t.frames == 3 for t in stats[1:])  # every track's statistics are kept ...
+    plotted = [k for k, s in timeline._series.items() if s.times is not None]
+    assert 0 in plotted and len(plotted) <= 5  # ... but only a few tracks keep their points
+    timeline.save(tmp_path / "t.png")
+    assert (tmp_path / "t.png").stat().st_size > 1000

@@ -147,13 +147,15 @@ class VideoSummary:
         """Analysed frames per second of wall time."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
-    def to_text(self) -> str:
-        """One line for the video, then one per track."""
+    def to_text(self, max_tracks: int = 10) -> str:
+        """One line for the video, then one per track (the ``max_tracks`` most seen)."""
         lines = [f"{Path(self.info.source).name}: {self.frames} frame(s) analysed, {self.frames_with_faces} with "
                  f"faces, {len(self.tracks)} track(s), {self.frames_per_second:.1f} frames/s"]
         lines += [f"  track {t.track}: {t.frames} frame(s), {t.start_s:.2f}-{t.end_s:.2f} s, mostly {t.label} "
                   f"({t.label_frames.get(t.label, 0)} of {t.frames} frames; mean probability "
-                  f"{t.mean_scores[t.label]:.0%})" for t in self.tracks]
+                  f"{t.mean_scores[t.label]:.0%})" for t in self.tracks[:max_tracks]]
+        if len(self.tracks) > max_tracks:
+            lines.append(f"  ... and {len(self.tracks) - max_tracks} shorter track(s)")
         return "\n".join(lines)
 
 

@@ -43,7 +43,7 @@ class _Series:
     end_s: float = 0.0
     frames: int = 0
     step: int = 1
-    times: list[float] = field(default_factory=list)
+    times: list[float] | None = field(default_factory=list)  # None once the points are dropped
     probs: list[np.ndarray] = field(default_factory=list)
     total: np.ndarray | None = None
     wins: np.ndarray | None = None  # frames each label was the top one
@@ -56,6 +56,8 @@ class _Series:
         if self.wins is None:
             self.wins = np.zeros(self.n_labels, np.int64)
         self.wins[int(np.argmax(p))] += 1
+        if self.times is None:
+            return
         self._pending.append((time_s, p))
         if len(self._pending) < self.step:
             return
@@ -72,6 +74,10 @@ class _Series:
             self.probs.append(np.mean([p for _, p in self._pending], axis=0))
             self._pending = []
 
+    def drop_points(self) -> None:
+        """Keep the statistics, forget the points (the track is not plotted)."""
+        self.times, self.probs, self._pending = None, [], []
+
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         self._push()
         return np.asarray(self.times), np.asarray(self.probs).reshape(-1, self.n_labels)
@@ -86,19 +92,35 @@ class EmotionTimeline:
     are counted as track -1.
     """
 
-    def __init__(self, labels: Sequence[str], *, max_points: int = 1000) -> None:
+    def __init__(self, labels: Sequence[str], *, max_points: int = 1000, max_plotted: int = 64) -> None:
         self.labels = tuple(labels)
         self.max_points = max(2, int(max_points))
+        self.max_plotted = max(1, int(max_plotted))
         self._series: dict[int, _Series] = {}
+        self._latest = 0.0
 
     def add(self, result: ImageResult) -> None:
         """Record the faces of one frame (its ``time_s``, or its frame index if it has no time)."""
         time_s = float(result.time_s if result.time_s is not None else result.frame or 0)
+        self._latest = time_s
         for face in result.faces:
             key = -1 if face.track is None else face.track
-            series = self._series.setdefault(key, _Series(len(self.labels), start_s=time_s))
+            if key not in self._series:
+                self._series[key] = _Series(len(self.labels), start_s=time_s)
+                self._forget_points()
             p = np.array([face.scores.get(label, 0.0) for label in self.labels], dtype=np.float32)
-            series.add(time_s, p, self.max_points)
+            self._series[key].add(time_s, p, self.max_points)
+
+    def _forget_points(self) -> None:
+        """Past ``max_plotted`` tracks with points, drop the points (not the statistics) of the least-seen track that
+        has ended (unseen for a second): it can no longer be among the most-seen ones a plot shows, and memory
+        stays bounded on a long video with many short tracks."""
+        with_points = [(s.frames, k) for k, s in self._series.items() if s.times is not None]
+        if len(with_points) <= self.max_plotted:
+            return
+        ended = [(frames, k) for frames, k in with_points if self._series[k].end_s < self._latest - 1.0]
+        if ended:
+            self._series[min(ended)[1]].drop_points()
 
     def stats(self) -> list[TrackStats]:
         """One :class:`TrackStats` per track, the most-seen first."""
@@ -113,7 +135,7 @@ class EmotionTimeline:
         """Plot the ``max_tracks`` most-seen tracks, one panel each (stacked probabilities over time); atomic."""
         from matplotlib.figure import Figure  # a bare Figure: no pyplot, no backend switch
 
-        shown = self.stats()[:max_tracks]
+        shown = [t for t in self.stats() if self._series[t.track].times is not None][:max_tracks]
         fig = Figure(figsize=(9, 1.2 + 1.8 * max(1, len(shown))), layout="constrained")
         axes = fig.subplots(max(1, len(shown)), 1, sharex=True, squeeze=False)[:, 0]
         colours = [np.array(label_colour(label)) / 255.0 for label in self.labels]

@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import cv2
-
 from compare_fer import DEFAULT_DATA, long_clip, video_run
 
 

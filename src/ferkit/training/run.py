@@ -25,6 +25,7 @@ from . import distributed
 from .callbacks import Callback, LoopState
 from .device import prepare_device, resolve_device, to_cpu, use_bf16
 from .distributed import DistEnv
+from .feature_cache import cached_task
 from .history import plot_history, write_history_csv
 from .pretrain import evaluate_reconstruction
 from .seed import rng_state, seed_everything, set_rng_state
@@ -167,7 +168,9 @@ def _train(config: Config, resume: bool, env: DistEnv) -> TrainResult:
         return TrainResult(config.run_dir, best_path, run.history, paused, {})
     stop_reason = run.state.stop_reason or f"completed {run.state.epoch} epochs"
     log.info("%s", stop_reason)
-    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason, run.device, run.precision))
+    test_report = getattr(run.task, "test_report", None)  # a head trained on cached features is tested on them
+    test_metrics = env.on_main(lambda: _finish(config, splits, best_path, stop_reason, run.device, run.precision,
+                                               test_report))
     return TrainResult(config.run_dir, best_path, run.history, stop_reason, test_metrics)
 
 
@@ -222,6 +225,8 @@ def _build_run(config: Config, saved: dict | None, env: DistEnv) -> tuple[Run, S
         run.restore(saved)
     else:
         env.on_main(lambda: _start_run_dir(config))
+    if tc.cache_frozen_features:  # the head on the frozen body's features, computed once, where that is exact
+        run.task = cached_task(run, splits)
     run.net = distributed.wrap(model, env, find_unused_parameters=tc.freeze_body_epochs > 0)
     if tc.compile:  # trains through the compiled module; ``model`` (saved, evaluated) stays the plain one
         run.net = torch.compile(run.net)
@@ -297,9 +302,10 @@ def _start_run_dir(config: Config) -> None:
 
 
 def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: torch.device,
-            precision: str) -> dict:
-    """Report the best checkpoint on the test split (reported, never selected on) on ``device``; write
-    metrics.json (with the precision the run trained in, after any fallback)."""
+            precision: str, test_report=None) -> dict:
+    """Report the best checkpoint on the test split (reported, never selected on) on ``device``, with
+    ``test_report(model, info, faces)`` when given; write metrics.json (with the precision the run trained in,
+    after any fallback)."""
     from ..evaluation import evaluate_model
     from ..models import load_model
 
@@ -318,7 +324,7 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: t
         plot_reconstructions(model.cpu(), splits.test.images[:10], info.preprocessing,
                              config.run_dir / "reconstructions.png")
     elif splits.test is not None:
-        report = evaluate_model(model, info, splits.test)
+        report = (test_report or evaluate_model)(model, info, splits.test)
         report.save(config.run_dir / "test", title=f"{config.name}: best checkpoint on the test split")
         result.update({"test_acc": report.accuracy, "test_acc_ci95": list(report.accuracy_ci),
                        "test_macro_f1": report.macro_f1, "test_images": report.n})

@@ -43,11 +43,12 @@ class ClassifyTask:
         return distillation_loss(logits, y, soft, alpha=tc.kd_alpha, temperature=tc.kd_temperature,
                                  label_smoothing=tc.label_smoothing)
 
+    def epoch_options(self, run: Run) -> EpochOptions:
+        return EpochOptions(run.info.preprocessing, run.config.augment, self.tc.batch_size, run.bf16,
+                            self.tc.channels_last, run.env, loss_fn=self.loss, mixer=self.mixer, teacher=self.teacher)
+
     def train_epoch(self, run: Run, augment_generator: torch.Generator | None) -> dict[str, float]:
-        options = EpochOptions(run.info.preprocessing, run.config.augment, self.tc.batch_size, run.bf16,
-                               self.tc.channels_last, run.env, loss_fn=self.loss, mixer=self.mixer,
-                               teacher=self.teacher)
-        return train_one_epoch(run.state, run.train_x, run.train_y, options, generator=run.generator,
+        return train_one_epoch(run.state, run.train_x, run.train_y, self.epoch_options(run), generator=run.generator,
                                callbacks=list(run.callbacks.values()), net=run.net,
                                augment_generator=augment_generator)
 

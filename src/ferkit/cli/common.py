@@ -34,7 +34,7 @@ def add_recognition_options(parser: argparse.ArgumentParser, *, video: bool = Tr
     parser.add_argument("--stride", type=int, default=1, help="videos: analyse every Nth frame (default 1)")
     parser.add_argument("--detect-every", type=int, default=None, metavar="N",
                         help="videos: detect faces on every Nth analysed frame and carry the boxes between (default "
-                             "5 for files, 1 for cameras; 1 = detect on every frame)")
+                             "10 for files, 1 for cameras; 1 = detect on every frame)")
     parser.add_argument("--smooth", type=float, default=None, metavar="ALPHA",
                         help="videos: smooth each face's probabilities over frames, weight ALPHA in (0, 1] on the "
                              "newest (e.g. 0.3; default off)")

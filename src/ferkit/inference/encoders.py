@@ -56,13 +56,17 @@ class H264Encoder:
         # yuv420p needs even sides: odd ones get a one-pixel edge copied in
         self._stream.width, self._stream.height = size[0] + size[0] % 2, size[1] + size[1] % 2
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"preset": "veryfast", "crf": "23"}
+        # superfast: about 1.6x veryfast's speed for files about 2x the size (0.5 Mbit/s at 640x360, 30 frames/s)
+        self._stream.options = {"preset": "superfast", "crf": "23"}
 
     def write(self, rgb: np.ndarray) -> None:
         pad = ((0, self._stream.height - rgb.shape[0]), (0, self._stream.width - rgb.shape[1]), (0, 0))
         if any(p[1] for p in pad):
             rgb = np.pad(rgb, pad, mode="edge")
-        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        # to YUV 4:2:0 here (OpenCV, no GIL held; BT.601 video range as FFmpeg's own conversion) rather than in
+        # PyAV, whose conversion holds the GIL and stalls the analysis thread
+        yuv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+        frame = self._av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 

@@ -32,7 +32,7 @@ class Options:
       before detection (:data:`DEFAULT_DETECT_SIDE`).
     - ``tta``: ``none``, ``flip`` or ``tencrop``; ``align``: turn faces so the eyes are level.
     - Videos: ``stride`` (analyse every Nth frame), ``detect_every`` (key frames every N analysed frames,
-      boxes carried between them; None: 5 for files, 1 for cameras; 1: detect on every frame) and
+      boxes carried between them; None: 10 for files, 1 for cameras; 1: detect on every frame) and
       ``smoothing`` (the EMA weight of the newest frame per tracked face; None: off).
     """
 

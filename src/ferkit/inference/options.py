@@ -18,7 +18,7 @@ from .detectors import DEFAULT_DETECTOR, list_detectors
 #: The long side (pixels) photos and frames are shrunk to for detection by default (never below a quarter of
 #: their size: :data:`~ferkit.inference.detectors.MIN_SCALE`). On the 14 shared photos YuNet counts every face
 #: from 320 px up; 480 px finds faces down to about 20 px on a 1,000 px photo (docs/results.md, Inference).
-DEFAULT_DETECT_SIDE = 480
+DEFAULT_DETECT_SIDE = 320
 
 
 @dataclass(frozen=True, slots=True)

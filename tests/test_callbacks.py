@@ -140,6 +140,36 @@ def test_freeze_body_freezes_then_unfreezes():
     assert trainable == [False, False, True, True]
 
 
+def test_a_frozen_body_can_keep_its_batch_norm_statistics():
+    state = _state()
+    bn = state.model.features[1]
+    x = torch.randn(16, 4) * 3 + 1
+    cb = FreezeBody(epochs=1, batch_norm="eval")
+    state.epoch = 1
+    cb.on_epoch_start(state)
+    state.model.train()  # as the loop does after the callbacks
+    before = bn.running_mean.clone()
+    held = state.model(x)
+    assert torch.equal(bn.running_mean, before)  # running statistics untouched in train mode ...
+    assert torch.allclose(held, state.model.eval()(x))  # ... and used: the train-mode output is the eval-mode one
+    state.epoch = 2
+    cb.on_epoch_start(state)  # unfrozen: batch norm trains again
+    state.model.train()
+    moved = state.model(x)
+    assert not torch.equal(bn.running_mean, before) and not torch.allclose(moved, held)
+    assert all(p.requires_grad for p in state.model.parameters())
+
+
+def test_fastai_s_frozen_body_keeps_batch_norm_live():
+    state = _state()
+    bn = state.model.features[1]
+    FreezeBody(epochs=1).on_epoch_start(state)
+    state.model.train()
+    before = bn.running_mean.clone()
+    state.model(torch.randn(16, 4) + 2)
+    assert not torch.equal(bn.running_mean, before)
+
+
 def _lr_trace(cb, state: LoopState, values, start: int) -> list[float]:
     out = []
     for epoch, value in enumerate(values, start=start):

@@ -93,6 +93,19 @@ def test_a_paused_run_reads_its_cache_back_and_ends_where_an_uninterrupted_one_d
 
 
 @pytest.mark.slow
+def test_a_body_with_batch_norm_held_trains_the_same_head_on_cached_features(fer_csv, tmp_path):
+    held = ("model.name=vgg11_bn", "train.frozen_bn=eval", "train.epochs=1", "train.freeze_body_epochs=1")
+    live = _config(tmp_path, "bn_live", fer_csv, *held)
+    cached = _config(tmp_path, "bn_cached", fer_csv, "train.cache_frozen_features=true", *held)
+    live_result, cached_result = train(live), train(cached)
+    assert sorted(name.split("-")[0] for name in _cache_files(cached)) == ["test", "train", "val"]
+    got, want = _weights(cached), _weights(live)
+    for key in want:  # the body's batch-norm statistics unchanged in both, the head the same
+        torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert cached_result.test_metrics["test_acc"] == live_result.test_metrics["test_acc"]
+
+
+@pytest.mark.slow
 def test_a_refused_cache_trains_as_usual_and_says_why(fer_csv, tmp_path, caplog):
     config = _config(tmp_path, "rotated", fer_csv, "train.cache_frozen_features=true", "augment.rotation=10",
                      "train.epochs=1", "train.freeze_body_epochs=1")
@@ -112,6 +125,7 @@ def test_a_refused_cache_trains_as_usual_and_says_why(fer_csv, tmp_path, caplog)
     (("train.mixup=0.2",), "vgg11", "mixup"),
     (("train.ema_decay=0.99",), "vgg11", "ema_decay"),
     ((), "vgg11_bn", "8 batch-norm layers"),
+    (("train.frozen_bn=eval",), "vgg11_bn", None),  # batch norm held at its running statistics: exact
     ((), "resnet18", "20 batch-norm layers"),
     ((), "plain", "has no body()"),
 ])
@@ -201,3 +215,5 @@ def test_the_switch_is_checked_on_load():
         load_config(None, ["train.cache_frozen_features=1"])
     with pytest.raises(FerkitError, match="cache_frozen_features is only for train.task = 'classify'"):
         load_config(None, ["train.cache_frozen_features=true", "train.task=reconstruct"])
+    with pytest.raises(FerkitError, match="train.frozen_bn = 'frozen' is not one of: train, eval"):
+        load_config(None, ["train.frozen_bn=frozen"])

@@ -23,6 +23,7 @@ CHOICES = {
     "train.optimizer": ("adam", "adamw", "sgd"),
     "train.scheduler": ("none", "plateau", "onecycle", "cosine"),
     "train.mode": ("min", "max"),
+    "train.frozen_bn": ("train", "eval"),
 }
 
 
@@ -83,6 +84,7 @@ class TrainConfig:
     early_stopping_patience: int = 0  # 0 = off
     label_smoothing: float = 0.0
     freeze_body_epochs: int = 0
+    frozen_bn: str = "train"  # a frozen body's batch norm: "train" (fastai's: batch statistics) or "eval" (running)
     # train the head on the frozen body's features, computed once per split (docs/transfer.md); used only where
     # that is exact (body frozen all run, no batch norm or dropout in it, flip-only augmentation), else logged why
     cache_frozen_features: bool = False

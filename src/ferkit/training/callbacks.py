@@ -189,14 +189,47 @@ def model_body(model: nn.Module) -> nn.Module:
     raise ValueError(f"{type(model).__name__} has no body() or features to freeze")
 
 
-class FreezeBody(Callback):
-    """Keep the model's body frozen for the first ``epochs`` epochs, then train everything."""
+def _running_statistics_only(module: nn.Module, args) -> None:
+    module.training = False  # a forward pre-hook: this batch norm normalises as in eval mode, whatever the model's
 
-    def __init__(self, epochs: int):
+
+def hold_batch_norm(body: nn.Module, hold: bool) -> None:
+    """With ``hold``, the batch-norm layers of ``body`` normalise with their running statistics and leave them
+    unchanged even while the model trains (a forward pre-hook; nothing in the checkpoint changes); without, as
+    usual. Idempotent."""
+    for module in body.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            handle = module.__dict__.get("_ferkit_hold")
+            if hold and handle is None:
+                module.__dict__["_ferkit_hold"] = module.register_forward_pre_hook(_running_statistics_only)
+            elif not hold and handle is not None:
+                handle.remove()
+                del module.__dict__["_ferkit_hold"]
+                module.training = True
+
+
+def freeze_body(model: nn.Module, frozen: bool, batch_norm: str = "train") -> None:
+    """Freeze (or free) the body's parameters; with ``batch_norm="eval"`` a frozen body's batch norm also keeps its
+    running statistics (:func:`hold_batch_norm`), so the body computes a fixed function of its input."""
+    body = model_body(model)
+    set_trainable(body, not frozen)
+    hold_batch_norm(body, frozen and batch_norm == "eval")
+
+
+class FreezeBody(Callback):
+    """Keep the model's body frozen for the first ``epochs`` epochs, then train everything.
+
+    ``batch_norm``: ``"train"`` (fastai's recipe: a frozen body's batch norm still normalises each batch by its own
+    statistics and updates its running ones) or ``"eval"`` (it keeps its running statistics while frozen:
+    ``train.frozen_bn``).
+    """
+
+    def __init__(self, epochs: int, batch_norm: str = "train"):
         self.epochs = epochs
+        self.batch_norm = batch_norm
 
     def on_epoch_start(self, state: LoopState) -> None:
         frozen = state.epoch <= self.epochs
-        set_trainable(model_body(state.model), not frozen)
+        freeze_body(state.model, frozen, self.batch_norm)
         if state.epoch == self.epochs + 1:
             log.info("epoch %d: body unfrozen", state.epoch)

@@ -43,7 +43,7 @@ from ..data.preprocessing import Preprocessing
 from ..evaluation.predict import labels_in_model_order, predict_proba
 from ..evaluation.report import ClassificationReport
 from ..io import atomic_open
-from .callbacks import model_body
+from .callbacks import hold_batch_norm, model_body
 from .loop import autocast, evaluate, train_one_epoch
 
 if TYPE_CHECKING:
@@ -92,9 +92,10 @@ def refusals(config: Config, model: nn.Module, env: DistEnv) -> list[str]:
         return [*why, f"{type(model).__name__} has no body() to freeze"]
     norms = sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in layers)
     drops = sum(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in layers)
-    if norms:
+    if norms and tc.frozen_bn != "eval":
         why.append(f"the body has {norms} batch-norm layers: frozen, they still normalise each batch by its own "
-                   "statistics and update their running ones (train mode), so its features change every step")
+                   "statistics and update their running ones (train mode), so its features change every step "
+                   "(train.frozen_bn = 'eval' keeps the running ones)")
     if drops:
         why.append(f"the body has {drops} dropout layers: a new draw every step")
     return why
@@ -277,6 +278,8 @@ def cached_task(run: Run, splits: Splits) -> Task:
     """``run.task`` on cached features when that is exact (computing or reading them back), else ``run.task``
     itself, with a warning that says why."""
     why = refusals(run.config, run.model, run.env)
+    if not why and run.config.train.frozen_bn == "eval":
+        hold_batch_norm(model_body(run.model), True)  # as FreezeBody will each epoch: the check sees the trained body
     if not why:
         why = forward_refusals(run.model, run.info.preprocessing(run.train_x[:2]))
     if why:

@@ -20,7 +20,7 @@ from ..data.preprocessing import Preprocessing
 from ..data.sources import load_splits
 from ..io import atomic_savefig
 from ..models import create_model, load_model
-from .callbacks import model_body, set_trainable
+from .callbacks import freeze_body
 from .device import prepare_device, resolve_device, use_bf16
 from .loop import autocast, batches, optimisation_step
 from .seed import seed_everything
@@ -245,7 +245,7 @@ def lr_find_from_config(
     model = model.to(device)
     frozen = tc.freeze_body_epochs > 0 if frozen is None else frozen
     if frozen:
-        set_trainable(model_body(model), False)
+        freeze_body(model, True, tc.frozen_bn)
     result = lr_find(
         model, torch.from_numpy(splits.train.images), targets_of(splits.train, config.data.soft_labels),
         preprocessing=info.preprocessing, optimizer=lambda m: build_optimizer(m, replace(tc, lr=start)),

@@ -44,7 +44,7 @@ def build_callbacks(cfg: TrainConfig, optimizer, steps_per_epoch: int, save_best
             raise ValueError("train.ema_decay > 0: build_callbacks needs the model to average")
         cbs["ema"] = ModelEMA(model, cfg.ema_decay)
     if cfg.freeze_body_epochs:
-        cbs["freeze"] = FreezeBody(cfg.freeze_body_epochs)
+        cbs["freeze"] = FreezeBody(cfg.freeze_body_epochs, batch_norm=cfg.frozen_bn)
     cbs["best"] = BestCheckpoint(save_best, monitor=cfg.monitor, mode=cfg.mode)
     if cfg.scheduler == "plateau":
         cbs["scheduler"] = ReduceLROnPlateau(optimizer, cfg.monitor, cfg.mode, cfg.plateau_factor,

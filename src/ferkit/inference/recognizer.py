@@ -76,12 +76,14 @@ class Recognizer:
 
     ``backend`` is ``"auto"`` (default: :func:`~ferkit.inference.backends.auto_backend`, the shipped
     model's int8 copy on a CPU with VNNI, else torch) or one of :data:`~ferkit.inference.backends.BACKENDS`:
-    ``"torch"``, ``"onnx"``
-    (onnxruntime, ``threads`` intra-op threads) or ``"int8"`` (onnxruntime on an int8 model, about
-    2.5-3x the batched faces per second of ``"onnx"``). With ``"onnx"`` the checkpoint may also be an ``.onnx`` file
-    from ``ferkit export``, whose metadata gives labels and preprocessing; a ``.pt`` checkpoint is
-    exported in memory when the recognizer is built. ``"int8"`` needs an int8 file from
-    ``ferkit export --format onnx-int8`` (the shipped default has one).
+    ``"torch"``, ``"onnx"`` (onnxruntime, ``threads`` intra-op threads) or ``"int8"`` (onnxruntime on an
+    int8 model, about 2.5-3x the batched faces per second of ``"onnx"``). With ``"onnx"`` the checkpoint may
+    also be an ``.onnx`` file from ``ferkit export``, whose metadata gives labels and preprocessing; a ``.pt``
+    checkpoint is exported in memory when the recognizer is built. ``"int8"`` needs an int8 file from
+    ``ferkit export --format onnx-int8`` (the shipped default has one). ``options`` (what
+    :meth:`Options.recognizer` passes) records the video settings (stride, key frames, smoothing) that
+    :func:`~ferkit.inference.track_video` and :func:`~ferkit.inference.analyze_video` read; without it they are
+    the defaults.
 
     ``device`` is ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (a GPU where there is one), as
     ``train.device`` takes them (:mod:`ferkit.device`); the onnx and int8 backends run on the CPU.
@@ -163,10 +165,12 @@ class Recognizer:
                 self.backend = OnnxBackend(exported, threads=threads)
             else:
                 self.backend = TorchBackend(self.model, self.device)
-        self.options = options or Options(
-            model=None if checkpoint is None else os.fspath(checkpoint), backend=backend, threads=threads,
+        #: What this recognizer runs, as :class:`Options` (the backend as resolved: "auto" -> what runs here)
+        self.options = (options or Options(
+            model=None if checkpoint is None else os.fspath(checkpoint), threads=threads,
             detector=detector if isinstance(detector, str) else detector_name(self.detector),
-            detect_side=getattr(self.detector, "max_side", DEFAULT_DETECT_SIDE), tta=tta, align=align)
+            detect_side=getattr(self.detector, "max_side", DEFAULT_DETECT_SIDE), tta=tta, align=align,
+        )).replace(backend=backend)
         log.info("loaded %s (%s, labels %s), %s backend on %s", self.checkpoint, self.info.name,
                  list(self.info.labels), backend, self.device)
 

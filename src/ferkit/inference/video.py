@@ -278,9 +278,11 @@ class VideoWriter:
 
 
 def default_detect_threads(reader: VideoReader) -> int:
-    """Detection threads :func:`track_video` uses by default: up to 2 for a file (one per core), 1 for a camera
-    (detecting ahead would add a frame of latency to a live view)."""
-    return 1 if reader.is_camera else max(1, min(2, os.cpu_count() or 1))
+    """Detection threads :func:`track_video` uses by default: up to 2 for a file (one per core this process computes
+    with: 1 on a one-CPU Ray worker), 1 for a camera (detecting ahead would add latency to a live view)."""
+    import torch
+
+    return 1 if reader.is_camera else max(1, min(2, os.cpu_count() or 1, torch.get_num_threads()))
 
 
 def default_detect_every(reader: VideoReader) -> int:
@@ -310,7 +312,7 @@ def track_video(recognizer: Recognizer, reader: VideoReader, tracker: FaceTracke
     options = recognizer.options
     tracker = tracker or options.tracker()
     threads = default_detect_threads(reader) if detect_threads is None else int(detect_threads)
-    every = detect_every or options.detect_every or default_detect_every(reader)
+    every = detect_every if detect_every is not None else options.detect_every or default_detect_every(reader)
     if threads < 1:
         raise ValueError(f"detect_threads must be 1 or more, got {detect_threads}")
     frames = iter(reader) if reader.is_camera else read_ahead(reader, size=4)

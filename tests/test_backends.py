@@ -162,7 +162,7 @@ def test_onnx_file_without_metadata_or_broken_is_a_ferkit_error(tmp_path, checkp
 @pytest.mark.slow
 def test_default_model_onnx_matches_torch_on_real_faces(shared_data):
     """Every face YuNet finds in the shared photos: same label, probabilities within 1e-4."""
-    torch_rec = Recognizer()
+    torch_rec = Recognizer(backend="torch")
     onnx_rec = Recognizer(backend="onnx")
     with open(shared_data / "photos" / "faces.csv", newline="") as handle:
         files = [shared_data / "photos" / row["file"] for row in csv.DictReader(handle)]

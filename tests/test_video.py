@@ -7,6 +7,7 @@ stand-in detector where a test is about files, errors or memory rather than dete
 
 from __future__ import annotations
 
+import copy
 import csv
 import inspect
 import json
@@ -28,7 +29,6 @@ from ferkit.inference import (
     Detection,
     EmotionTimeline,
     Face,
-    FaceTracker,
     Frame,
     ImageResult,
     Recognizer,
@@ -437,7 +437,7 @@ def test_a_failing_detector_thread_fails_the_analysis_without_outputs(checkpoint
 
 def test_detection_threads_default_to_one_for_cameras_and_unsafe_detectors(square_clip):
     reader = VideoReader(square_clip)
-    assert default_detect_threads(reader) == min(2, os.cpu_count() or 1)
+    assert default_detect_threads(reader) == min(2, os.cpu_count() or 1, torch.get_num_threads())
     reader.close()
     camera = _ListReader([])
     camera.is_camera = True
@@ -534,8 +534,9 @@ def test_stride_analyses_every_nth_frame_and_keeps_tracks(recognizer, two_face_c
 @pytest.mark.slow
 def test_real_single_face_video(recognizer, shared_data, tmp_path):
     video = shared_data / "videos" / "single_face.mp4"
-    summary = analyze_video(recognizer, VideoReader(video, stride=6), tmp_path, table_format="parquet",
-                            tracker=FaceTracker(smoothing=0.3))
+    smoothed = copy.copy(recognizer)
+    smoothed.options = recognizer.options.replace(smoothing=0.3)
+    summary = analyze_video(smoothed, VideoReader(video, stride=6), tmp_path, table_format="parquet")
     import pyarrow.parquet as pq
 
     rows = pq.read_table(tmp_path / "single_face_frames.parquet").to_pylist()

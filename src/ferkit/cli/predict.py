@@ -14,8 +14,8 @@ EXAMPLES = """examples:
   ferkit predict a.jpg b.png --out results/ --model runs/default/best.pt --detector haar
   ferkit predict photos/ --format parquet        # every photo and video under photos/, recursively
   ferkit predict clip.mp4 --stride 2 --smooth 0.3 # clip_frames.csv, clip_annotated.mp4, clip_emotions.png
-  ferkit predict photos/ --backend int8            # the shipped model's int8 copy: ~3x faster classifier
-  ferkit predict clip.mp4 --backend int8 --detect-side 320   # the fastest settings for video"""
+  ferkit predict photos/ --detect-side 640        # detection at 640 px: smaller faces, more slowly
+  ferkit predict clip.mp4 --detect-every 1 --backend torch   # detection on every frame, the float model"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

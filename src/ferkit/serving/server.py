@@ -66,13 +66,22 @@ def allowed_hosts(host: str, extra: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*LOOPBACK_HOSTS, host.strip("[]"), *extra]))
 
 
+def _service_options(args: argparse.Namespace):
+    """The recognition options of ``ferkit serve``: onnxruntime gets the threads per computation too."""
+    import torch
+
+    from ..cli.common import options
+    from ..inference.backends import AUTO, auto_backend
+
+    chosen = options(args)
+    backend = auto_backend(chosen.model, torch.device("cpu")) if chosen.backend == AUTO else chosen.backend
+    return chosen if backend == "torch" else chosen.replace(threads=computation_threads(args.threads, args.workers))
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """The ``ferkit serve`` subcommand."""
-    from ..cli.common import options
-
-    kwargs = {"options": options(args).replace(threads=computation_threads(args.threads, args.workers)),
-              "allowed_origins": tuple(args.allow_origin), "allowed_hosts": allowed_hosts(args.host, args.allow_host),
-              "max_jobs_bytes": args.jobs_max_mb * MB}
+    kwargs = {"options": _service_options(args), "allowed_origins": tuple(args.allow_origin),
+              "allowed_hosts": allowed_hosts(args.host, args.allow_host), "max_jobs_bytes": args.jobs_max_mb * MB}
     if args.jobs_dir:
         kwargs["jobs_dir"] = args.jobs_dir
     if args.workers:

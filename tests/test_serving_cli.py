@@ -93,3 +93,12 @@ def test_ferkit_serve_runs_a_real_server_and_stops_on_ctrl_c(tmp_path):
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "1 inference worker(s) x" in out
+
+
+def test_serve_gives_onnxruntime_the_threads_per_computation_but_not_torch():
+    from ferkit.serving.server import _service_options
+
+    torch_options = _service_options(_parser().parse_args(["serve", "--backend", "torch", "--threads", "1"]))
+    assert torch_options.threads is None and torch_options.recognizer().backend_name == "torch"
+    int8_options = _service_options(_parser().parse_args(["serve", "--backend", "int8", "--threads", "1"]))
+    assert int8_options.threads == 1 and int8_options.recognizer().backend_name == "int8"

@@ -75,7 +75,8 @@ def _service_options(args: argparse.Namespace):
 
     chosen = options(args)
     backend = auto_backend(chosen.model, torch.device("cpu")) if chosen.backend == AUTO else chosen.backend
-    return chosen if backend == "torch" else chosen.replace(threads=computation_threads(args.threads, args.workers))
+    threads = None if backend == "torch" else computation_threads(args.threads, args.workers)  # torch: set globally
+    return chosen.replace(threads=threads)
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -161,10 +161,10 @@ class YuNetDetector:
     def __call__(self, image: np.ndarray) -> list[Detection]:
         image = _check_image(image)
         height, width = image.shape[:2]
-        bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, ::-1]
-        small, scale = _shrink(np.ascontiguousarray(bgr), self.max_side)
+        small, scale = _shrink(image, self.max_side)  # shrink first: the colour swap then touches few pixels
+        bgr = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR if small.ndim == 2 else cv2.COLOR_RGB2BGR)
         found = []
-        for row in _yunet_rows(small).astype(np.float64):
+        for row in _yunet_rows(bgr).astype(np.float64):
             score = row[0] / 100.0
             box = _clip_box(*(row[1:5] / scale), width, height)
             if score < self.score_threshold or box is None or min(box[2], box[3]) < self.min_face:

@@ -435,6 +435,20 @@ def test_a_failing_detector_thread_fails_the_analysis_without_outputs(checkpoint
         next(track_video(rec, VideoReader(square_clip), detect_threads=0))
 
 
+def test_a_detector_failing_with_key_frames_stops_the_analysis_without_outputs(checkpoint, square_clip, tmp_path):
+    class FailingLater(_SlowThreadSafeDetector):
+        def __call__(self, rgb):
+            if len(self.calls) >= 2:  # the two key frames pass, the frames after the last one fail
+                raise RuntimeError("detector failed on purpose")
+            return super().__call__(rgb)
+
+    rec = Recognizer.from_checkpoint(checkpoint, detector=FailingLater([]))  # the default: key frames every 10
+    with pytest.raises(RuntimeError, match="on purpose"):
+        analyze_video(rec, square_clip, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []  # no table, video, plot or temporary file
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("ferkit-")]  # read/detect/encode ended
+
+
 def test_detection_threads_default_to_one_for_cameras_and_unsafe_detectors(square_clip):
     reader = VideoReader(square_clip)
     assert default_detect_threads(reader) == min(2, os.cpu_count() or 1, torch.get_num_threads())

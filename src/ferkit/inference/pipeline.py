@@ -174,7 +174,7 @@ def run_video(recognizer: Recognizer, reader: VideoReader, sinks: Sequence[Sink]
             stack.enter_context(sink)
         bar = stack.enter_context(tqdm(total=total, desc=Path(reader.info.source).name, unit="frame", leave=False,
                                        dynamic_ncols=True, disable=None if progress else True))
-        for frame, result in track_video(recognizer, reader):
+        for frame, result in stack.enter_context(contextlib.closing(track_video(recognizer, reader))):
             for sink in sinks:
                 sink.write(frame, result)
             summary.frames += 1

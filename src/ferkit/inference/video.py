@@ -316,9 +316,15 @@ def track_video(recognizer: Recognizer, reader: VideoReader, tracker: FaceTracke
     if threads < 1:
         raise ValueError(f"detect_threads must be 1 or more, got {detect_threads}")
     frames = iter(reader) if reader.is_camera else read_ahead(reader, size=4)
-    for segment in detect_segments(recognizer.detector, frames, every=every, threads=threads):
-        results = recognizer.recognize_frames([frame.rgb for frame, _ in segment], [d for _, d in segment])
-        for (frame, _), result in zip(segment, results):
-            result.path, result.frame, result.time_s = reader.info.source, frame.index, frame.time_s
-            tracker.update(result.faces)
-            yield frame, result
+    segments = detect_segments(recognizer.detector, frames, every=every, threads=threads)
+    try:
+        for segment in segments:
+            results = recognizer.recognize_frames([frame.rgb for frame, _ in segment], [d for _, d in segment])
+            for (frame, _), result in zip(segment, results):
+                result.path, result.frame, result.time_s = reader.info.source, frame.index, frame.time_s
+                tracker.update(result.faces)
+                yield frame, result
+    finally:  # stop the reading and detecting threads now, not when an error's traceback is collected
+        segments.close()
+        if hasattr(frames, "close"):
+            frames.close()

@@ -96,3 +96,23 @@ def test_a_cut_starts_a_key_frame_and_the_tail_is_detected():
 def test_detect_every_must_be_positive():
     with pytest.raises(ValueError, match="detect_every"):
         next(detect_segments(SquareDetector(), square_frames([1]), every=0))
+
+
+@pytest.mark.parametrize(("limit", "most"), [(10**9, 5 + 1), (1, 1)])
+def test_frames_held_are_bounded_and_fewer_past_the_byte_limit(monkeypatch, limit, most):
+    """With 2 key frames detected ahead, a segment of 5 frames and the key frame after it wait while the consumer
+    has one; past MAX_PENDING_BYTES only the next key frame does."""
+    monkeypatch.setattr("ferkit.inference.keyframes.MAX_PENDING_BYTES", limit)
+    frames = square_frames([20] * 60)
+    read = []
+
+    def source():
+        for frame in frames:
+            read.append(frame.index)
+            yield frame
+
+    handed = 0
+    for segment in detect_segments(SquareDetector(), source(), every=5, threads=2):
+        handed += len(segment)
+        assert len(read) - handed <= most
+    assert handed == len(frames)

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 DEFAULT_DETECT_EVERY = 10
 #: Mean absolute difference (gray levels) of consecutive thumbnails above which a frame starts a new shot.
 CUT_LEVEL = 20.0
+#: Frames waiting for the next key frame's faces are held to about this many bytes: past it, fewer key frames
+#: are detected ahead (never fewer than one), so 4K video keeps about one segment in memory, not three.
+MAX_PENDING_BYTES = 256 * 2**20
 _THUMB = (32, 18)
 
 
@@ -119,13 +122,14 @@ def detect_segments(detector: Detector, frames: Iterable[Frame], *, every: int =
     """``frames`` with their faces, in order, a key frame and the frames after it at a time (a generator).
 
     Key frames are detected up to ``threads`` key frames ahead on worker threads; the frames kept
-    waiting are at most about ``(threads + 1) * every``, so memory stays bounded.
+    waiting are at most about ``(threads + 1) * every`` (fewer past :data:`MAX_PENDING_BYTES`), so memory stays
+    bounded.
     """
     if every < 1:
         raise ValueError(f"detect_every must be 1 or more, got {every}")
     detect = _Detect(detector, threads)
     pending: deque[tuple[Frame, Future | None]] = deque()
-    keys, since, previous = 0, every, None
+    keys, since, previous, held = 0, every, None, 0
     try:
         for frame in frames:
             current = thumbnail(frame.rgb)
@@ -134,10 +138,11 @@ def detect_segments(detector: Detector, frames: Iterable[Frame], *, every: int =
                 keys, since = keys + 1, 0
             else:
                 pending.append((frame, None))
-            since, previous = since + 1, current
-            while keys > detect.ahead:
-                yield _segment(pending, detect)
-                keys -= 1
+            since, previous, held = since + 1, current, held + frame.rgb.nbytes
+            while keys > detect.ahead or (keys > 1 and held > MAX_PENDING_BYTES):
+                segment = _segment(pending, detect)
+                keys, held = keys - 1, held - sum(f.rgb.nbytes for f, _ in segment)
+                yield segment
         while pending:
             yield _segment(pending, detect)
     finally:

@@ -32,6 +32,7 @@ from ferkit.inference import (
     Frame,
     ImageResult,
     Recognizer,
+    TableSink,
     TableWriter,
     VideoInfo,
     VideoReader,
@@ -597,7 +598,7 @@ def test_webcam_without_display_is_a_clear_error(recognizer, monkeypatch):
         webcam_module.run_webcam(recognizer, 0)
 
 
-def test_webcam_loop_draws_frames_until_q(checkpoint, square_clip, monkeypatch):
+def test_webcam_loop_draws_frames_until_q(checkpoint, square_clip, monkeypatch, tmp_path):
     shown, keys = [], iter([-1, -1, ord("q")])
     cv2_module = webcam_module.cv2
     monkeypatch.setattr(webcam_module, "display_problem", lambda: None)
@@ -607,8 +608,11 @@ def test_webcam_loop_draws_frames_until_q(checkpoint, square_clip, monkeypatch):
     monkeypatch.setattr(cv2_module, "getWindowProperty", lambda *a: 1.0)
     monkeypatch.setattr(cv2_module, "destroyWindow", lambda *a: None)
     rec = Recognizer.from_checkpoint(checkpoint, detector=blob_detector())
-    assert webcam_module.run_webcam(rec, str(square_clip)) == 3  # a file stands in for the camera
+    log = TableSink(tmp_path / "log.csv", rec.labels)  # ferkit webcam --log
+    assert webcam_module.run_webcam(rec, str(square_clip), sinks=[log]) == 3  # a file stands in for the camera
     assert len(shown) == 3 and shown[0].shape == (72, 96, 3)
+    rows = _read_table(tmp_path / "log.csv", "csv")
+    assert list(rows[0]) == list(row_columns(LABELS)) and [int(r["frame"]) for r in rows] == [0, 1, 2]
     raw = next(iter(read_frames(square_clip)))
     assert (shown[0] != raw.rgb[:, :, ::-1]).any()  # a box and tag were drawn
 

@@ -7,7 +7,8 @@ docs/results/fer_comparison.md for how it was made); this script runs there as a
 (``--worker``, importing only fer, OpenCV and numpy) and compares, with ferkit's defaults here
 (``Options().recognizer()``: what ``ferkit predict`` runs):
 
-- the 14 photos: faces found against ``faces.csv`` and ms per photo (reading the file included);
+- the 14 photos: faces found against ``faces.csv`` and ms per photo (reading the file included; the fastest of
+  three passes, for each tool);
 - the shared videos and a longer one-face clip built from ``single_face.mp4``: frames/s end to end
   (ferkit's ``analyze_video``: decoding, detection, classification, tracking, the table, the annotated
   H.264 video and the plot written; fer's ``detect_emotions`` frame by frame, writing nothing), frames
@@ -36,6 +37,8 @@ import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 MARK = "FER-RESULT "
+#: Passes over the photos for each tool; the fastest counts.
+PHOTO_PASSES = 3
 
 
 def _frames(path: Path):
@@ -58,6 +61,18 @@ def _since(start) -> tuple[float, float]:
     return time.perf_counter() - start[0], time.process_time() - start[1]
 
 
+def best_pass(run, passes: int = PHOTO_PASSES):
+    """``run()``'s result and its (wall, CPU) seconds in the fastest of ``passes`` passes (one pass over 14 photos
+    is at the mercy of the machine's noise; both tools get the same treatment)."""
+    best = None
+    for _ in range(passes):
+        start = _clock()
+        result = run()
+        seconds = _since(start)
+        best = (result, seconds) if best is None or seconds[0] < best[1][0] else best
+    return best
+
+
 # ---------------------------------------------------------------- the worker, in fer's environment
 def worker(photos: list[str], videos: list[str], face_files: list[str]) -> dict:
     """Run fer on everything; return counts, times and predicted class indices (fer's order = FER2013's)."""
@@ -68,9 +83,8 @@ def worker(photos: list[str], videos: list[str], face_files: list[str]) -> dict:
     keras = FER(use_tflite=False)  # the Keras .hdf5 model it also ships
     out: dict = {"version": __version__}
     detector.detect_emotions(cv2.imread(photos[0]))  # warm-up
-    start = _clock()
-    out["photos"] = {Path(p).name: len(detector.detect_emotions(cv2.imread(p))) for p in photos}
-    out["photos_s"] = _since(start)
+    out["photos"], out["photos_s"] = best_pass(lambda: {Path(p).name: len(detector.detect_emotions(cv2.imread(p)))
+                                                        for p in photos})
     out["videos"] = {}
     for video in videos:
         start = _clock()
@@ -206,9 +220,7 @@ def compare(args: argparse.Namespace) -> None:
         full = Options(detect_every=1).recognizer()
         print(f"# ferkit default: {rec!r}, options {rec.options}")
         rec(photos[0])  # warm-up
-        start = _clock()
-        ours = {"photos": {p.name: len(rec(p).faces) for p in photos}}
-        ours["photos_s"] = _since(start)
+        ours = dict(zip(("photos", "photos_s"), best_pass(lambda: {p.name: len(rec(p).faces) for p in photos})))
         video_run(rec, videos[0], tmp / "warm-up")  # as fer's worker warms up: first-use imports (plot, encoder)
         runs = {v.name: (video_run(rec, v, tmp / "a"), video_run(full, v, tmp / "b")) for v in videos}
         torch_rec = Options(backend="torch").recognizer()

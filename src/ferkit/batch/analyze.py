@@ -20,12 +20,12 @@ import pyarrow as pa
 
 from ..errors import FerkitError
 from ..inference.options import Options
-from ..inference.pipeline import AnnotatedVideo, RowsSink, analyze_photo, annotated_path, run_video
+from ..inference.pipeline import AnnotatedVideo, RowsSink, analyze_photo, annotated_path, open_video, run_video
 from ..inference.recognizer import Recognizer
 from ..inference.rows import result_rows, row_columns
 from ..inference.sources import Source
 from ..inference.tables import arrow_schema
-from ..inference.video import VideoReader, photo_or_video
+from ..inference.video import photo_or_video
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _photo(rec: Recognizer, source: Source, settings: BatchSettings, media_dir: 
 
 
 def _video(rec: Recognizer, source: Source, settings: BatchSettings, media_dir: Path | None):
-    reader = VideoReader(source.path, stride=settings.options.stride)
+    reader = open_video(rec, source.path)  # the recognizer's options: the settings' stride
     sinks: list = [RowsSink(rec.labels, source.path)]
     if settings.annotate and media_dir is not None:
         info = reader.info

@@ -33,14 +33,14 @@ def _predict_one(rec, source, args: argparse.Namespace):
     from pathlib import Path
 
     from ..inference.pipeline import analyze_photo, analyze_video
-    from ..inference.video import VideoReader, photo_or_video
+    from ..inference.video import photo_or_video
 
     def photo():
         return analyze_photo(rec, source.path, None if args.no_draw else Path(args.out), source.name)
 
     def video():
-        reader = VideoReader(source.path, stride=rec.options.stride)  # a bad video fails here, before any file
-        return analyze_video(rec, reader, args.out, table_format=args.format, annotate=not args.no_draw,
+        # a bad video fails as analyze_video opens it, before any file is made
+        return analyze_video(rec, source.path, args.out, table_format=args.format, annotate=not args.no_draw,
                              name=source.name, progress=True)
 
     return {"photo": photo, "video": video}.get(source.kind, lambda: photo_or_video(source.path, photo, video))()

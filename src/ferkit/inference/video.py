@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import FerkitError
 from ..io import existing_file
 from .encoders import Encoder, open_encoder
+from .keyframes import DEFAULT_DETECT_EVERY, detect_segments
 from .results import ImageResult
 from .threads import read_ahead
 from .tracking import FaceTracker
@@ -288,8 +289,6 @@ def default_detect_threads(reader: VideoReader) -> int:
 def default_detect_every(reader: VideoReader) -> int:
     """Key-frame interval :func:`track_video` uses by default: :data:`~ferkit.inference.keyframes.DEFAULT_DETECT_EVERY`
     for a file, 1 for a camera (boxes between key frames need the next key frame, a delay a live view cannot take)."""
-    from .keyframes import DEFAULT_DETECT_EVERY
-
     return 1 if reader.is_camera else DEFAULT_DETECT_EVERY
 
 
@@ -307,8 +306,6 @@ def track_video(recognizer: Recognizer, reader: VideoReader, tracker: FaceTracke
     them as :mod:`~ferkit.inference.keyframes` explains; the faces of a key frame and the frames after it
     are classified in one batch.
     """
-    from .keyframes import detect_segments
-
     options = recognizer.options
     tracker = tracker or options.tracker()
     threads = default_detect_threads(reader) if detect_threads is None else int(detect_threads)

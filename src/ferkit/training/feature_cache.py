@@ -161,13 +161,17 @@ class HeadOnly(nn.Module):
             return self.model(features)
 
 
+def _device(body: nn.Module) -> torch.device:
+    param = next(body.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
 @torch.no_grad()
 def compute_features(body: nn.Module, images, preprocessing: Preprocessing, *, batch_size: int = 256,
                      bf16: bool = False, channels_last: bool = False, mirror: bool = False) -> torch.Tensor:
     """``body`` in eval mode on uint8 faces ``(N, H, W)``, on the body's device: ``(N, ...)``, or with ``mirror``
     ``(N, 2, ...)`` (each face, then its mirror), in the dtype the body gives under ``bf16`` autocast."""
-    param = next(body.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    device = _device(body)
     was_training = body.training
     body.eval()
     out = []
@@ -204,8 +208,7 @@ def cached_features(folder: Path, role: str, body: nn.Module, images, preprocess
                     mirror: bool = False) -> torch.Tensor:
     """:func:`compute_features`, read back from ``folder/<role>-<key>.pt`` when there, else computed and written
     there (replacing an older file of that role). Returned on the body's device."""
-    param = next(body.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    device = _device(body)
     settings = {"mirror": mirror, "bf16": bf16, "channels_last": channels_last, "device": device.type}
     key = feature_key(body, images, preprocessing, settings)
     path = Path(folder) / f"{role}-{key[:16]}.pt"

@@ -1,6 +1,10 @@
 """What each choice of the video pipeline costs and keeps: key-frame interval, detection size, runtime.
 
     python benchmarks/video_pipeline.py [--data ../shared/data] [--every 1 3 5 10] [--side 320 480 640]
+    python benchmarks/video_pipeline.py --presets ultrafast superfast veryfast
+
+The second form times the annotated video's H.264 encoder alone on the shared clips' frames for each x264
+preset (fastest of 3 passes) and prints seconds and file sizes.
 
 Runs ``analyze_video`` end to end (decode, detect, classify, track; table, annotated H.264 video and
 plot written) on a one-face clip built from ``single_face.mp4`` (forward and back, ``--repeats`` times)
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -36,6 +41,29 @@ def alternating_clip(data: Path, folder: Path, repeats: int) -> Path:
     return path
 
 
+def encoder_presets(data: Path, presets: list[str], folder: Path) -> None:
+    """Seconds (fastest of 3 passes) and KiB of each x264 preset encoding each shared clip's frames."""
+    from ferkit.inference import VideoReader
+    from ferkit.inference.encoders import H264Encoder
+
+    print("| clip | preset | seconds | frames/s | KiB |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for clip in sorted((data / "videos").glob("*.mp4")):
+        frames = [frame.rgb for frame in VideoReader(clip)]
+        size, path = (frames[0].shape[1], frames[0].shape[0]), folder / "encoded.mp4"
+        for preset in presets:
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                encoder = H264Encoder(str(path), 30, size, preset=preset)
+                for rgb in frames:
+                    encoder.write(rgb)
+                encoder.close()
+                best = min(best, time.perf_counter() - start)
+            print(f"| {clip.name} ({len(frames)} frames, {size[0]}x{size[1]}) | {preset} | {best:.3f} | "
+                  f"{len(frames) / best:.0f} | {path.stat().st_size // 1024} |", flush=True)
+
+
 def main() -> None:
     from ferkit.inference import Options
 
@@ -45,9 +73,12 @@ def main() -> None:
     parser.add_argument("--side", type=int, nargs="+", default=[320, 480, 640])
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--presets", nargs="+", help="time the H.264 encoder's presets instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
+        if args.presets:
+            return encoder_presets(args.data, args.presets, tmp)
         clips = [long_clip(args.data / "videos" / "single_face.mp4", tmp, args.repeats),
                  alternating_clip(args.data, tmp, 3)]
         print("| clip | detect every | side px | frames/s | same labels | same face counts |")

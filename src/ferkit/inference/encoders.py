@@ -42,12 +42,17 @@ def h264_available() -> bool:
     return True
 
 
+# ultrafast: 1.5-1.7x superfast's speed for files 1.25-1.55x the size; the encoder was a fixed cost that kept
+# short videos from 5x fer (`python benchmarks/video_pipeline.py --presets`, docs/results.md)
+H264_PRESET = "ultrafast"
+
+
 class H264Encoder:
     """H.264 (yuv420p, ``+faststart`` so playback starts before the whole file arrives) through PyAV."""
 
     codec = "h264"
 
-    def __init__(self, path: str, fps: float, size: tuple[int, int]) -> None:
+    def __init__(self, path: str, fps: float, size: tuple[int, int], preset: str = H264_PRESET) -> None:
         import av
 
         self._av = av
@@ -56,9 +61,8 @@ class H264Encoder:
         # yuv420p needs even sides: odd ones get a one-pixel edge copied in
         self._stream.width, self._stream.height = size[0] + size[0] % 2, size[1] + size[1] % 2
         self._stream.pix_fmt = "yuv420p"
-        # superfast + zerolatency: about 1.7x veryfast's speed for files about 3x the size (0.75 Mbit/s at 640x360,
-        # 30 frames/s); no frames held back, so closing a short video costs nothing (benchmarks/video_pipeline.py)
-        self._stream.options = {"preset": "superfast", "tune": "zerolatency", "crf": "23"}
+        # zerolatency: no frames held back, so closing a short video costs nothing
+        self._stream.options = {"preset": preset, "tune": "zerolatency", "crf": "23"}
 
     def write(self, rgb: np.ndarray) -> None:
         pad = ((0, self._stream.height - rgb.shape[0]), (0, self._stream.width - rgb.shape[1]), (0, 0))

@@ -133,11 +133,8 @@ class EmotionTimeline:
 
     def save(self, path: str | os.PathLike, *, title: str = "", max_tracks: int = 6) -> Path:
         """Plot the ``max_tracks`` most-seen tracks, one panel each (stacked probabilities over time); atomic."""
-        from matplotlib.figure import Figure  # a bare Figure: no pyplot, no backend switch
-
         shown = [t for t in self.stats() if self._series[t.track].times is not None][:max_tracks]
-        fig = Figure(figsize=(9, 1.2 + 1.8 * max(1, len(shown))), layout="constrained")
-        axes = fig.subplots(max(1, len(shown)), 1, sharex=True, squeeze=False)[:, 0]
+        fig, axes = _panels(len(shown), title)
         colours = [np.array(label_colour(label)) / 255.0 for label in self.labels]
         for ax, track in zip(axes, shown):
             times, probs = self._series[track.track].points()
@@ -156,7 +153,26 @@ class EmotionTimeline:
             axes[0].legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
                            frameon=False)
         axes[-1].set_xlabel("time (s)")
-        if title:
-            fig.suptitle(title, fontsize=10)
         atomic_savefig(fig, path, dpi=100)
         return Path(path)
+
+
+# The plot's margins in inches, fixed rather than found by a layout engine (which doubled the time a short
+# video's plot took): room for the y label, the legend on the right, the titles and the x label.
+_WIDTH, _PANEL, _GAP = 9.0, 1.8, 0.45
+_LEFT, _RIGHT, _TOP, _BOTTOM = 0.75, 1.35, 0.6, 0.5
+
+
+def _panels(n: int, title: str):
+    """A bare figure (no pyplot, no backend switch) with ``n`` panels (at least one) stacked over a shared time axis."""
+    from matplotlib.figure import Figure
+
+    n = max(1, n)
+    height = _TOP + _BOTTOM + n * _PANEL + (n - 1) * _GAP
+    fig = Figure(figsize=(_WIDTH, height))
+    fig.subplots_adjust(left=_LEFT / _WIDTH, right=1 - _RIGHT / _WIDTH, top=1 - _TOP / height,
+                        bottom=_BOTTOM / height, hspace=_GAP / _PANEL)
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
+    if title:
+        fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
+    return fig, axes

@@ -1,4 +1,4 @@
-"""Emotion over time per tracked face: collected frame by frame in bounded memory, drawn as a PNG (Agg)."""
+"""Emotion over time per tracked face: collected frame by frame in bounded memory, drawn as a PNG."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_savefig
 from .draw import label_colour
+from .images import save_rgb
 from .results import ImageResult
+from .timeline_plot import Panel, render_timeline
 
 
 @dataclass(slots=True)
@@ -133,46 +134,12 @@ class EmotionTimeline:
 
     def save(self, path: str | os.PathLike, *, title: str = "", max_tracks: int = 6) -> Path:
         """Plot the ``max_tracks`` most-seen tracks, one panel each (stacked probabilities over time); atomic."""
-        shown = [t for t in self.stats() if self._series[t.track].times is not None][:max_tracks]
-        fig, axes = _panels(len(shown), title)
-        colours = [np.array(label_colour(label)) / 255.0 for label in self.labels]
-        for ax, track in zip(axes, shown):
+        panels = []
+        for track in [t for t in self.stats() if self._series[t.track].times is not None][:max_tracks]:
             times, probs = self._series[track.track].points()
             if len(times) == 1:  # a single sighting: draw it as a thin bar
                 times, probs = np.array([times[0] - 0.02, times[0] + 0.02]), np.repeat(probs, 2, axis=0)
-            ax.stackplot(times, probs.T, colors=colours, labels=self.labels)
             name = "untracked faces" if track.track < 0 else f"track {track.track}"
-            ax.set_title(f"{name}: {track.frames} frame(s), mostly {track.label}", fontsize=9, loc="left")
-            ax.set_ylim(0, 1)
-            ax.set_ylabel("probability")
-        if not shown:
-            axes[0].text(0.5, 0.5, "no faces found", ha="center", va="center", transform=axes[0].transAxes)
-            axes[0].set_yticks([])
-        else:
-            handles, names = axes[0].get_legend_handles_labels()  # listed top to bottom, as stacked
-            axes[0].legend(handles[::-1], names[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
-                           frameon=False)
-        axes[-1].set_xlabel("time (s)")
-        atomic_savefig(fig, path, dpi=100)
-        return Path(path)
-
-
-# The plot's margins in inches, fixed rather than found by a layout engine (which doubled the time a short
-# video's plot took): room for the y label, the legend on the right, the titles and the x label.
-_WIDTH, _PANEL, _GAP = 9.0, 1.8, 0.45
-_LEFT, _RIGHT, _TOP, _BOTTOM = 0.75, 1.35, 0.6, 0.5
-
-
-def _panels(n: int, title: str):
-    """A bare figure (no pyplot, no backend switch) with ``n`` panels (at least one) stacked over a shared time axis."""
-    from matplotlib.figure import Figure
-
-    n = max(1, n)
-    height = _TOP + _BOTTOM + n * _PANEL + (n - 1) * _GAP
-    fig = Figure(figsize=(_WIDTH, height))
-    fig.subplots_adjust(left=_LEFT / _WIDTH, right=1 - _RIGHT / _WIDTH, top=1 - _TOP / height,
-                        bottom=_BOTTOM / height, hspace=_GAP / _PANEL)
-    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
-    if title:
-        fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
-    return fig, axes
+            panels.append(Panel(f"{name}: {track.frames} frame(s), mostly {track.label}", times, probs))
+        colours = [label_colour(label) for label in self.labels]
+        return save_rgb(path, render_timeline(panels, self.labels, colours, title), compress_level=1)

@@ -138,3 +138,16 @@ def test_load_rejects_weights_that_do_not_fit(tmp_path):
     torch.save(payload, path)
     with pytest.raises(FerkitError, match="do not fit"):
         load_model(path)
+
+
+def test_a_narrow_ferkit_cnn_is_rebuilt_from_its_checkpoint(tmp_path):
+    args = {"widths": [16, 32, 64, 128], "hidden": 128}
+    narrow, default = create_model("ferkit_cnn", **args).eval(), create_model("ferkit_cnn")
+    assert 3.5 < sum(p.numel() for p in default.parameters()) / sum(p.numel() for p in narrow.parameters()) < 4.5
+    info = ModelInfo(name="ferkit_cnn", labels=tuple("abcdefg"), preprocessing=Preprocessing(size=48), args=args)
+    loaded, loaded_info = load_model(save_model(tmp_path / "narrow.pt", narrow, info))
+    x = torch.rand(2, 1, 48, 48)
+    assert loaded_info.args == args
+    assert [m.out_channels for m in loaded.modules() if isinstance(m, nn.Conv2d)][::2] == args["widths"]
+    with torch.no_grad():
+        assert torch.equal(loaded(x), narrow(x))

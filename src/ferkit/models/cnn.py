@@ -59,11 +59,14 @@ class ConvNet(nn.Module):
 
 
 @register_model()
-def ferkit_cnn(num_classes: int = 7, in_channels: int = 1, input_size: int = 48, dropout: float = 0.4) -> ConvNet:
-    """ferkit's default: 4 blocks (32-64-128-256) of two conv-BN-ReLU, global-average pool, dense 256."""
+def ferkit_cnn(num_classes: int = 7, in_channels: int = 1, input_size: int = 48, dropout: float = 0.4,
+               widths: Sequence[int] = (32, 64, 128, 256), hidden: int = 256) -> ConvNet:
+    """ferkit's default: 4 blocks (32-64-128-256) of two conv-BN-ReLU, global-average pool, dense 256.
+
+    ``widths`` and ``hidden`` size a student (e.g. 16-32-64-128 and 128: a quarter of the multiply-adds)."""
     return ConvNet(
         num_classes=num_classes, in_channels=in_channels, input_size=input_size,
-        widths=(32, 64, 128, 256), head=(256,), dropout=dropout, global_pool=True,
+        widths=tuple(widths), head=(hidden,), dropout=dropout, global_pool=True,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -63,6 +64,10 @@ def test_parity_with_sklearn(case):
     np.testing.assert_array_equal(s, ss)
     expected_macro = sk.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
     assert metrics.macro_f1(y_true, y_pred, C) == pytest.approx(expected_macro, abs=1e-12)
+    with warnings.catch_warnings():  # sklearn warns about predicted classes absent from y_true, and skips them
+        warnings.simplefilter("ignore")
+        expected_balanced = sk.balanced_accuracy_score(y_true, y_pred)
+    assert metrics.balanced_accuracy(y_true, y_pred) == pytest.approx(expected_balanced, abs=1e-12)
 
 
 def test_edge_cases_are_what_they_claim():

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from ..errors import FerkitError
 from . import (
+    balance,
     batch,
     cae_protocol,
     evaluate,
@@ -29,8 +30,8 @@ from . import (
 log = logging.getLogger("ferkit")
 
 #: Each: NAME, HELP, EXAMPLES, add_arguments(parser), run(args); in `ferkit --help` order.
-COMMANDS = (train, queue, publish, teachers, two_stage, cae_protocol, evaluate, lr_find, models, export, predict,
-            explain, webcam, serve, batch)
+COMMANDS = (train, queue, publish, teachers, two_stage, cae_protocol, evaluate, balance, lr_find, models, export,
+            predict, explain, webcam, serve, batch)
 
 
 def _parser() -> argparse.ArgumentParser:

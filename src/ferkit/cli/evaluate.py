@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default="", help="cache parsed CSVs here")
 
 
-def _evaluation_data(args: argparse.Namespace, info):
+def evaluation_data(args: argparse.Namespace, info):
     """The faces to evaluate: a named Usage split, the checkpoint's own train/val/test split, or all."""
     from dataclasses import replace
     from pathlib import Path
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         output_folder(args.out, "--out folder")
     loaded = [_load_for_evaluation(path) for path in paths]
     model, info, what = loaded[0]
-    data, where = _evaluation_data(args, info)
+    data, where = evaluation_data(args, info)
     if len(loaded) == 1:
         reports = evaluate_with_tta(model, info, data) if args.tta else {"plain": evaluate_model(model, info, data)}
         title = info.name

@@ -6,6 +6,7 @@ from .gradcam import CamResult, grad_cam, plot_gradcam
 from .metrics import (
     McNemarResult,
     accuracy,
+    balanced_accuracy,
     bootstrap_accuracy_ci,
     confusion_matrix,
     expected_calibration_error,
@@ -29,6 +30,7 @@ __all__ = [
     "McNemarResult",
     "RoundsResult",
     "accuracy",
+    "balanced_accuracy",
     "bootstrap_accuracy_ci",
     "confusion_matrix",
     "count_parameters",

@@ -83,6 +83,13 @@ def macro_f1(y_true, y_pred, num_classes: int | None = None) -> float:
     return float(np.mean(per_class_precision_recall_f1(y_true, y_pred, num_classes)[2]))
 
 
+def balanced_accuracy(y_true, y_pred) -> float:
+    """Unweighted mean of the per-class recalls over the classes present in ``y_true``."""
+    t, p = label_arrays(y_true, y_pred)
+    present = np.unique(t)
+    return float(np.mean([np.mean(p[t == c] == c) for c in present]))
+
+
 def bootstrap_accuracy_ci(
     y_true, y_pred, n: int = 1000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:

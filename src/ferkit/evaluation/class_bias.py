@@ -1,13 +1,16 @@
 """Per-class logit offsets chosen on a validation split: attention to the rare classes without retraining.
 
 Adding ``bias[c]`` to class c's logit moves the decisions toward class c. :func:`fit_class_bias` picks the
-offsets that maximise :func:`bias_objective` (the mean of accuracy and balanced accuracy, so that the
-rare classes count without giving up accuracy) on a validation split, by coordinate ascent over a grid;
+offsets that maximise an objective (by default :func:`accuracy_and_balance`, the mean of accuracy and balanced
+accuracy, so that the rare classes count without giving up accuracy) on a validation split, by coordinate
+ascent over a grid;
 :func:`fold_class_bias` adds them to the model's last layer, so torch, ONNX, int8 and TTA run them as
 part of the model. Choose them on PublicTest, never on the split you report.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,15 +23,21 @@ GRID = np.linspace(-2.0, 2.0, 41)  # offsets tried per class, in logit units (st
 ROUNDS = 4  # passes over the classes
 
 
-def bias_objective(log_probs: np.ndarray, labels: np.ndarray, bias: np.ndarray) -> float:
-    """The mean of accuracy and balanced accuracy of ``argmax(log_probs + bias)`` against ``labels``."""
-    predicted = np.argmax(np.asarray(log_probs) + np.asarray(bias), axis=1)
+def accuracy_and_balance(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """The mean of accuracy and balanced accuracy: the default objective of :func:`fit_class_bias`."""
     return (accuracy(labels, predicted) + balanced_accuracy(labels, predicted)) / 2
 
 
-def fit_class_bias(log_probs: np.ndarray, labels: np.ndarray, *, grid: np.ndarray = GRID,
-                   rounds: int = ROUNDS) -> np.ndarray:
-    """Offsets (one per column of ``log_probs``, mean 0) maximising :func:`bias_objective`.
+def bias_objective(log_probs: np.ndarray, labels: np.ndarray, bias: np.ndarray,
+                   objective: Callable[[np.ndarray, np.ndarray], float] = accuracy_and_balance) -> float:
+    """``objective(labels, predicted)`` for the predictions ``argmax(log_probs + bias)``."""
+    return objective(labels, np.argmax(np.asarray(log_probs) + np.asarray(bias), axis=1))
+
+
+def fit_class_bias(log_probs: np.ndarray, labels: np.ndarray, *,
+                   objective: Callable[[np.ndarray, np.ndarray], float] = accuracy_and_balance,
+                   grid: np.ndarray = GRID, rounds: int = ROUNDS) -> np.ndarray:
+    """Offsets (one per column of ``log_probs``, mean 0) maximising ``objective(labels, predicted)``.
 
     Each round sets each class's offset in turn to the grid value that scores best with the others held
     (ties: the value nearest the current one); zero offsets are the start, so the result never scores below
@@ -38,13 +47,13 @@ def fit_class_bias(log_probs: np.ndarray, labels: np.ndarray, *, grid: np.ndarra
     if log_probs.ndim != 2 or len(log_probs) != len(labels) or len(labels) == 0:
         raise ValueError(f"expected (N, C) log-probabilities and N labels, got {log_probs.shape} and {labels.shape}")
     bias = np.zeros(log_probs.shape[1])
-    best = bias_objective(log_probs, labels, bias)
+    best = bias_objective(log_probs, labels, bias, objective)
     for _ in range(rounds):
         for c in range(len(bias)):
             for value in sorted(grid, key=lambda v, current=bias[c]: abs(v - current)):
                 trial = bias.copy()
                 trial[c] = value
-                score = bias_objective(log_probs, labels, trial)
+                score = bias_objective(log_probs, labels, trial, objective)
                 if score > best + 1e-12:
                     bias, best = trial, score
     return bias - bias.mean()

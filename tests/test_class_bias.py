@@ -94,6 +94,8 @@ def test_ferkit_balance_writes_a_checkpoint_with_the_offsets_folded_in(checkpoin
     expected = np.exp(expected) / np.exp(expected).sum(1, keepdims=True)
     np.testing.assert_allclose(predict_proba(balanced, faces, info.preprocessing), expected, atol=2e-3)
     assert out.stat().st_size < path.stat().st_size * 1.2  # fp16 in, fp16 out
+    assert main(["balance", str(out), "--data", str(csv_path), "--out", str(tmp_path / "twice.pt")]) == 2
+    assert "already carries offsets" in capsys.readouterr().err and not (tmp_path / "twice.pt").exists()
 
 
 def test_ferkit_balance_refuses_privatetest_and_overwriting_its_input(checkpoint, tmp_path, capsys):

@@ -10,7 +10,7 @@ log = logging.getLogger("ferkit")
 NAME = "balance"
 HELP = "Give the rare classes their due: per-class logit offsets chosen on PublicTest, folded into a new checkpoint."
 EXAMPLES = """examples:
-  ferkit balance src/ferkit/weights/default.pt --data ../shared/data/fer2013/fer2013.csv.gz --out default-bal.pt
+  ferkit balance checkpoints/default_v2.pt --data ../shared/data/fer2013/fer2013.csv.gz --out default-v2.1.pt
   ferkit balance runs/students/student/best.pt --data fer2013.csv.gz --split PublicTest --out student-bal.pt
 
 The offsets maximise the mean of accuracy and balanced accuracy (mean per-class recall) on --split; PrivateTest
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from ..errors import FerkitError
     from ..evaluation.class_bias import fit_class_bias, fold_class_bias
     from ..evaluation.predict import labels_in_model_order, predict_proba
     from ..models import load_model, save_model
@@ -55,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
 
     _check_arguments(args)
     model, info = load_model(args.checkpoint)
+    if "class_bias" in info.metrics:
+        chosen_on = info.metrics["class_bias"].get("chosen_on", "another split")
+        raise FerkitError(f"{args.checkpoint} already carries offsets chosen on {chosen_on}; balance the checkpoint "
+                          "they were added to")
     data, where = evaluation_data(args, info)
     labels = labels_in_model_order(info, data)
     log_probs = np.log(predict_proba(model, data.images, info.preprocessing) + 1e-12)

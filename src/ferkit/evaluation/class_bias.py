@@ -3,9 +3,8 @@
 Adding ``bias[c]`` to class c's logit moves the decisions toward class c. :func:`fit_class_bias` picks the
 offsets that maximise an objective (by default :func:`accuracy_and_balance`, the mean of accuracy and balanced
 accuracy, so that the rare classes count without giving up accuracy) on a validation split, by coordinate
-ascent over a grid;
-:func:`fold_class_bias` adds them to the model's last layer, so torch, ONNX, int8 and TTA run them as
-part of the model. Choose them on PublicTest, never on the split you report.
+ascent over a grid; :func:`fold_class_bias` adds them to the model's last layer, so torch, ONNX, int8 and TTA
+run them as part of the model. Choose them on PublicTest, never on the split you report.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def read_image(path: str | os.PathLike, convert: Callable[[Image.Image], np.ndar
             if before_load is not None:  # e.g. a size check that must run before decoding
                 before_load(im, path)
             im.load()
-            im = ImageOps.exif_transpose(im) or im
+            ImageOps.exif_transpose(im, in_place=True)  # a file just opened: no copy needed
             array = convert(im)
     except UnidentifiedImageError:
         raise FerkitError(f"{path}: not an image file (unknown format, or its header is truncated)") from None

@@ -45,17 +45,17 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
 
     from ..errors import FerkitError
     from ..evaluation.class_bias import fit_class_bias, fold_class_bias
     from ..evaluation.predict import labels_in_model_order, predict_proba
-    from ..models import load_model, save_model
-    from ..models.checkpoint import read_checkpoint
+    from ..models import save_model
+    from ..models.checkpoint import model_from_payload, read_checkpoint, stored_in_half
     from .evaluate import evaluation_data
 
     _check_arguments(args)
-    model, info = load_model(args.checkpoint)
+    payload = read_checkpoint(args.checkpoint)
+    model, info = model_from_payload(payload, args.checkpoint)
     if "class_bias" in info.metrics:
         chosen_on = info.metrics["class_bias"].get("chosen_on", "another split")
         raise FerkitError(f"{args.checkpoint} already carries offsets chosen on {chosen_on}; balance the checkpoint "
@@ -68,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
     fold_class_bias(model, bias, (info.preprocessing.channels, size, size))
     info.metrics["class_bias"] = {"offsets": dict(zip(info.labels, np.round(bias, 4).tolist())), "chosen_on": where,
                                   "objective": "mean of accuracy and balanced accuracy"}
-    half = any(t.dtype == torch.float16 for t in read_checkpoint(args.checkpoint)["state_dict"].values())
-    save_model(args.out, model, info, half=half)
+    save_model(args.out, model, info, half=stored_in_half(payload))
     print(f"{args.checkpoint} on {len(data)} faces of {where}:")  # noqa: T201
     print(_summary(log_probs, labels, bias, info.labels))  # noqa: T201
     log.info("wrote %s", args.out)

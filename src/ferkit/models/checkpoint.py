@@ -99,7 +99,16 @@ def _is_legacy_pickle(path: Path) -> bool:
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, ModelInfo]:
     """Rebuild the model stored at ``path`` (fp32, eval mode) and return it with its :class:`ModelInfo`."""
-    payload = read_checkpoint(path)
+    return model_from_payload(read_checkpoint(path), path)
+
+
+def stored_in_half(payload: dict) -> bool:
+    """Whether a checkpoint dictionary holds its weights in fp16."""
+    return any(t.dtype == torch.float16 for t in payload["state_dict"].values())
+
+
+def model_from_payload(payload: dict, path: str | os.PathLike) -> tuple[nn.Module, ModelInfo]:
+    """The model and :class:`ModelInfo` of a checkpoint dictionary read from ``path`` (named in errors)."""
     info = ModelInfo(
         name=payload["model"],
         args=dict(payload.get("model_args", {})),

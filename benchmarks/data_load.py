@@ -6,7 +6,6 @@ The cache goes to a temporary folder that is removed afterwards; the file is par
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import tempfile
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ferkit.data.fer2013 import read_fer2013
+from ferkit.io import file_sha256
 
 DEFAULT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
 PARSE_GOAL_S, LOAD_GOAL_S = 30.0, 2.0
@@ -24,13 +24,6 @@ def _timed(fn):
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
-
-
-def _sha256(path: Path) -> None:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            h.update(block)
 
 
 def main(argv: list[str]) -> int:
@@ -44,7 +37,7 @@ def main(argv: list[str]) -> int:
         # first read: hash + parse + cache write (the reader's cold path)
         data, t_cold = _timed(lambda: read_fer2013(path, cache_dir=cache))
         # the pieces of the cold path that are not parsing, timed on their own
-        _, t_hash = _timed(lambda: _sha256(path))
+        _, t_hash = _timed(lambda: file_sha256(path))
         arrays = {name: getattr(data, name) for name in ("images", "labels", "splits", "sources")}
         _, t_write = _timed(lambda: np.savez(Path(tmp) / "write-probe.npz", **arrays))
         t_parse = max(t_cold - t_hash - t_write, 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -74,6 +75,15 @@ def output_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise FerkitError(f"{what} {path} is not writable")
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file's bytes, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def user_cache_dir(*parts: str) -> Path:

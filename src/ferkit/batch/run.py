@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.resources
 import logging
 import os
@@ -15,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..inference.sources import Source, expand_inputs
+from ..io import file_sha256
 from .analyze import BatchSettings, InputResult, face_schema
 from .engine_local import run_local
 from .engine_ray import run_ray
@@ -56,23 +56,15 @@ class BatchSummary:
         return text
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 #: The face table's layout; a folder written with another one is refused (its parts could not be read together).
 ROWS_VERSION = 2
 
 
 def _model_sha256(model: str | None) -> str:
     if model is not None:
-        return _sha256(Path(model))
+        return file_sha256(model)
     with importlib.resources.as_file(importlib.resources.files("ferkit") / "weights" / "default.pt") as path:
-        return _sha256(path)
+        return file_sha256(path)
 
 
 class _PartBuffer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import warnings
 import zlib
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FerkitError
-from ..io import atomic_open, existing_file
+from ..io import atomic_open, existing_file, file_sha256
 from ..labels import EMOTIONS
 from .dataset import FaceData
 
@@ -98,14 +97,6 @@ def _parse(path: Path, text: str) -> FaceData:
     )
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_fer2013(path: str | Path, *, cache_dir: str | Path | None = None) -> FaceData:
     """Read the FER2013 CSV (plain or gzip) into one :class:`FaceData` with a ``splits`` column.
 
@@ -116,7 +107,7 @@ def read_fer2013(path: str | Path, *, cache_dir: str | Path | None = None) -> Fa
     path = existing_file(path, "FER2013 CSV")
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"fer2013-v{CACHE_VERSION}-{_digest(path)[:20]}.npz"
+        cache = Path(cache_dir) / f"fer2013-v{CACHE_VERSION}-{file_sha256(path)[:20]}.npz"
         if cache.exists():
             try:
                 with np.load(cache, allow_pickle=False) as z:

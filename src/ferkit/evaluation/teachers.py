@@ -19,7 +19,7 @@ import numpy as np
 
 from ..data.dataset import FaceData
 from ..errors import FerkitError
-from ..io import atomic_open
+from ..io import atomic_open, file_sha256
 from ..models import load_model
 from .ensemble import label_order
 from .predict import predict_proba
@@ -27,10 +27,6 @@ from .predict import predict_proba
 log = logging.getLogger(__name__)
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def faces_sha256(faces: np.ndarray) -> str:

@@ -13,7 +13,6 @@ as trained, with its test reconstruction error: its starting point is then the s
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import shutil
@@ -25,7 +24,7 @@ from ..data.sources import load_splits
 from ..errors import FerkitError
 from ..evaluation import evaluate_model, size_on_disk_mb
 from ..evaluation.model_size import count_parameters
-from ..io import atomic_open, atomic_write_text, existing_file
+from ..io import atomic_open, atomic_write_text, existing_file, file_sha256
 from ..machine import describe as describe_machine
 from ..models import load_model, read_checkpoint
 from ..models.export import export_checkpoint
@@ -48,7 +47,7 @@ def publish_run(run: Path, command: str, *, name: str | None = None, note: str =
               "machine": describe_machine(), "command": command}
     if target.parent != repo / "checkpoints":
         record.update({"weights_committed": False, "weights_path": str(target.resolve()),
-                       "weights_sha256": hashlib.sha256(target.read_bytes()).hexdigest()})
+                       "weights_sha256": file_sha256(target)})
     if not reconstruct:
         record.update(_fp16_scores(model, info, target, data))
     record["note"] = note

@@ -8,6 +8,11 @@ expected, extra faces, false faces on the photos that have none; on the videos: 
 ``single_face.mp4`` with exactly one face, and false faces on ``no_face.mp4``; then the CPU
 milliseconds per photo (process time, so other jobs on the machine do not inflate it) and the
 wall milliseconds. Photos that got a wrong count are listed last.
+
+    python benchmarks/detection.py --shrink [--data ../shared/data]
+
+compares, at the default detection size, the shrink before YuNet (``detectors._resize_down``) with OpenCV's area
+filter on every photo and video frame: milliseconds per image (fastest of 5), face counts, largest box shift.
 """
 
 from __future__ import annotations
@@ -77,9 +82,53 @@ def evaluate(name: str, opts: dict, photos: list[tuple[Path, int, np.ndarray]], 
     }
 
 
+def _fastest_ms(run, *args, repeat: int = 5):
+    """``run(*args)`` and its fastest time in milliseconds over ``repeat`` calls."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = run(*args)
+        best = min(best, time.perf_counter() - start)
+    return out, best * 1000
+
+
+def _faces(small: np.ndarray, scale: float) -> list[np.ndarray]:
+    """YuNet's boxes (x, y, w, h in the full image) above the default threshold."""
+    from ferkit.inference.detectors import _yunet_rows
+
+    rows = _yunet_rows(np.ascontiguousarray(small[:, :, ::-1]))
+    return [row[1:5] / scale for row in rows.astype(float) if row[0] >= 60]
+
+
+def _compare_shrinks(rgb: np.ndarray) -> tuple[float, float, bool, float]:
+    """(area ms, ferkit's ms, same face count, largest box shift) for one image at the default detection size."""
+    from ferkit.inference.detectors import MIN_SCALE, _resize_down
+    from ferkit.inference.options import DEFAULT_DETECT_SIDE
+
+    h, w = rgb.shape[:2]
+    scale = max(DEFAULT_DETECT_SIDE / max(h, w), MIN_SCALE)
+    size = (round(w * scale), round(h * scale))
+    area, area_ms = _fastest_ms(cv2.resize, rgb, size, None, 0, 0, cv2.INTER_AREA)
+    ours, ours_ms = _fastest_ms(_resize_down, rgb, size)
+    a, b = _faces(area, scale), _faces(ours, scale)
+    shift = max((min(np.abs(box - other).max() for other in b) for box in a if b), default=0.0)
+    return area_ms, ours_ms, len(a) == len(b), shift
+
+
+def shrink_comparison(images: dict[str, list[np.ndarray]]) -> None:
+    """Print the area filter against ``_resize_down`` before YuNet, per group of images."""
+    print("| images | area filter ms | ferkit's shrink ms | same face counts | largest box shift (px) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for group, frames in images.items():
+        area_ms, ours_ms, same, shift = np.array([_compare_shrinks(rgb) for rgb in frames]).T
+        print(f"| {group} ({len(frames)}) | {area_ms.mean():.2f} | {ours_ms.mean():.2f} | {same.mean():.1%} | "
+              f"{shift.max():.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding photos/ and videos/")
+    parser.add_argument("--shrink", action="store_true", help="compare the shrink before detection instead")
     args = parser.parse_args()
     folder = args.data / "photos"
     with open(folder / "faces.csv", newline="") as handle:
@@ -87,6 +136,10 @@ def main() -> None:
     photos = [(folder / r["file"], int(r["faces_approx"]), load_rgb(folder / r["file"])) for r in rows]
     one = read_frames(args.data / "videos" / "single_face.mp4")
     none = read_frames(args.data / "videos" / "no_face.mp4")
+    if args.shrink:
+        shrink_comparison({"photos": [p[2] for p in photos], "single_face.mp4 frames": one,
+                           "no_face.mp4 frames": none})
+        return
     print(f"{len(photos)} photos, {sum(p[1] for p in photos)} faces by eye; single_face.mp4 {len(one)} frames, "
           f"no_face.mp4 {len(none)} frames")
     results = [evaluate(name, opts, photos, one, none) for name, opts in CANDIDATES]

@@ -210,3 +210,29 @@ def test_crops_from_the_covered_region_equal_crops_from_the_whole_image(align):
     assert (x1 - x0) * (y1 - y0) < rgb.shape[0] * rgb.shape[1] or (x0, y0) == (0, 0)
     # a small face, a small region: the 10 px square and 4 px on each side to turn it
     assert covering_region([(60, 40, 10, 10)], rgb.shape[:2]) == (56, 36, 74, 54)
+
+
+@pytest.mark.parametrize("shape, size", [((713, 1024, 3), (320, 223)), ((360, 640, 3), (320, 180)),
+                                         ((1000, 667), (320, 480))])
+def test_detection_shrink_keeps_fine_stripes_from_aliasing(shape, size):
+    """Whichever path shrinks (area for whole factors, halvings + bilinear otherwise), one-pixel stripes average out
+    to mid-gray instead of folding into bands of black and white as point sampling would."""
+    from ferkit.inference.detectors import _resize_down
+
+    stripes = np.zeros(shape, np.uint8)
+    stripes[:, ::2] = 255
+    small = _resize_down(stripes, size)
+    assert small.shape[:2] == (size[1], size[0]) and small.shape[2:] == shape[2:]
+    assert np.abs(small.astype(float) - 127.5).max() < 20
+    sampled = stripes[:: shape[0] // size[1], :: 3][: size[1], : size[0]]  # what no filtering would give
+    assert np.abs(sampled.astype(float) - 127.5).max() > 100
+
+
+def test_detection_shrink_matches_area_filtering_on_a_photo(shared_data):
+    """On a real photo the cheaper path stays within a few grey levels of OpenCV's area filter."""
+    from ferkit.inference.detectors import _resize_down
+
+    rgb = load_rgb(shared_data / "photos" / "couple.jpg")  # 1024 x 713: an odd factor to 320
+    size = (320, round(713 * 320 / 1024))
+    reference = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(float)
+    assert np.abs(_resize_down(rgb, size).astype(float) - reference).mean() < 3.0

@@ -122,7 +122,7 @@ def scores(path: Path, private, public, ck) -> dict:
             row["private_ci95"], row["private_macro_f1"] = list(report.accuracy_ci), report.macro_f1
     row["public"] = evaluate_model(model, info, public).accuracy
     ck_report = evaluate_model(model, info, ck)
-    row["ckplus48"], row["ckplus48_lowest"] = ck_report.accuracy, list(ck_report.lowest_recall())
+    row["ckplus48"], row["ckplus48_lowest"] = ck_report.accuracy, list(ck_report.lowest_recall)
     return row
 
 

@@ -117,6 +117,31 @@ def test_a_second_queue_is_refused_while_one_trains(store, csv, tmp_path):
     assert run_queue([queue]) == [("runs/l/one", "finished")]  # free again
 
 
+def test_queues_pinned_to_different_cores_run_side_by_side_but_not_on_one_core(tmp_path):
+    with trainer_lock(tmp_path, cores=[1]) as held:
+        assert [p.name for p in held] == [".trainer-core1.lock"]
+        with trainer_lock(tmp_path, cores=[0]):  # another core: allowed
+            pass
+        with pytest.raises(FerkitError, match="trainer-core1.lock"), trainer_lock(tmp_path, cores=[0, 1]):
+            pass  # an unpinned queue would share core 1
+        with trainer_lock(tmp_path, cores=[0]):  # the refused call let go of core 0's lock again
+            pass
+    with trainer_lock(tmp_path, cores=[0, 1]):  # core 1 free once the block ends
+        pass
+
+
+def test_a_run_another_queue_trains_is_skipped_as_busy(store, csv, tmp_path):
+    import fcntl
+
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"runs/l/one {CONFIG} data.path={csv} train.epochs=1 {TINY}\n")
+    (store / "l").mkdir(parents=True)
+    with open(store / "l" / ".one.queue.lock", "a") as held:  # a queue on the other core is training this run
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert run_queue([queue]) == [("runs/l/one", "busy")]
+    assert not (store / "l" / "one").exists()
+
+
 def _queue_process(queue: Path, store: Path) -> subprocess.Popen:
     env = {**os.environ, "FERKIT_RUNS_DIR": str(store), "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "ferkit.cli", "queue", str(queue)], env=env,
@@ -189,7 +214,7 @@ def test_resume_training_refuses_while_a_queue_trains_and_runs_one_in_the_backgr
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     script = ["bash", str(repo / "scripts" / "resume_training.sh"), "queue.txt"]
     store.mkdir()
-    with open(store / ".trainer.lock", "a") as held:  # a queue is training
+    with open(store / f".trainer-core{min(os.sched_getaffinity(0))}.lock", "a") as held:  # a queue is training
         fcntl.flock(held, fcntl.LOCK_EX)
         refused = subprocess.run(script, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
         assert refused.returncode == 1 and "already running" in refused.stderr

@@ -8,7 +8,8 @@ System D's recipe (:mod:`ferkit.training.two_stage`, resumed stage by stage; OUT
 done when it holds ``two_stage.json``); one whose CONFIG is a Python script runs ``python SCRIPT [args]
 --resume`` (the script itself resumes what it finished). Runs under ``runs/`` live
 in the run store (:mod:`ferkit.training.store`), so the same command continues the queue after a fresh
-checkout. A lock in the store refuses a second queue: two trainings on two cores halve each other.
+checkout. A lock per core in the store refuses a second queue on a core a queue already trains on: two trainings on
+one core slow each other many times over; queues pinned to different cores run side by side.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -88,32 +90,45 @@ def entry_status(entry: QueueEntry, published: Path) -> str:
     return "resume" if (entry.folder / "last.pt").is_file() else "new"
 
 
+def _cores() -> list[int]:
+    """The cores this process may run on (``taskset`` narrows them); every core where the platform cannot say."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
 @contextlib.contextmanager
-def trainer_lock(folder: Path | None = None) -> Iterator[Path]:
-    """Hold the store's trainer lock for the block; a FerkitError if another queue holds it."""
+def trainer_lock(folder: Path | None = None, cores: Sequence[int] | None = None) -> Iterator[list[Path]]:
+    """Hold the store's lock of every core this process may run on (``cores``, default its affinity) for the block.
+
+    A FerkitError if another queue holds one: two trainings sharing a core slow each other many times over, while
+    queues pinned to different cores (``taskset -c N``, ``FERKIT_CORE=N``) train side by side.
+    """
     folder = folder or run_store()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / ".trainer.lock"
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FerkitError(f"another training queue holds {path}: one trainer at a time (two trainings on "
-                              "2 cores slow each other down many times over)") from None
-        try:
-            yield path
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with contextlib.ExitStack() as held:  # closing a file releases its lock
+        paths = []
+        for core in cores if cores is not None else _cores():
+            path = folder / f".trainer-core{core}.lock"
+            handle = held.enter_context(open(path, "a"))
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FerkitError(f"another training queue holds {path}: one trainer per core (two trainings on "
+                                  "one core slow each other down many times over)") from None
+            paths.append(path)
+        yield paths
 
 
 def run_queue(paths: Sequence[str | Path], *, published: Path = Path("checkpoints"),
               time_limit_s: float = 0.0) -> list[tuple[str, str]]:
     """Train the queue's runs in order; ``[(run, outcome)]``.
 
-    Outcomes: ``done``, ``published`` (skipped), ``finished``, ``paused`` (the time budget ended it
-    at an epoch boundary: the queue stops there and the next call resumes it), ``failed`` (logged;
-    the queue goes on), ``ok`` (a script line that succeeded). ``time_limit_s`` > 0 is the budget of
-    this whole call, each run getting what is left as its ``train.time_limit_s``.
+    Outcomes: ``done``, ``published`` (skipped), ``busy`` (another queue trains it: skipped), ``finished``,
+    ``paused`` (the time budget ended it at an epoch boundary: the queue stops there and the next call resumes
+    it), ``failed`` (logged; the queue goes on), ``ok`` (a script line that succeeded). ``time_limit_s`` > 0 is
+    the budget of this whole call, each run getting what is left as its ``train.time_limit_s``.
     """
     entries = read_queue(paths)  # every file checked before anything runs
     deadline = time.monotonic() + time_limit_s if time_limit_s > 0 else None
@@ -132,7 +147,30 @@ def run_queue(paths: Sequence[str | Path], *, published: Path = Path("checkpoint
     return outcomes
 
 
+@contextlib.contextmanager
+def _run_claimed(folder: Path) -> Iterator[bool]:
+    """Claim a run for the block (a lock file beside its folder): True, or False while another queue trains it."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.queue.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 def _run_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str:
+    if entry_status(entry, published) in ("done", "published"):
+        return _train_entry(entry, published, time_limit_s)  # nothing to train: only logged
+    with _run_claimed(entry.folder) as claimed:
+        if not claimed:
+            log.info("== busy: %s (another queue trains it)", entry.run)
+            return "busy"
+        return _train_entry(entry, published, time_limit_s)
+
+
+def _train_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str:
     status = entry_status(entry, published)
     if status in ("done", "published"):
         log.info("== %s: %s", status, entry.run)

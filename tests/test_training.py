@@ -174,6 +174,23 @@ def test_suggest_lr_picks_the_steepest_descent():
     assert LRFinderResult(lrs[:2], losses[:2], losses[:2], None).suggestion is None
 
 
+def test_suggest_lr_ignores_a_noisy_dip_on_a_nearly_flat_curve():
+    """The shape of System D's frozen-body sweep: a slow fall to a minimum at ~3e-2, a one-step dip at ~1e-6.
+    Point-to-point slopes picked the dip (stage 1 then trained at 1e-6 and learnt nothing)."""
+    lrs = list(np.logspace(-7, 0, 100))
+    x = np.log10(lrs)
+    losses = list(np.where(x < -1.5, 2.25 - 0.03 * (x + 7), 2.085 + 1.5 * (x + 1.5) ** 2))
+    losses[14] -= 0.05  # the dip, at ~1e-6
+    suggestion = suggest_lr(lrs, losses)
+    lowest = lrs[int(np.argmin(losses))]
+    assert 1e-5 < suggestion <= lowest / 10 * (1 + 1e-9)  # on the fall, not the dip; at most a tenth of the lowest
+    late = [loss - 0.1 * max(0.0, np.log10(lr) + 3) for lr, loss in zip(lrs, losses)]  # steeper near the minimum
+    assert suggest_lr(lrs, late) == pytest.approx(lrs[int(np.argmin(late))] / 10)  # the cap decides
+    steep = [loss - (0.3 if 1e-4 < lr < 1e-3 else 0) * (np.log10(lr) + 4) for lr, loss in zip(lrs, losses)]
+    steep = [loss - (0.3 if lr >= 1e-3 and lr < 10 ** -1.5 else 0) for lr, loss in zip(lrs, steep)]
+    assert 1e-4 < suggest_lr(lrs, steep) < 1e-3  # a real steep stretch below the cap wins
+
+
 @pytest.mark.slow
 def test_lr_find_from_config_freezes_the_body(tmp_path, fer_csv, monkeypatch):
     seen = {}

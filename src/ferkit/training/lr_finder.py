@@ -18,7 +18,7 @@ from ..config import Config, TrainConfig
 from ..data.augment import Augment
 from ..data.preprocessing import Preprocessing
 from ..data.sources import load_splits
-from ..io import atomic_savefig
+from ..io import atomic_open, atomic_savefig
 from ..models import create_model, load_model
 from .callbacks import freeze_body
 from .device import prepare_device, resolve_device, use_bf16
@@ -39,6 +39,14 @@ class LRFinderResult:
     losses: list[float]
     raw_losses: list[float]
     suggestion: float | None
+
+    def save_csv(self, path: str | os.PathLike) -> Path:
+        """Write the sweep (``lr, loss, raw_loss`` a row; the smoothed loss in ``loss``) as CSV at ``path``."""
+        with atomic_open(path, "w") as handle:
+            handle.write("lr,loss,raw_loss\n")
+            handle.writelines(f"{lr:.6e},{loss:.6f},{raw:.6f}\n"
+                              for lr, loss, raw in zip(self.lrs, self.losses, self.raw_losses))
+        return Path(path)
 
     def plot(self, path: str | os.PathLike, title: str = "") -> Path:
         """Write the smoothed loss against the LR (log axis), the suggestion marked, as an image at ``path``."""
@@ -69,13 +77,16 @@ class LRFinderResult:
 
 
 def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = None,
-               skip_end: int | None = None) -> float | None:
-    """The LR where the smoothed loss falls fastest: the most negative d(loss)/d(log lr).
+               skip_end: int | None = None, window: float = 0.5) -> float | None:
+    """A learning rate from a range test: where the smoothed loss falls fastest, at most a tenth of the rate where
+    it is lowest.
 
-    The first ``skip_start`` points (noisy, the average is still warming up) and the last
-    ``skip_end`` (where the sweep diverges) are ignored; by default 10% and 5% of the points,
-    at most 10 and 5, at least 1 each. Falls back to the whole curve when too few points remain,
-    and returns None for fewer than 3 points.
+    The fall is the least-squares slope of the median-filtered loss against log10(lr) over ``window`` decades
+    either side of each point up to the lowest loss, so a single noisy step cannot win (on a nearly flat curve,
+    point-to-point slopes once picked a dip at 1e-6 where the loss was still falling at 1e-2); the cap keeps the
+    rate off the edge where the loss turns up. The first ``skip_start`` points (the average still warming up) and
+    the last ``skip_end`` (where the sweep diverges) are ignored; by default 10% and 5% of the points, at most 10
+    and 5, at least 1 each. Falls back to the whole curve when too few points remain; None for fewer than 3 points.
     """
     n = len(lrs)
     if n < 3:
@@ -87,7 +98,18 @@ def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = N
         lo, hi = 0, n
     x = np.log10(np.asarray(lrs[lo:hi], dtype=np.float64))
     y = np.asarray(losses[lo:hi], dtype=np.float64)
-    return float(lrs[lo + int(np.argmin(np.gradient(y, x)))])
+    lowest = int(np.argmin(y))
+    slopes = _window_slopes(x[:lowest + 1], y[:lowest + 1], window)
+    steepest = float(10 ** x[int(np.argmin(slopes))]) if np.isfinite(slopes).any() else float(10 ** x[lowest])
+    return max(min(steepest, float(10 ** x[lowest]) / 10), float(lrs[0]))
+
+
+def _window_slopes(x: np.ndarray, y: np.ndarray, window: float) -> np.ndarray:
+    """Per point, the least-squares slope of ``y`` (median-filtered over half the window) on ``x`` over the points
+    within ``window`` of it (inf where fewer than 3 points fall there)."""
+    near = [np.flatnonzero(np.abs(x - xi) <= window + 1e-12) for xi in x]
+    y = np.array([np.median(y[np.abs(x - xi) <= window / 2 + 1e-12]) for xi in x])  # one-step dips drop out
+    return np.array([np.polyfit(x[idx], y[idx], 1)[0] if len(idx) >= 3 else np.inf for idx in near])
 
 
 @dataclass(frozen=True)
@@ -223,7 +245,8 @@ def lr_find_from_config(
     frozen: bool | None = None,
     checkpoint: str | os.PathLike | None = None,
 ) -> LRFinderResult:
-    """Run :func:`lr_find` on the training split of ``config``'s data and plot it (default ``<run_dir>/lr_find.png``).
+    """Run :func:`lr_find` on the training split of ``config``'s data and plot it (default ``<run_dir>/lr_find.png``;
+    the sweep's numbers beside it as ``lr_find.csv``).
 
     The model (with ``model.pretrained`` / ``init_from`` weights), optimiser (with ``body_lr_factor`` groups),
     batch size, augmentation, bf16 and ``train.device`` follow the config as in training.
@@ -254,5 +277,6 @@ def lr_find_from_config(
     )
     path = Path(out) if out is not None else config.run_dir / "lr_find.png"
     result.plot(path, title=f"{config.name}: LR range test{' (body frozen)' if frozen else ''}")
-    log.info("lr_find: plot written to %s", path)
+    result.save_csv(path.with_suffix(".csv"))
+    log.info("lr_find: plot written to %s (the sweep in %s)", path, path.with_suffix(".csv").name)
     return result

@@ -130,8 +130,14 @@ def test_lr_find_writes_plot_and_suggests(tmp_path, tiny_csv, capsys):
     cfg.write_text(f'name = "lr"\nout_dir = "{tmp_path}"\n[data]\npath = "{tiny_csv}"\n'
                    '[model]\nname = "ferkit_cnn_small"\n[train]\nbatch_size = 8\nbf16 = false\n')
     assert main(["lr-find", str(cfg), "--steps", "8", "--start", "1e-5", "--end", "1"]) == 0
-    assert "suggested learning rate" in capsys.readouterr().out
+    out = capsys.readouterr().out
     assert (tmp_path / "lr" / "lr_find.png").is_file()
+    from ferkit.training.lr_finder import suggest_lr
+
+    sweep = np.loadtxt(tmp_path / "lr" / "lr_find.csv", delimiter=",", skiprows=1, ndmin=2)
+    suggestion = suggest_lr(list(sweep[:, 0]), list(sweep[:, 1]))  # the sweep as saved gives what was printed
+    assert len(sweep) >= 3
+    assert (f"suggested learning rate: {suggestion:.2e}" if suggestion else "no clear fall") in out
 
 
 def test_predict_folder_without_images_is_an_error(tmp_path, checkpoint, capsys):

@@ -174,6 +174,27 @@ def test_suggest_lr_picks_the_steepest_descent():
     assert LRFinderResult(lrs[:2], losses[:2], losses[:2], None).suggestion is None
 
 
+def test_suggest_lr_gives_none_for_a_curve_flat_within_noise():
+    """System D's stage-2 sweep: the loss drifts 3% over six decades, then rises; no rate is better than another."""
+    lrs = list(np.logspace(-7, 0, 100))
+    noise = np.random.default_rng(0).normal(0, 0.004, 100)
+    losses = [1.74 - 0.006 * (np.log10(lr) + 7) + n + (2 * (np.log10(lr) + 2) ** 2 if lr > 1e-2 else 0)
+              for lr, n in zip(lrs, noise)]
+    assert suggest_lr(lrs, losses) is None
+    assert suggest_lr(lrs, losses, min_fall=0.0) is not None
+
+
+def test_two_stage_falls_back_to_a_fifth_of_stage_one_on_a_flat_sweep():
+    from ferkit.training.two_stage import _rate
+
+    assert _rate(None, None, "stage 2", cap=1e-3) == 1e-3  # flat sweep: the cap
+    assert _rate(None, 5e-3, "stage 2", cap=1e-3) == 1e-3  # a suggestion above the cap: the cap
+    assert _rate(None, 2e-4, "stage 2", cap=1e-3) == 2e-4
+    assert _rate(3e-2, None, "stage 2", cap=1e-3) == 3e-2  # --lr2 given wins
+    with pytest.raises(FerkitError, match="--lr1"):
+        _rate(None, None, "stage 1")
+
+
 def test_suggest_lr_ignores_a_noisy_dip_on_a_nearly_flat_curve():
     """The shape of System D's frozen-body sweep: a slow fall to a minimum at ~3e-2, a one-step dip at ~1e-6.
     Point-to-point slopes picked the dip (stage 1 then trained at 1e-6 and learnt nothing)."""

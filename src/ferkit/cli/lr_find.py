@@ -27,5 +27,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     result = lr_find_from_config(config, start=args.start, end=args.end, steps=args.steps, out=args.out or None)
-    print(f"suggested learning rate: {result.suggestion:.2e}")  # noqa: T201
+    if result.suggestion is None:
+        print("no suggestion: the loss shows no clear fall over the sweep (see the plot)")  # noqa: T201
+    else:
+        print(f"suggested learning rate: {result.suggestion:.2e}")  # noqa: T201
     return 0

@@ -76,8 +76,12 @@ class LRFinderResult:
         return Path(path)
 
 
+#: A sweep whose smoothed loss falls by less than this fraction before its lowest point has no clear best rate.
+MIN_FALL = 0.05
+
+
 def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = None,
-               skip_end: int | None = None, window: float = 0.5) -> float | None:
+               skip_end: int | None = None, window: float = 0.5, min_fall: float = MIN_FALL) -> float | None:
     """A learning rate from a range test: where the smoothed loss falls fastest, at most a tenth of the rate where
     it is lowest.
 
@@ -86,7 +90,9 @@ def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = N
     point-to-point slopes once picked a dip at 1e-6 where the loss was still falling at 1e-2); the cap keeps the
     rate off the edge where the loss turns up. The first ``skip_start`` points (the average still warming up) and
     the last ``skip_end`` (where the sweep diverges) are ignored; by default 10% and 5% of the points, at most 10
-    and 5, at least 1 each. Falls back to the whole curve when too few points remain; None for fewer than 3 points.
+    and 5, at least 1 each. Falls back to the whole curve when too few points remain. None for fewer than 3
+    points, and for a curve whose loss (median-filtered) falls by less than ``min_fall`` of its value before the
+    lowest point: flat within noise, the sweep does not tell one rate from another.
     """
     n = len(lrs)
     if n < 3:
@@ -99,16 +105,23 @@ def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = N
     x = np.log10(np.asarray(lrs[lo:hi], dtype=np.float64))
     y = np.asarray(losses[lo:hi], dtype=np.float64)
     lowest = int(np.argmin(y))
+    if np.max(_median_filter(x[:lowest + 1], y[:lowest + 1], window / 2)) - y[lowest] < min_fall * abs(y[lowest]):
+        return None
     slopes = _window_slopes(x[:lowest + 1], y[:lowest + 1], window)
     steepest = float(10 ** x[int(np.argmin(slopes))]) if np.isfinite(slopes).any() else float(10 ** x[lowest])
     return max(min(steepest, float(10 ** x[lowest]) / 10), float(lrs[0]))
+
+
+def _median_filter(x: np.ndarray, y: np.ndarray, half_width: float) -> np.ndarray:
+    """Per point, the median of ``y`` over the points within ``half_width`` of it in ``x``."""
+    return np.array([np.median(y[np.abs(x - xi) <= half_width + 1e-12]) for xi in x])
 
 
 def _window_slopes(x: np.ndarray, y: np.ndarray, window: float) -> np.ndarray:
     """Per point, the least-squares slope of ``y`` (median-filtered over half the window) on ``x`` over the points
     within ``window`` of it (inf where fewer than 3 points fall there)."""
     near = [np.flatnonzero(np.abs(x - xi) <= window + 1e-12) for xi in x]
-    y = np.array([np.median(y[np.abs(x - xi) <= window / 2 + 1e-12]) for xi in x])  # one-step dips drop out
+    y = _median_filter(x, y, window / 2)  # one-step dips drop out
     return np.array([np.polyfit(x[idx], y[idx], 1)[0] if len(idx) >= 3 else np.inf for idx in near])
 
 

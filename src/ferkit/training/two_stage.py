@@ -39,12 +39,19 @@ log = logging.getLogger(__name__)
 LR_FILE = "two_stage_lr.json"
 
 
-def _rate(given: float | None, suggestion: float | None, stage: str) -> float:
+def _rate(given: float | None, suggestion: float | None, stage: str, cap: float | None = None) -> float:
+    """The stage's rate: ``given``, else the search's suggestion (at most ``cap``), else ``cap`` when the sweep was
+    flat (stage 2: a fifth of stage 1's rate, fastai's rule of thumb)."""
     if given is not None:
         return given
+    if suggestion is None and cap is not None:
+        log.warning("%s: the LR search shows no clear fall (flat within noise); using %.2e, a fifth of stage 1's "
+                    "rate", stage, cap)
+        return cap
     if suggestion is None:
-        raise FerkitError(f"the {stage} LR search gave no suggestion (too few steps?): pass --lr{stage[-1]}")
-    return suggestion
+        raise FerkitError(f"the {stage} LR search gave no suggestion (too few steps, or a flat curve): "
+                          f"pass --lr{stage[-1]}")
+    return suggestion if cap is None else min(suggestion, cap)
 
 
 def _stage_rate(config: Config, search: Callable[[], LRFinderResult], given: float | None, stage: str, *,
@@ -56,8 +63,7 @@ def _stage_rate(config: Config, search: Callable[[], LRFinderResult], given: flo
         log.info("%s: rate %.2e read back from %s", stage, saved["lr"], path)
         return saved["lr_suggested"], saved["lr"]
     suggestion = search().suggestion
-    capped = suggestion if cap is None or suggestion is None else min(suggestion, cap)
-    rate = _rate(given, capped, stage)
+    rate = _rate(given, suggestion, stage, cap)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"lr_suggested": suggestion, "lr": rate}) + "\n")
     return suggestion, rate

@@ -244,7 +244,7 @@ def lr_find(
     suggestion = suggest_lr(lrs, losses)
     log.info("lr_find: %d steps from %.1e to %.1e, suggested lr %s", len(lrs), sweep.start_lr,
              lrs[-1] if lrs else sweep.start_lr,
-             f"{suggestion:.2e}" if suggestion is not None else "none (too few points)")
+             f"{suggestion:.2e}" if suggestion is not None else "none (too few points, or no clear fall)")
     return LRFinderResult(lrs=lrs, losses=losses, raw_losses=raw, suggestion=suggestion)
 
 

@@ -185,14 +185,17 @@ def _lowest(row: dict) -> str:
 
 
 def markdown(rows: list[dict], commands: dict[str, str]) -> str:
+    import torch
+
     from ferkit.machine import cpu_capability
 
     lines = ["# FER2013 leaderboard", "",
              "Written by `python benchmarks/leaderboard.py --cache-dir .cache` (ferkit rows measured on this machine; "
              "accuracy figures kept per model file in the cache, faces/s measured in the run, wall clock, so a busy "
              "machine lowers it).", "",
-             f"nproc {os.cpu_count()}, CPU capability {cpu_capability()} (the int8 row's accuracy and speed depend on "
-             f"it: VNNI or not), load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", "",
+             f"nproc {os.cpu_count()}, this run on {len(os.sched_getaffinity(0))} core(s) with "
+             f"{torch.get_num_threads()} torch thread(s), CPU capability {cpu_capability()} (the int8 row's accuracy "
+             f"and speed depend on it: VNNI or not), load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", "",
              "| model | PrivateTest plain (95% CI) | flip | ten-crop | macro-F1 | PublicTest | CK+48 zero-shot (lowest "
              "class recall) | size | parameters | faces/s (batch 256) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

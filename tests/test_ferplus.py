@@ -309,3 +309,30 @@ def test_ferplus_soft_from_a_pack_equals_the_csvs(tmp_path: Path):
     bare = write_pack(tmp_path / "bare.npz", fer)
     with pytest.raises(FerkitError, match="no FER\\+ votes"):
         read_source(DataConfig(format="fer2013", path=str(bare), soft_labels=True, ferplus_soft=0.3))
+
+
+def test_evaluate_split_test_follows_a_ferplus_checkpoints_config(tmp_path: Path, capsys):
+    """`ferkit evaluate MODEL --data fer2013.csv --split test` (what `ferkit publish` records) scores a FER+ model on
+    FER+'s majority-vote test rows, as its config says, not on FER2013's labels."""
+    from ferkit.cli import main
+    from ferkit.data.preprocessing import Preprocessing
+    from ferkit.models import ModelInfo, create_model, save_model
+
+    usages = ("Training", "Training", "PublicTest", "PublicTest", "PrivateTest", "PrivateTest", "PrivateTest",
+              "PrivateTest")
+    fer = FaceData(images=np.random.default_rng(4).integers(0, 256, (8, 48, 48), dtype=np.uint8),
+                   labels=np.array([6, 0, 1, 2, 3, 4, 5, 6]), splits=np.array(usages), sources=np.arange(8))
+    write_faces_csv(tmp_path / "fer2013.csv", zip(fer.labels, fer.images, fer.splits))
+    votes = [CASES[1][0], CASES[2][0], CASES[1][0], CASES[7][0], CASES[1][0], CASES[3][0], CASES[7][0], CASES[8][0]]
+    _write_ferplus(tmp_path / "fer2013new.csv",
+                   [(u, f"fer{i:07d}.png", v) for i, (u, v) in enumerate(zip(usages, votes))])
+    config = {"data": {"format": "ferplus", "path": str(tmp_path / "fer2013.csv"), "contempt": True,
+                       "ferplus_path": str(tmp_path / "fer2013new.csv")}}
+    info = ModelInfo(name="ferkit_cnn_small", args={"num_classes": 8}, labels=EMOTIONS_WITH_CONTEMPT,
+                     preprocessing=Preprocessing(), config=config)
+    model = save_model(tmp_path / "ferplus.pt", create_model("ferkit_cnn_small", num_classes=8), info)
+    assert main(["evaluate", str(model), "--data", str(tmp_path / "fer2013.csv"), "--split", "test"]) == 0
+    assert "2 images from" in capsys.readouterr().out  # FER+ keeps 2 of the 4 PrivateTest rows (NF dropped)
+    assert main(["evaluate", str(model), "--data", str(tmp_path / "fer2013.csv"), "--split", "test",
+                 "--format", "fer2013"]) == 0
+    assert "4 images from" in capsys.readouterr().out  # FER2013's 4 PrivateTest rows, when asked for

@@ -49,6 +49,8 @@ def evaluation_data(args: argparse.Namespace, info):
     given = {"format": fmt, "path": args.data, "ferplus_path": args.ferplus, "cache_dir": args.cache_dir}
     if args.split in ("train", "val", "test"):  # re-create the split the checkpoint was trained with
         stored = config_from_dict(info.config).data if info.config else DataConfig()
+        if info.config and not args.format and not Path(args.data).is_dir():  # e.g. FER+ from the FER2013 CSV
+            given = {**given, "format": stored.format, "ferplus_path": args.ferplus or stored.ferplus_path}
         part = getattr(load_splits(replace(stored, **given)), args.split)
         if part is None:
             raise FerkitError(f"{args.data}: the checkpoint's data settings give no {args.split} split")

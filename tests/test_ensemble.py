@@ -92,6 +92,8 @@ def test_cli_reports_each_member_and_the_ensemble(setup, capsys, tmp_path):
     text = capsys.readouterr().out
     alone = [float(x) for x in re.findall(r"plain accuracy alone ([0-9.]+)", text)]
     assert alone == pytest.approx([evaluate_model(m, info, data).accuracy for m in models], abs=1e-4)
+    mean, sd = map(float, re.search(r"members alone: mean ([0-9.]+) \+- ([0-9.]+)", text).groups())
+    assert (mean, sd) == pytest.approx((np.mean(alone), np.std(alone, ddof=1)), abs=1e-4)
     assert f"ensemble of 2 models (the mean of their probabilities); {len(data)} images" in text
     expected = evaluate_ensemble([(m, info) for m in models], data)[0].accuracy
     assert float(re.search(r"== plain ==.*?accuracy\s+([0-9.]+)", text, re.S).group(1)) == pytest.approx(expected,

@@ -13,7 +13,7 @@ EXAMPLES = """examples:
   ferkit evaluate runs/default/best.pt --data ../shared/data/fer2013/fer2013.csv.gz
   ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv --split PublicTest --tta --out reports/
   ferkit evaluate checkpoints/cae_cnn_ckplus_subject_fold0.pt --data ../shared/data/ckplus48 --split test
-  ferkit evaluate checkpoints/se_cnn_fer2013_s*.pt --data fer2013.csv.gz   # three seeds as one ensemble"""
+  ferkit evaluate checkpoints/se_cnn_fer2013_s*.pt --data fer2013.csv.gz   # three seeds: each, mean +- sd, ensemble"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,15 +86,7 @@ def _load_for_evaluation(path: str):
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..evaluation import (
-        TTA_MODES,
-        TTA_REPORT_NAMES,
-        evaluate_ensemble,
-        evaluate_model,
-        evaluate_with_tta,
-        random_rounds,
-        size_on_disk_mb,
-    )
+    from ..evaluation import evaluate_model, evaluate_with_tta, random_rounds, size_on_disk_mb
     from ..io import output_folder
 
     paths = args.checkpoint
@@ -108,16 +100,8 @@ def run(args: argparse.Namespace) -> int:
         title = info.name
         print(f"{paths[0]}: {info.name}, {what}, "  # noqa: T201
               f"{size_on_disk_mb(paths[0]):.2f} MB on disk; {len(data)} images from {where}")
-    else:  # an ensemble: the mean of the members' probabilities, each member's own accuracy beside it
-        members, reports, alone = [(m, i) for m, i, _ in loaded], {}, []
-        for tta in TTA_MODES if args.tta else ("none",):
-            reports[TTA_REPORT_NAMES[tta]], own = evaluate_ensemble(members, data, tta, names=paths)
-            alone = alone or [report.accuracy for report in own]
-        title = f"ensemble of {len(paths)} models"
-        for path, (_, member_info, member_what), accuracy in zip(paths, loaded, alone, strict=True):
-            print(f"{path}: {member_info.name}, {member_what}, "  # noqa: T201
-                  f"{size_on_disk_mb(path):.2f} MB on disk; plain accuracy alone {accuracy:.4f}")
-        print(f"{title} (the mean of their probabilities); {len(data)} images from {where}")  # noqa: T201
+    else:
+        reports, title = _ensemble_reports(paths, loaded, data, where, args.tta)
     for name, report in reports.items():
         print(f"\n== {name} ==\n{report.to_text()}")  # noqa: T201
     if args.rounds:
@@ -129,3 +113,24 @@ def run(args: argparse.Namespace) -> int:
             report.save(Path(args.out) / name, title=f"{title} on {where} ({name})")
         log.info("reports written to %s", args.out)
     return 0
+
+
+def _ensemble_reports(paths: list[str], loaded: list, data, where: str, tta: bool) -> tuple[dict, str]:
+    """An ensemble's reports (the mean of the members' probabilities) and title; prints each member's own accuracy
+    and their mean and spread (e.g. the seeds of one recipe)."""
+    import numpy as np
+
+    from ..evaluation import TTA_MODES, TTA_REPORT_NAMES, evaluate_ensemble, size_on_disk_mb
+
+    members, reports, alone = [(m, i) for m, i, _ in loaded], {}, []
+    for mode in TTA_MODES if tta else ("none",):
+        reports[TTA_REPORT_NAMES[mode]], own = evaluate_ensemble(members, data, mode, names=paths)
+        alone = alone or [report.accuracy for report in own]
+    for path, (_, member_info, member_what), accuracy in zip(paths, loaded, alone, strict=True):
+        print(f"{path}: {member_info.name}, {member_what}, "  # noqa: T201
+              f"{size_on_disk_mb(path):.2f} MB on disk; plain accuracy alone {accuracy:.4f}")
+    print(f"members alone: mean {np.mean(alone):.4f} +- {np.std(alone, ddof=1):.4f} "  # noqa: T201
+          f"(sample sd over {len(alone)})")
+    title = f"ensemble of {len(paths)} models"
+    print(f"{title} (the mean of their probabilities); {len(data)} images from {where}")  # noqa: T201
+    return reports, title

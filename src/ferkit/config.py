@@ -42,7 +42,7 @@ class DataConfig:
     val_ratio: float = 0.1  # for formats without official splits
     test_ratio: float = 0.2
     split_by: str = "random"  # random | subject (formats with subject ids)
-    folds: int = 0  # k-fold cross-validation over ratio splits (0 = off); test = fold ``fold``
+    folds: int = 0  # k folds (0 = off): ratio splits test on fold ``fold``; official ones leave it out of training
     fold: int = 0
     contempt: bool = False
     soft_labels: bool = False

@@ -9,12 +9,15 @@ HELP = "Cache FER2013 classifiers' probabilities and choose a teacher ensemble o
 EXAMPLES = """examples:
   ferkit teachers checkpoints/*_fer2013*.pt checkpoints/default_v2.pt --data ../shared/data/fer2013/fer2013.csv.gz
   (each model's probabilities on Training, its mirror images, PublicTest and PrivateTest are cached once in
-   ~/.cache/ferkit/teachers; the ensemble and its temperature are chosen on PublicTest)"""
+   ~/.cache/ferkit/teachers; the ensemble and its temperature are chosen on PublicTest)
+  ferkit teachers runs/xfit/default_v2 checkpoints/default_v2.pt --data fer2013.csv.gz   # a cross-fitted teacher:
+  (runs/xfit/default_v2/f0 ... f4, each trained without one fold of Training, give every face out-of-fold)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``ferkit teachers``."""
-    parser.add_argument("checkpoint", nargs="+", help="classifiers over the FER2013 classes")
+    parser.add_argument("checkpoint", nargs="+", help="classifiers over the FER2013 classes; a folder of K runs "
+                        "trained with data.folds=K data.fold=k is one cross-fitted teacher")
     parser.add_argument("--data", required=True, help="the FER2013 CSV (Training, PublicTest, PrivateTest)")
     parser.add_argument("--cache", default=None, help="cache folder (default ~/.cache/ferkit/teachers)")
     parser.add_argument("--out", default=None, help="also write the record as JSON here")

@@ -84,6 +84,24 @@ def _fer2013_with_ferplus_targets(cfg: DataConfig) -> FaceData:
     return with_ferplus_targets(data, read_ferplus(cfg.ferplus_path), cfg.ferplus_soft)
 
 
+def training_folds(train: FaceData, folds: int, seed: int) -> list[np.ndarray]:
+    """The rows of each of ``folds`` stratified folds of an official training split (deterministic for ``seed``)."""
+    from .splits import subject_kfold
+
+    return [held for _, held in subject_kfold(np.arange(len(train)), folds, seed, labels=train.labels)]
+
+
+def held_in(train: FaceData, cfg: DataConfig) -> FaceData:
+    """The training split without fold ``cfg.fold`` of ``cfg.folds`` (cross-fitting: a teacher trained so is scored
+    on the faces it never saw); the whole split when ``cfg.folds`` is 0."""
+    if not cfg.folds:
+        return train
+    if not 0 <= cfg.fold < cfg.folds:
+        raise FerkitError(f"data.fold must be in 0..{cfg.folds - 1}, got {cfg.fold}")
+    held = training_folds(train, cfg.folds, cfg.split_seed)[cfg.fold]
+    return train.subset(np.setdiff1d(np.arange(len(train)), held))
+
+
 def _limit(data: FaceData, limit: int, seed: int) -> FaceData:
     """A stratified subset of ``limit`` rows (all rows when ``limit`` is 0 or too large)."""
     if not limit or limit >= len(data):
@@ -127,6 +145,9 @@ def _ratio_parts(data: FaceData, cfg: DataConfig) -> tuple[np.ndarray, np.ndarra
 def load_splits(cfg: DataConfig) -> Splits:
     """Official splits where the data has them (FER2013 Usage), else ratio splits by image or by subject.
 
+    With official splits, ``cfg.folds`` > 0 leaves fold ``cfg.fold`` of the training split out (:func:`held_in`);
+    without them it makes k-fold test sets (:func:`_ratio_parts`).
+
     ``cfg.ignore_splits`` ratio-splits every row even where official splits exist (e.g. the random 70/30
     split of all 35,887 FER2013 rows some papers use: ``val_ratio`` and ``test_ratio`` of the whole).
     """
@@ -136,7 +157,7 @@ def load_splits(cfg: DataConfig) -> Splits:
         for name in (cfg.val_split, cfg.test_split):
             if name and name not in names:
                 raise FerkitError(f"split {name!r} not in the data; it has {sorted(names)}")
-        train = data.split(cfg.train_split)
+        train = held_in(data.split(cfg.train_split), cfg)
         val = data.split(cfg.val_split)
         test = data.split(cfg.test_split) if cfg.test_split else None
     else:

@@ -5,7 +5,8 @@ mirror images (what a student distils from), and on PublicTest and PrivateTest (
 the ensemble), in the data's label order, in ``CACHE/NAME.npz`` with the checkpoint's sha256: an unchanged
 file is never run twice, a changed one is run again. :func:`select_ensemble` picks members greedily, with
 repetition (weights), by PublicTest accuracy; :func:`fit_temperature` softens the mean on PublicTest's
-log-loss. PrivateTest is only ever reported, never used to choose.
+log-loss. PrivateTest is only ever reported, never used to choose. A folder of fold runs is one cross-fitted
+member (:mod:`ferkit.evaluation.cross_fit`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path) -> Pat
         np.savez(handle, **arrays)
     log.info("cached %s's probabilities in %s", checkpoint, target)
     return target
+
+
+def _cache(member: str | Path, data: FaceData, cache_dir: Path) -> Path:
+    """The cache file of a checkpoint, or of a folder of fold runs (a cross-fitted teacher)."""
+    from ..training.store import existing_run_file
+    from .cross_fit import cache_cross_fitted
+
+    path = existing_run_file(member)
+    return cache_cross_fitted(path, data, cache_dir) if path.is_dir() else cache_member(path, data, cache_dir)
 
 
 def load_cache(paths: Sequence[Path], split: str) -> dict[str, np.ndarray]:
@@ -124,7 +134,7 @@ def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_di
     """
     from .metrics import bootstrap_accuracy_ci
 
-    paths = [cache_member(c, data, cache_dir) for c in checkpoints]
+    paths = [_cache(c, data, cache_dir) for c in checkpoints]
     labels = {split: np.asarray(data.split(split).labels) for split in ("PublicTest", "PrivateTest")}
     probs = {split: load_cache(paths, split) for split in labels}
     weights = select_ensemble(probs["PublicTest"], labels["PublicTest"])

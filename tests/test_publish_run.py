@@ -59,6 +59,8 @@ def test_classifier_in_fp16_and_autoencoder_in_fp32_that_a_later_run_starts_from
     assert record["evaluate_command"].startswith("ferkit evaluate checkpoints/ae.pt --data")
     assert all(t.dtype == torch.float16 for t in _tensors(tmp_path / "checkpoints" / "ae.pt") if t.is_floating_point())
     assert (tmp_path / "docs" / "results" / "histories" / "ae.csv").is_file()
+    table = (tmp_path / "docs" / "results" / "histories" / "ae.md").read_text()
+    assert "| epoch | train_loss | valid_loss | error_rate | accuracy | time |" in table and "\n| 1 | " in table
     assert (tmp_path / "docs" / "figures" / "ae_curves.png").is_file()
 
     # Weights over --max-mb stay beside the run (a ResNet50 is ~86 MB in fp16): the json says where, with the hash.

@@ -21,6 +21,33 @@ def write_history_csv(history: list[dict[str, float]], path: str | Path) -> None
     atomic_write_text(path, buffer.getvalue())
 
 
+def epoch_table(history: list[dict[str, str | float]]) -> str:
+    """The per-epoch table the papers print (fastai's layout): epoch, train loss, valid loss, error rate, accuracy
+    and time (m:ss), as markdown; a column the history lacks (e.g. a reconstruction run's accuracy) is left out."""
+    columns = [("train_loss", "train_loss", "{:.4f}"), ("val_loss", "valid_loss", "{:.4f}")]
+    if any("val_acc" in row for row in history):
+        columns += [("error_rate", "error_rate", "{:.4f}"), ("val_acc", "accuracy", "{:.4f}")]
+    lines = ["| epoch | " + " | ".join(name for _, name, _ in columns) + " | time |",
+             "| ---: | " + " | ".join("---:" for _ in columns) + " | ---: |"]
+    for row in history:
+        values = {k: float(v) for k, v in row.items() if v not in ("", None)}
+        if "val_acc" in values:
+            values["error_rate"] = 1.0 - values["val_acc"]
+        cells = [fmt.format(values[key]) if key in values else "" for key, _, fmt in columns]
+        minutes, seconds = divmod(round(values.get("seconds", 0.0)), 60)
+        lines.append(f"| {int(values['epoch'])} | " + " | ".join(cells) + f" | {minutes}:{seconds:02d} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_epoch_table(history_csv: str | Path, name: str, out: str | Path) -> Path:
+    """``out`` (markdown): :func:`epoch_table` of a run's ``history.csv`` under a heading naming the run."""
+    with open(history_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    atomic_write_text(out, f"# {name}: per epoch\n\nFrom `{Path(history_csv).name}` (time: the epoch's wall clock, "
+                           "validation included).\n\n" + epoch_table(rows))
+    return Path(out)
+
+
 def plot_history(history: list[dict[str, float]], path: str | Path, title: str = "") -> None:
     """Loss and accuracy curves (train and validation) against the epoch."""
     from matplotlib.figure import Figure

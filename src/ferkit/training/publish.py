@@ -28,6 +28,7 @@ from ..io import atomic_open, atomic_write_text, existing_file, file_sha256
 from ..machine import describe as describe_machine
 from ..models import load_model, read_checkpoint
 from ..models.export import export_checkpoint
+from .history import write_epoch_table
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def _copy_curves(run: Path, name: str, repo: Path) -> None:
     histories = repo / "docs" / "results" / "histories"
     histories.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / "history.csv", histories / f"{name}.csv")
+    write_epoch_table(run / "history.csv", name, histories / f"{name}.md")
     if (run / "curves.png").exists():
         (repo / "docs" / "figures").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run / "curves.png", repo / "docs" / "figures" / f"{name}_curves.png")

@@ -72,3 +72,26 @@ def test_classifier_in_fp16_and_autoencoder_in_fp32_that_a_later_run_starts_from
     assert record["weights_committed"] is False and record["weights_path"] == str(kept.resolve())
     assert record["weights_sha256"] == hashlib.sha256(kept.read_bytes()).hexdigest() and str(kept) in printed
     assert record["evaluate_command"].startswith(f"ferkit evaluate {kept}")
+
+
+def test_a_two_stage_run_publishes_both_stages_tables_and_figures(tmp_path):
+    from ferkit.training.history import write_history_csv
+    from ferkit.training.publish import _copy_curves
+
+    stage1, stage2, repo = tmp_path / "s1", tmp_path / "s2", tmp_path / "repo"
+    for folder, figures in ((stage1, ("lr_find", "curves")), (stage2, ("lr_find", "curves", "gradcam"))):
+        folder.mkdir()
+        write_history_csv([{"epoch": 1, "train_loss": 1.0, "val_loss": 0.9, "val_acc": 0.5, "seconds": 9.0}],
+                          folder / "history.csv")
+        for stem in figures:
+            (folder / f"{stem}.png").write_bytes(f"{folder.name} {stem}".encode())
+    (stage2 / "two_stage.json").write_text(json.dumps({"stage1": {"run": str(stage1), "lr": 1e-3},
+                                                       "stage2": {"run": str(stage2), "lr": 2e-4}}))
+    _copy_curves(stage2, "system_d", repo)
+    figures, histories = repo / "docs" / "figures", repo / "docs" / "results" / "histories"
+    assert (figures / "system_d_gradcam.png").read_bytes() == b"s2 gradcam"
+    assert (figures / "system_d_lr_find.png").read_bytes() == b"s2 lr_find"
+    assert (figures / "system_d_stage1_lr_find.png").read_bytes() == b"s1 lr_find"  # both LR searches
+    assert "| 1 | 1.0000 | 0.9000 | 0.5000 | 0.5000 | 0:09 |" in (histories / "system_d_stage1.md").read_text()
+    assert json.loads((histories / "system_d_two_stage.json").read_text())["stage2"]["lr"] == 2e-4
+    assert not (figures / "system_d_stage1_gradcam.png").exists()

@@ -87,11 +87,26 @@ def _fp16_scores(model, info, target: Path, data: str | None) -> dict:
             "fp16_test_acc": report.accuracy, "fp16_test_macro_f1": report.macro_f1}
 
 
+#: A run's figures that publishing copies to ``docs/figures/NAME_<stem>.png`` where the run has them.
+RUN_FIGURES = ("curves", "lr_find", "gradcam")
+
+
 def _copy_curves(run: Path, name: str, repo: Path) -> None:
-    histories = repo / "docs" / "results" / "histories"
+    """The history (CSV and per-epoch table) and figures; for a two-stage run also stage 1's (``NAME_stage1_*``)
+    and the summary of both stages' rates and scores (``two_stage.json``)."""
+    histories, figures = repo / "docs" / "results" / "histories", repo / "docs" / "figures"
     histories.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / "history.csv", histories / f"{name}.csv")
     write_epoch_table(run / "history.csv", name, histories / f"{name}.md")
-    if (run / "curves.png").exists():
-        (repo / "docs" / "figures").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run / "curves.png", repo / "docs" / "figures" / f"{name}_curves.png")
+    folders = {name: run}
+    if (run / "two_stage.json").is_file():
+        shutil.copyfile(run / "two_stage.json", histories / f"{name}_two_stage.json")
+        stage1 = Path(json.loads((run / "two_stage.json").read_text())["stage1"]["run"])
+        folders[f"{name}_stage1"] = stage1
+        if (stage1 / "history.csv").is_file():
+            write_epoch_table(stage1 / "history.csv", f"{name}_stage1", histories / f"{name}_stage1.md")
+    for prefix, folder in folders.items():
+        for stem in RUN_FIGURES:
+            if (folder / f"{stem}.png").is_file():
+                shutil.copyfile(folder / f"{stem}.png", figures / f"{prefix}_{stem}.png")

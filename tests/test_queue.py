@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ferkit.errors import FerkitError
-from ferkit.training.queue import read_queue, run_queue, trainer_lock
+from ferkit.training.queue import listed_status, read_queue, run_queue, trainer_lock
 from ferkit.training.store import existing_run_file, in_store, run_store
 from synthetic import write_fer2013_csv
 
@@ -140,6 +140,11 @@ def test_a_run_another_queue_trains_is_skipped_as_busy(store, csv, tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX)
         assert run_queue([queue]) == [("runs/l/one", "busy")]
     assert not (store / "l" / "one").exists()
+    entry = read_queue([queue])[0]
+    assert listed_status(entry, tmp_path / "published") == "new"  # free again: listed by its files
+    with open(store / "l" / ".one.queue.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert listed_status(entry, tmp_path / "published") == "training"
 
 
 def _queue_process(queue: Path, store: Path) -> subprocess.Popen:

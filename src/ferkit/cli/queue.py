@@ -10,7 +10,7 @@ HELP = ("Train the runs of queue files one at a time: skip finished and publishe
 EXAMPLES = """examples:
   ferkit queue scripts/queues/transfer_random70_30.txt          # train, resume or skip each run in turn
   ferkit queue scripts/queues/transfer.txt --time-limit 150     # stop at an epoch boundary after 150 min
-  ferkit queue scripts/queues/transfer.txt --list               # what is done, published, cut off or new
+  ferkit queue scripts/queues/transfer.txt --list               # done, published, training, cut off or new
   (a line: OUT_DIR/NAME CONFIG [key=value ...]; runs/... lives in the run store, outside the repository)"""
 
 
@@ -27,14 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..training.queue import entry_status, read_queue, run_queue
+    from ..training.queue import listed_status, read_queue, run_queue
     from ..training.store import run_store
 
     published = Path(args.published)
     if args.list:
         print(f"run store: {run_store()}")  # noqa: T201
         for entry in read_queue(args.queues):
-            print(f"{entry_status(entry, published):9s} {entry.run}")  # noqa: T201
+            print(f"{listed_status(entry, published):9s} {entry.run}")  # noqa: T201
         return 0
     outcomes = run_queue(args.queues, published=published, time_limit_s=args.time_limit * 60)
     return 1 if any(outcome == "failed" for _, outcome in outcomes) else 0

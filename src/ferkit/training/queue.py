@@ -160,6 +160,15 @@ def _run_claimed(folder: Path) -> Iterator[bool]:
         yield True
 
 
+def listed_status(entry: QueueEntry, published: Path) -> str:
+    """:func:`entry_status`, or ``training`` while a queue (this one or one on another core) trains the run."""
+    status = entry_status(entry, published)
+    if status in ("done", "published", "script") or not entry.folder.parent.is_dir():
+        return status
+    with _run_claimed(entry.folder) as claimed:
+        return status if claimed else "training"
+
+
 def _run_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str:
     if entry_status(entry, published) in ("done", "published"):
         return _train_entry(entry, published, time_limit_s)  # nothing to train: only logged

@@ -106,6 +106,17 @@ def tiny_csv(tmp_path_factory):
     return write_faces_csv(tmp_path_factory.mktemp("csv") / "fer.csv", rows)
 
 
+def test_evaluate_reads_a_runs_path_from_the_run_store(tmp_path, checkpoint, tiny_csv, capsys, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("FERKIT_RUNS_DIR", str(tmp_path / "store"))
+    monkeypatch.chdir(tmp_path)  # no runs/ folder here: the store is where it is
+    (tmp_path / "store" / "x").mkdir(parents=True)
+    shutil.copy(checkpoint, tmp_path / "store" / "x" / "best.pt")
+    assert main(["evaluate", "runs/x/best.pt", "--data", str(tiny_csv)]) == 0
+    assert "MB on disk; 28 images from" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_evaluate_prints_plain_and_tta_and_writes_reports(tmp_path, checkpoint, tiny_csv, capsys):
     out = tmp_path / "rep"

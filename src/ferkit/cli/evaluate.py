@@ -12,7 +12,7 @@ HELP = "Evaluate a checkpoint on a data set split: report, confusion matrix, TTA
 EXAMPLES = """examples:
   ferkit evaluate runs/default/best.pt --data ../shared/data/fer2013/fer2013.csv.gz
   ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv --split PublicTest --tta --out reports/
-  ferkit evaluate checkpoints/cae_cnn_ckplus_subject_fold0.pt --data ../shared/data/ckplus48 --split test
+  ferkit evaluate runs/cae/subject/cnn_cae_ck_fold0/best.pt --data ../shared/data/ckplus48 --split test
   ferkit evaluate checkpoints/se_cnn_fer2013_s*.pt --data fer2013.csv.gz   # three seeds: each, mean +- sd, ensemble"""
 
 
@@ -88,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..evaluation import evaluate_model, evaluate_with_tta, random_rounds, size_on_disk_mb
     from ..io import output_folder
+    from ..training.store import existing_run_file
 
-    paths = args.checkpoint
+    paths = [str(existing_run_file(path)) for path in args.checkpoint]  # runs/... is in the run store
     if args.out:
         output_folder(args.out, "--out folder")
     loaded = [_load_for_evaluation(path) for path in paths]

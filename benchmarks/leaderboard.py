@@ -96,25 +96,14 @@ def faces_per_second(rec, faces: np.ndarray, repeat: int = 3) -> float:
 SCORES_VERSION = 2
 
 
-def _load(path: Path):
-    """(model, info, parameters or None) of a checkpoint or an int8 ONNX file."""
-    from ferkit.evaluation.model_size import count_parameters
-    from ferkit.inference.backends import OnnxBackend, OnnxModule, is_onnx_file, model_info_from_onnx
-    from ferkit.models import load_model
-
-    if is_onnx_file(path):
-        backend = OnnxBackend(path)
-        return OnnxModule(backend), model_info_from_onnx(backend, path), None
-    model, info = load_model(path)
-    return model.float(), info, count_parameters(model)
-
-
 def scores(path: Path, private, public, ck) -> dict:
     """The accuracy figures of one model file (the slow part: ten-crop TTA over PrivateTest)."""
     from ferkit.evaluation import evaluate_model
+    from ferkit.evaluation.model_size import count_parameters
+    from ferkit.inference.backends import OnnxModule, load_classifier
 
-    model, info, params = _load(path)
-    row = {"model": info.name, "parameters": params}
+    model, info = load_classifier(path)
+    row = {"model": info.name, "parameters": None if isinstance(model, OnnxModule) else count_parameters(model)}
     for tta in ("none", "flip", "tencrop"):
         report = evaluate_model(model, info, private, tta)
         row[f"private_{tta}"] = report.accuracy

@@ -72,15 +72,11 @@ def evaluation_data(args: argparse.Namespace, info):
 def _load_for_evaluation(path: str):
     """``(model, info, what)`` for a checkpoint or an exported ONNX file (float or int8, run by onnxruntime)."""
     from ..evaluation.model_size import count_parameters
-    from ..inference.backends import OnnxBackend, OnnxModule, is_onnx_file, model_info_from_onnx
-    from ..io import existing_file
-    from ..models import load_model
+    from ..inference.backends import OnnxModule, load_classifier
 
-    if is_onnx_file(path):
-        backend = OnnxBackend(existing_file(path, "ONNX model"))
-        return OnnxModule(backend), model_info_from_onnx(backend, path), "ONNX (onnxruntime)"
-    model, info = load_model(path)
-    return model, info, f"{count_parameters(model):,} parameters"
+    model, info = load_classifier(path)
+    what = "ONNX (onnxruntime)" if isinstance(model, OnnxModule) else f"{count_parameters(model):,} parameters"
+    return model, info, what
 
 
 def run(args: argparse.Namespace) -> int:

@@ -196,3 +196,15 @@ def is_int8_onnx(backend: OnnxBackend) -> bool:
 def is_onnx_file(path: str | os.PathLike) -> bool:
     """True when ``path`` names an ONNX file (by its suffix)."""
     return Path(path).suffix.lower() == ".onnx"
+
+
+def load_classifier(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelInfo]:
+    """A checkpoint, or an exported ONNX file (float or int8, run by onnxruntime behind a torch module), and its
+    :class:`ModelInfo`: what evaluation scores either way."""
+    from ..io import existing_file
+    from ..models import load_model
+
+    if is_onnx_file(path):
+        backend = OnnxBackend(existing_file(path, "ONNX model"))
+        return OnnxModule(backend), model_info_from_onnx(backend, path)
+    return load_model(path)

@@ -105,9 +105,10 @@ def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = N
     x = np.log10(np.asarray(lrs[lo:hi], dtype=np.float64))
     y = np.asarray(losses[lo:hi], dtype=np.float64)
     lowest = int(np.argmin(y))
-    if np.max(_median_filter(x[:lowest + 1], y[:lowest + 1], window / 2)) - y[lowest] < min_fall * abs(y[lowest]):
+    falling = _median_filter(x[:lowest + 1], y[:lowest + 1], window / 2)  # one-step dips drop out
+    if np.max(falling) - y[lowest] < min_fall * abs(y[lowest]):
         return None
-    slopes = _window_slopes(x[:lowest + 1], y[:lowest + 1], window)
+    slopes = _window_slopes(x[:lowest + 1], falling, window)
     steepest = float(10 ** x[int(np.argmin(slopes))]) if np.isfinite(slopes).any() else float(10 ** x[lowest])
     return max(min(steepest, float(10 ** x[lowest]) / 10), float(lrs[0]))
 
@@ -118,10 +119,9 @@ def _median_filter(x: np.ndarray, y: np.ndarray, half_width: float) -> np.ndarra
 
 
 def _window_slopes(x: np.ndarray, y: np.ndarray, window: float) -> np.ndarray:
-    """Per point, the least-squares slope of ``y`` (median-filtered over half the window) on ``x`` over the points
-    within ``window`` of it (inf where fewer than 3 points fall there)."""
+    """Per point, the least-squares slope of ``y`` on ``x`` over the points within ``window`` of it (inf where fewer
+    than 3 points fall there)."""
     near = [np.flatnonzero(np.abs(x - xi) <= window + 1e-12) for xi in x]
-    y = _median_filter(x, y, window / 2)  # one-step dips drop out
     return np.array([np.polyfit(x[idx], y[idx], 1)[0] if len(idx) >= 3 else np.inf for idx in near])
 
 

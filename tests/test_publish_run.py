@@ -76,7 +76,7 @@ def test_classifier_in_fp16_and_autoencoder_in_fp32_that_a_later_run_starts_from
 
 def test_a_two_stage_run_publishes_both_stages_tables_and_figures(tmp_path):
     from ferkit.training.history import write_history_csv
-    from ferkit.training.publish import _copy_curves
+    from ferkit.training.publish import _copy_history_and_figures
 
     stage1, stage2, repo = tmp_path / "s1", tmp_path / "s2", tmp_path / "repo"
     for folder, figures in ((stage1, ("lr_find", "curves")), (stage2, ("lr_find", "curves", "gradcam"))):
@@ -87,7 +87,7 @@ def test_a_two_stage_run_publishes_both_stages_tables_and_figures(tmp_path):
             (folder / f"{stem}.png").write_bytes(f"{folder.name} {stem}".encode())
     (stage2 / "two_stage.json").write_text(json.dumps({"stage1": {"run": str(stage1), "lr": 1e-3},
                                                        "stage2": {"run": str(stage2), "lr": 2e-4}}))
-    _copy_curves(stage2, "system_d", repo)
+    _copy_history_and_figures(stage2, "system_d", repo)
     figures, histories = repo / "docs" / "figures", repo / "docs" / "results" / "histories"
     assert (figures / "system_d_gradcam.png").read_bytes() == b"s2 gradcam"
     assert (figures / "system_d_lr_find.png").read_bytes() == b"s2 lr_find"

@@ -53,7 +53,7 @@ def publish_run(run: Path, command: str, *, name: str | None = None, note: str =
         record.update(_fp16_scores(model, info, target, data))
     record["note"] = note
     atomic_write_text(repo / "checkpoints" / f"{name}.json", json.dumps(record, indent=2) + "\n")
-    _copy_curves(run, name, repo)
+    _copy_history_and_figures(run, name, repo)
     return record
 
 
@@ -91,7 +91,7 @@ def _fp16_scores(model, info, target: Path, data: str | None) -> dict:
 RUN_FIGURES = ("curves", "lr_find", "gradcam")
 
 
-def _copy_curves(run: Path, name: str, repo: Path) -> None:
+def _copy_history_and_figures(run: Path, name: str, repo: Path) -> None:
     """The history (CSV and per-epoch table) and figures; for a two-stage run also stage 1's (``NAME_stage1_*``)
     and the summary of both stages' rates and scores (``two_stage.json``)."""
     histories, figures = repo / "docs" / "results" / "histories", repo / "docs" / "figures"

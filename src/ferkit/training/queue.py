@@ -180,7 +180,7 @@ def _run_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str:
 
 
 def _train_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str:
-    status = entry_status(entry, published)
+    status = entry_status(entry, published)  # read again under the claim: another queue may have just finished it
     if status in ("done", "published"):
         log.info("== %s: %s", status, entry.run)
         return status

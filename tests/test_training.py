@@ -184,15 +184,16 @@ def test_suggest_lr_gives_none_for_a_curve_flat_within_noise():
     assert suggest_lr(lrs, losses, min_fall=0.0) is not None
 
 
-def test_two_stage_falls_back_to_a_fifth_of_stage_one_on_a_flat_sweep():
+def test_two_stage_falls_back_on_a_flat_sweep():
+    """Stage 2 falls back to a fifth of stage 1's rate (the cap), stage 1 to its config's rate."""
     from ferkit.training.two_stage import _rate
 
-    assert _rate(None, None, "stage 2", cap=1e-3) == 1e-3  # flat sweep: the cap
-    assert _rate(None, 5e-3, "stage 2", cap=1e-3) == 1e-3  # a suggestion above the cap: the cap
-    assert _rate(None, 2e-4, "stage 2", cap=1e-3) == 2e-4
-    assert _rate(3e-2, None, "stage 2", cap=1e-3) == 3e-2  # --lr2 given wins
-    with pytest.raises(FerkitError, match="--lr1"):
-        _rate(None, None, "stage 1")
+    assert _rate(None, None, "stage 2", fallback=1e-3, cap=1e-3) == 1e-3  # flat sweep: the cap
+    assert _rate(None, 5e-3, "stage 2", fallback=1e-3, cap=1e-3) == 1e-3  # a suggestion above the cap: the cap
+    assert _rate(None, 2e-4, "stage 2", fallback=1e-3, cap=1e-3) == 2e-4
+    assert _rate(3e-2, None, "stage 2", fallback=1e-3, cap=1e-3) == 3e-2  # --lr2 given wins
+    assert _rate(None, None, "stage 1", fallback=3e-3) == 3e-3  # flat stage 1 (random frozen body): config's lr
+    assert _rate(None, 4e-2, "stage 1", fallback=3e-3) == 4e-2  # stage 1 has no cap
 
 
 def test_suggest_lr_ignores_a_noisy_dip_on_a_nearly_flat_curve():

@@ -3,7 +3,8 @@
     ferkit two-stage STAGE1.toml STAGE2.toml [--lr1 X] [--lr2 Y] [--steps 100] [key=value ...]
 
 1. stage 1 (body frozen, ``train.freeze_body_epochs`` = its epochs): an LR search with the body frozen
-   (``<stage 1 run>/lr_find.png``), then training of the head with one-cycle at the suggested rate (or --lr1);
+   (``<stage 1 run>/lr_find.png``), then training of the head with one-cycle at the suggested rate (or --lr1;
+   the config's ``train.lr`` when the sweep is flat, as on a random frozen body);
 2. stage 2 (everything trainable, ``train.body_lr_factor`` discriminative LRs): ``model.init_from`` is set to
    stage 1's ``best.pt``; a second LR search on that checkpoint, unfrozen (``<stage 2 run>/lr_find.png``);
    the head's rate is its suggestion, at most a fifth of stage 1's (fastai's rule of thumb), or --lr2;
@@ -39,18 +40,15 @@ log = logging.getLogger(__name__)
 LR_FILE = "two_stage_lr.json"
 
 
-def _rate(given: float | None, suggestion: float | None, stage: str, cap: float | None = None) -> float:
-    """The stage's rate: ``given``, else the search's suggestion (at most ``cap``), else ``cap`` when the sweep was
-    flat (stage 2: a fifth of stage 1's rate, fastai's rule of thumb)."""
+def _rate(given: float | None, suggestion: float | None, stage: str, fallback: float,
+          cap: float | None = None) -> float:
+    """The stage's rate: ``given``, else the search's suggestion (at most ``cap``), else ``fallback`` when the sweep
+    was flat (stage 1: its config's ``train.lr``; stage 2: a fifth of stage 1's rate, fastai's rule of thumb)."""
     if given is not None:
         return given
-    if suggestion is None and cap is not None:
-        log.warning("%s: the LR search shows no clear fall (flat within noise); using %.2e, a fifth of stage 1's "
-                    "rate", stage, cap)
-        return cap
     if suggestion is None:
-        raise FerkitError(f"the {stage} LR search gave no suggestion (too few steps, or a flat curve): "
-                          f"pass --lr{stage[-1]}")
+        log.warning("%s: the LR search shows no clear fall (flat within noise); using %.2e", stage, fallback)
+        return fallback
     return suggestion if cap is None else min(suggestion, cap)
 
 
@@ -63,7 +61,7 @@ def _stage_rate(config: Config, search: Callable[[], LRFinderResult], given: flo
         log.info("%s: rate %.2e read back from %s", stage, saved["lr"], path)
         return saved["lr_suggested"], saved["lr"]
     suggestion = search().suggestion
-    rate = _rate(given, suggestion, stage, cap)
+    rate = _rate(given, suggestion, stage, fallback=config.train.lr if cap is None else cap, cap=cap)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"lr_suggested": suggestion, "lr": rate}) + "\n")
     return suggestion, rate

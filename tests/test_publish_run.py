@@ -14,6 +14,7 @@ import torch
 
 from ferkit.config import load_config
 from ferkit.training.run import train
+from ferkit.training.store import in_store
 from synthetic import write_fer2013_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,9 +70,9 @@ def test_classifier_in_fp16_and_autoencoder_in_fp32_that_a_later_run_starts_from
     record = json.loads((tmp_path / "big" / "checkpoints" / "huge.json").read_text())
     kept = clf.run_dir / "huge-fp16.pt"
     assert not (tmp_path / "big" / "checkpoints" / "huge.pt").exists() and kept.is_file()
-    assert record["weights_committed"] is False and record["weights_path"] == str(kept.resolve())
+    assert record["weights_committed"] is False and in_store(record["weights_path"]) == kept
     assert record["weights_sha256"] == hashlib.sha256(kept.read_bytes()).hexdigest() and str(kept) in printed
-    assert record["evaluate_command"].startswith(f"ferkit evaluate {kept}")
+    assert record["evaluate_command"].startswith(f"ferkit evaluate {record['weights_path']} ")
 
 
 def test_a_two_stage_run_publishes_both_stages_tables_and_figures(tmp_path):
@@ -85,6 +86,9 @@ def test_a_two_stage_run_publishes_both_stages_tables_and_figures(tmp_path):
                           folder / "history.csv")
         for stem in figures:
             (folder / f"{stem}.png").write_bytes(f"{folder.name} {stem}".encode())
+    (stage2 / "test").mkdir()
+    (stage2 / "test" / "report.txt").write_text("s2 report")
+    (stage2 / "test" / "confusion.png").write_bytes(b"s2 confusion")
     (stage2 / "two_stage.json").write_text(json.dumps({"stage1": {"run": str(stage1), "lr": 1e-3},
                                                        "stage2": {"run": str(stage2), "lr": 2e-4}}))
     _copy_history_and_figures(stage2, "system_d", repo)
@@ -95,3 +99,5 @@ def test_a_two_stage_run_publishes_both_stages_tables_and_figures(tmp_path):
     assert "| 1 | 1.0000 | 0.9000 | 0.5000 | 0.5000 | 0:09 |" in (histories / "system_d_stage1.md").read_text()
     assert json.loads((histories / "system_d_two_stage.json").read_text())["stage2"]["lr"] == 2e-4
     assert not (figures / "system_d_stage1_gradcam.png").exists()
+    assert (histories / "system_d_report.txt").read_text() == "s2 report"  # the test split's report and confusion
+    assert (figures / "system_d_confusion.png").read_bytes() == b"s2 confusion"

@@ -15,7 +15,7 @@ import torch
 
 from ferkit.errors import FerkitError
 from ferkit.training.queue import listed_status, read_queue, run_queue, trainer_lock
-from ferkit.training.store import existing_run_file, in_store, run_store
+from ferkit.training.store import as_runs_path, existing_run_file, in_store, run_store
 from synthetic import write_fer2013_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +43,8 @@ def test_runs_paths_name_the_store_and_other_paths_are_left_alone(tmp_path, monk
     assert run_store() == tmp_path / "s"
     assert in_store("runs/system_c/x/best.pt") == tmp_path / "s" / "system_c" / "x" / "best.pt"
     assert in_store("checkpoints/a.pt") == Path("checkpoints/a.pt") and in_store("/abs/runs/a") == Path("/abs/runs/a")
+    assert as_runs_path(tmp_path / "s" / "system_c" / "x" / "best.pt") == "runs/system_c/x/best.pt"  # written down
+    assert as_runs_path(tmp_path / "elsewhere.pt") == str(tmp_path / "elsewhere.pt")
     monkeypatch.delenv("FERKIT_RUNS_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert run_store() == tmp_path / "data" / "ferkit" / "runs"  # outside any work tree by default

@@ -29,6 +29,7 @@ from ..machine import describe as describe_machine
 from ..models import load_model, read_checkpoint
 from ..models.export import export_checkpoint
 from .history import write_epoch_table
+from .store import as_runs_path
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def publish_run(run: Path, command: str, *, name: str | None = None, note: str =
               "epochs_run": len(history), "train_seconds": round(sum(float(row["seconds"]) for row in history), 1),
               "machine": describe_machine(), "command": command}
     if target.parent != repo / "checkpoints":
-        record.update({"weights_committed": False, "weights_path": str(target.resolve()),
+        record.update({"weights_committed": False, "weights_path": as_runs_path(target),
                        "weights_sha256": file_sha256(target)})
     if not reconstruct:
         record.update(_fp16_scores(model, info, target, data))
@@ -82,23 +83,29 @@ def _fp16_scores(model, info, target: Path, data: str | None) -> dict:
     if test is None:
         raise FerkitError(f"{target}: the run's data settings give no test split to score the published weights on")
     report = evaluate_model(model, info, test)
-    return {"evaluate_command": f"ferkit evaluate {target} --data {data_cfg.path}"
+    return {"evaluate_command": f"ferkit evaluate {as_runs_path(target) if target.is_absolute() else target} "
+                                f"--data {data_cfg.path}"
                                 + ("" if data_cfg.format == "fer2013" else " --split test"),
             "fp16_test_acc": report.accuracy, "fp16_test_macro_f1": report.macro_f1}
 
 
 #: A run's figures that publishing copies to ``docs/figures/NAME_<stem>.png`` where the run has them.
 RUN_FIGURES = ("curves", "lr_find", "gradcam")
+#: Where its test split's classification report and confusion matrix (``<run>/test/``) go, under docs/.
+TEST_FILES = {"report.txt": "results/histories/{name}_report.txt", "confusion.png": "figures/{name}_confusion.png"}
 
 
 def _copy_history_and_figures(run: Path, name: str, repo: Path) -> None:
-    """The history (CSV and per-epoch table) and figures; for a two-stage run also stage 1's (``NAME_stage1_*``)
-    and the summary of both stages' rates and scores (``two_stage.json``)."""
+    """The history (CSV and per-epoch table), figures and test report; for a two-stage run also stage 1's
+    (``NAME_stage1_*``) and the summary of both stages' rates and scores (``two_stage.json``)."""
     histories, figures = repo / "docs" / "results" / "histories", repo / "docs" / "figures"
     histories.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / "history.csv", histories / f"{name}.csv")
     write_epoch_table(run / "history.csv", name, histories / f"{name}.md")
+    for source, target in TEST_FILES.items():
+        if (run / "test" / source).is_file():
+            shutil.copyfile(run / "test" / source, repo / "docs" / target.format(name=name))
     folders = {name: run}
     if (run / "two_stage.json").is_file():
         shutil.copyfile(run / "two_stage.json", histories / f"{name}_two_stage.json")

@@ -68,8 +68,11 @@ def test_every_training_face_gets_the_fold_model_that_never_saw_it(csv, tmp_path
         np.testing.assert_allclose(cached["PublicTest"], mean, atol=1e-6)
     stamp = target.stat().st_mtime_ns
     assert cache_cross_fitted(folder, data, tmp_path / "cache") == target and target.stat().st_mtime_ns == stamp
-    record = teacher_ensemble([str(folder), str(paths[0])], data, tmp_path / "cache")  # a folder is one member
-    assert set(record["members"]) == {"teacher", "best"}
+    # a folder is one member; a run's best.pt is named after its run folder, so neither collides with teacher.pt
+    record = teacher_ensemble([str(folder), str(paths[0])], data, tmp_path / "cache")
+    assert set(record["members"]) == {"teacher_xfit", "f0"}
+    with pytest.raises(FerkitError, match="share the name f0"):
+        teacher_ensemble([str(paths[0]), str(paths[0])], data, tmp_path / "cache")
 
 
 def test_a_teacher_with_a_fold_missing_or_mixed_settings_is_refused(csv, tmp_path):

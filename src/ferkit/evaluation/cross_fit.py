@@ -56,13 +56,13 @@ def _fold_settings(folder: Path, configs: Sequence[dict]) -> tuple[int, int, lis
 
 
 def cache_cross_fitted(folder: Path, data: FaceData, cache_dir: Path) -> Path:
-    """``cache_dir/FOLDER-NAME.npz``: out-of-fold Training probabilities (and their mirrors') of the fold runs in
+    """``cache_dir/FOLDER-NAME_xfit.npz``: out-of-fold Training probabilities (and their mirrors') of the fold runs in
     ``folder``, their mean on PublicTest and PrivateTest; reused while the checkpoints are unchanged."""
-    from .teachers import SPLITS, faces_sha256
+    from .teachers import SPLITS, faces_sha256, member_name
 
     checkpoints = fold_checkpoints(folder)
     digest = hashlib.sha256("".join(file_sha256(p) for p in checkpoints).encode()).hexdigest()
-    target = Path(cache_dir) / f"{folder.name}.npz"
+    target = Path(cache_dir) / f"{member_name(folder)}.npz"
     if target.is_file():
         with np.load(target) as cached:
             if str(cached["sha256"]) == digest:

@@ -35,10 +35,23 @@ def faces_sha256(faces: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(faces).tobytes()).hexdigest()
 
 
+#: Checkpoint names a training run writes: such a member is named after its run folder.
+RUN_CHECKPOINTS = ("best", "last")
+
+
+def member_name(path: str | Path) -> str:
+    """A member's name (its cache file's and record's): a checkpoint's stem, a run's ``best.pt`` its run folder's
+    name, a folder of fold runs (a cross-fitted teacher) its name + ``_xfit``."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path.name}_xfit"
+    return path.parent.name if path.stem in RUN_CHECKPOINTS else path.stem
+
+
 def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path) -> Path:
     """``cache_dir/NAME.npz`` with the checkpoint's probabilities on each split (and ``Training_flip``)."""
     checkpoint = Path(checkpoint)
-    digest, target = file_sha256(checkpoint), Path(cache_dir) / f"{checkpoint.stem}.npz"
+    digest, target = file_sha256(checkpoint), Path(cache_dir) / f"{member_name(checkpoint)}.npz"
     if target.is_file():
         with np.load(target) as cached:
             if str(cached["sha256"]) == digest and "training_faces_sha256" in cached:
@@ -132,8 +145,14 @@ def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_di
     Returns a JSON-ready record: each member's accuracy, the uniform mean of all members, the chosen
     weights and temperature, and the cache files (a student reads its targets from them).
     """
+    from ..training.store import existing_run_file
     from .metrics import bootstrap_accuracy_ci
 
+    names = [member_name(existing_run_file(c)) for c in checkpoints]
+    if len(set(names)) < len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise FerkitError(f"two teachers would share the name {', '.join(twice)} (a checkpoint's stem, a run's "
+                          "folder): rename or copy one")
     paths = [_cache(c, data, cache_dir) for c in checkpoints]
     labels = {split: np.asarray(data.split(split).labels) for split in ("PublicTest", "PrivateTest")}
     probs = {split: load_cache(paths, split) for split in labels}

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ferkit.inference import create_detector, load_rgb
+from ferkit.inference.video import read_frames
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -40,16 +41,9 @@ CANDIDATES: list[tuple[str, dict]] = [
 ]
 
 
-def read_frames(path: Path) -> list[np.ndarray]:
-    """Every frame of a video as RGB."""
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    capture.release()
+def video_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of a video as RGB (ferkit's reader), all in memory."""
+    frames = [frame.rgb for frame in read_frames(path)]
     if not frames:
         raise SystemExit(f"could not read any frame of {path}")
     return frames
@@ -134,8 +128,8 @@ def main() -> None:
     with open(folder / "faces.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     photos = [(folder / r["file"], int(r["faces_approx"]), load_rgb(folder / r["file"])) for r in rows]
-    one = read_frames(args.data / "videos" / "single_face.mp4")
-    none = read_frames(args.data / "videos" / "no_face.mp4")
+    one = video_frames(args.data / "videos" / "single_face.mp4")
+    none = video_frames(args.data / "videos" / "no_face.mp4")
     if args.shrink:
         shrink_comparison({"photos": [p[2] for p in photos], "single_face.mp4 frames": one,
                            "no_face.mp4 frames": none})

@@ -59,18 +59,10 @@ def peak_mib() -> float:
 
 
 def read_frames(path: Path):
-    """Yield every frame of a video as RGB, decoded with OpenCV."""
-    import cv2
+    """Yield every frame of a video as RGB (ferkit's reader)."""
+    from ferkit.inference.video import read_frames as frames
 
-    capture = cv2.VideoCapture(str(path))
-    try:
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                return
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
+    return (frame.rgb for frame in frames(path))
 
 
 def row(what: str, variant: str, wall: str, cpu: str, goal: str = "") -> None:

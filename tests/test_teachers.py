@@ -12,6 +12,7 @@ from ferkit.evaluation.predict import predict_proba
 from ferkit.evaluation.teachers import (
     cache_member,
     fit_temperature,
+    member_name,
     select_ensemble,
     soften,
     teacher_ensemble,
@@ -53,6 +54,14 @@ def test_the_cache_holds_each_splits_probabilities_and_the_mirrors_and_is_reused
     assert again.stat().st_mtime_ns != stamp
     with np.load(again) as arrays:
         assert not np.allclose(arrays["Training"], predict_proba(model, train, info.preprocessing), atol=1e-6)
+
+
+def test_members_are_named_after_what_a_reader_knows_them_by(tmp_path):
+    (tmp_path / "xfit" / "default_v2").mkdir(parents=True)
+    assert member_name(tmp_path / "checkpoints" / "default_v2.pt") == "default_v2"
+    assert member_name(tmp_path / "default_seeds" / "default_v2_s1" / "best.pt") == "default_v2_s1"  # its run
+    assert member_name(tmp_path / "system_d" / "stage2" / "system_d_cached-fp16.pt") == "system_d_cached"  # published
+    assert member_name(tmp_path / "xfit" / "default_v2") == "default_v2_xfit"  # a folder of fold runs
 
 
 def test_selection_keeps_the_members_that_help_and_drops_one_that_misleads():

@@ -40,12 +40,13 @@ RUN_CHECKPOINTS = ("best", "last")
 
 
 def member_name(path: str | Path) -> str:
-    """A member's name (its cache file's and record's): a checkpoint's stem, a run's ``best.pt`` its run folder's
-    name, a folder of fold runs (a cross-fitted teacher) its name + ``_xfit``."""
+    """A member's name (its cache file's and record's): a checkpoint's stem (a published file kept in the run
+    store, ``NAME-fp16.pt``: its published NAME), a run's ``best.pt`` its run folder's name, a folder of fold runs
+    (a cross-fitted teacher) its name + ``_xfit``."""
     path = Path(path)
     if path.is_dir():
         return f"{path.name}_xfit"
-    return path.parent.name if path.stem in RUN_CHECKPOINTS else path.stem
+    return path.parent.name if path.stem in RUN_CHECKPOINTS else path.stem.removesuffix("-fp16")
 
 
 def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path) -> Path:

@@ -168,6 +168,23 @@ def goal_lines(rows: list[dict]) -> list[str]:
             f"{best['private_tencrop']:.2%} ten-crop ({verdict(best['private_none'] >= 0.73)})."]
 
 
+def teacher_lines(record_path: Path = ROOT / "docs" / "results" / "teachers.json") -> list[str]:
+    """Which models make good teachers for the default model: those the greedy ensemble of ``ferkit teachers``
+    chose on PublicTest (with how often), and those it left out."""
+    if not record_path.is_file():
+        return []
+    record = json.loads(record_path.read_text())
+    weights, selected = record["selected"]["weights"], record["selected"]
+    chosen = ", ".join(f"{name} x{count}" for name, count in sorted(weights.items(), key=lambda kv: (-kv[1], kv[0])))
+    left_out = ", ".join(sorted(set(record["members"]) - set(weights))) or "none"
+    return ["Good teachers for the default model: the members `ferkit teachers` chose for its ensemble on PublicTest "
+            f"(greedy, with repetition; {record_path.relative_to(ROOT)}, `{record['command']}`): {chosen}; left "
+            f"out: {left_out}. The ensemble: PublicTest {selected['PublicTest']['accuracy']:.2%}, PrivateTest "
+            f"{selected['PrivateTest']['accuracy']:.2%} (reported only). A member's probabilities on Training are "
+            "its own training data unless it is cross-fitted (`NAME_xfit`), so in-sample teachers are "
+            "overconfident there."]
+
+
 def _lowest(row: dict) -> str:
     name, recall = row["ckplus48_lowest"]
     return f"{name} {recall:.1%}"
@@ -197,6 +214,9 @@ def markdown(rows: list[dict], commands: dict[str, str]) -> str:
                      f"{r['faces_per_s']:,.0f} |")
     lines += stored_model_lines()
     lines += ["", *goal_lines(rows)]
+    teachers = teacher_lines()
+    if teachers:
+        lines += ["", *teachers]
     lines += ["", "Published anchors (quoted, not run here):", "",
               "| system | FER2013 PrivateTest | test-time augmentation | source |", "| --- | ---: | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in ANCHORS]

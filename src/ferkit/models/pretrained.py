@@ -115,15 +115,47 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike | Mapping[str, t
     src = _strip(source) if isinstance(source, Mapping) else read_state_dict(source)
     own = model.state_dict()
     report = LoadReport()
-    first = first_conv_key(model)
-    if adapt_first_conv and first in src and first in own:
-        s, o = src[first], own[first]
-        if s.ndim == 4 and s.shape[1] != o.shape[1] and (s.shape[0], *s.shape[2:]) == (o.shape[0], *o.shape[2:]):
-            src[first] = adapt_channels(s.float(), o.shape[1])
-            how = "summed over the RGB filters" if o.shape[1] == 1 else "repeated over the channels"
-            report.adapted[first] = f"{s.shape[1]} -> {o.shape[1]} input channels ({how})"
-    exempt = model.pretrained_exempt() if hasattr(model, "pretrained_exempt") else {}
+    if adapt_first_conv:
+        _adapt_first_conv(first_conv_key(model), src, own, report)
+    problems = _mismatches(own, src, model.pretrained_exempt() if hasattr(model, "pretrained_exempt") else {},
+                           report)
+    fits = {k: src[k].to(own[k].dtype) for k in own if k in src and src[k].shape == own[k].shape}
+    name = type(model).__name__
+    if problems and strict:
+        counts = ", ".join(f"{len(items)} {kind.split(' ')[0]}" for kind, items in problems.items())
+        raise FerkitError(f"{where}: the weights do not fit this {name} ({counts} keys; {len(fits)} fit):\n"
+                          + _listings(problems) + "\nis it the same architecture? strict=False "
+                          "(model.pretrained_strict = false) loads what fits")
+    if not fits:
+        raise FerkitError(f"{where}: not one weight fits this {name}:\n" + _listings(problems))
+    model.load_state_dict(fits, strict=False)
+    report.loaded, report.problems = sorted(fits), [p.strip() for p in _listings(problems).splitlines() if p]
+    if problems:
+        log.warning("%s: loaded %d tensors, the rest left as built:\n%s", where, len(fits), _listings(problems))
+    log.info("pretrained weights from %s: %s", where, report.summary())
+    if isinstance(source, (str, os.PathLike)) and str(source).lower().endswith(KERAS_SUFFIXES) \
+            and getattr(model, "stride_in_1x1", None) is False:
+        log.warning("%s: Keras' ResNet50 strides on the 1x1 convs; build the model with stride_in_1x1=True for "
+                    "the function these weights were trained as", where)
+    return report
 
+
+def _adapt_first_conv(first: str, src: dict[str, torch.Tensor], own: Mapping[str, torch.Tensor],
+                      report: LoadReport) -> None:
+    """RGB filters of the file's first conv summed to one grey channel (or repeated), in place in ``src``."""
+    if first not in src or first not in own:
+        return
+    s, o = src[first], own[first]
+    if s.ndim == 4 and s.shape[1] != o.shape[1] and (s.shape[0], *s.shape[2:]) == (o.shape[0], *o.shape[2:]):
+        src[first] = adapt_channels(s.float(), o.shape[1])
+        how = "summed over the RGB filters" if o.shape[1] == 1 else "repeated over the channels"
+        report.adapted[first] = f"{s.shape[1]} -> {o.shape[1]} input channels ({how})"
+
+
+def _mismatches(own: Mapping[str, torch.Tensor], src: Mapping[str, torch.Tensor], exempt: Mapping[str, str],
+                report: LoadReport) -> dict[str, list[str]]:
+    """The missing, unexpected and mis-shaped keys, by kind (only kinds that have some); keys the model exempts
+    (``pretrained_exempt``: prefix -> reason, e.g. a new head) go to ``report.skipped`` instead."""
     def why(key: str) -> str | None:
         return next((reason for prefix, reason in exempt.items() if key.startswith(prefix)), None)
 
@@ -148,29 +180,13 @@ def load_pretrained(model: nn.Module, source: str | os.PathLike | Mapping[str, t
                 report.skipped[key] = f"not in this model ({why(key)})"
             else:
                 unexpected.append(key)
-    problems = [_listing(kind, items) for kind, items in (
-        ("missing (in the model, not in the file)", missing),
-        ("unexpected (in the file, not in the model)", unexpected),
-        ("mis-shaped", misshaped)) if items]
-    fits = {k: src[k].to(own[k].dtype) for k in own if k in src and src[k].shape == own[k].shape}
-    name = type(model).__name__
-    if problems and strict:
-        raise FerkitError(f"{where}: the weights do not fit this {name} ({len(missing)} missing, {len(unexpected)} "
-                          f"unexpected, {len(misshaped)} mis-shaped keys; {len(fits)} fit):\n" + "\n".join(problems)
-                          + "\nis it the same architecture? strict=False (model.pretrained_strict = false) loads "
-                          "what fits")
-    if not fits:
-        raise FerkitError(f"{where}: not one weight fits this {name}:\n" + "\n".join(problems))
-    model.load_state_dict(fits, strict=False)
-    report.loaded, report.problems = sorted(fits), [p.strip() for p in problems]
-    if problems:
-        log.warning("%s: loaded %d tensors, the rest left as built:\n%s", where, len(fits), "\n".join(problems))
-    log.info("pretrained weights from %s: %s", where, report.summary())
-    if isinstance(source, (str, os.PathLike)) and str(source).lower().endswith(KERAS_SUFFIXES) \
-            and getattr(model, "stride_in_1x1", None) is False:
-        log.warning("%s: Keras' ResNet50 strides on the 1x1 convs; build the model with stride_in_1x1=True for "
-                    "the function these weights were trained as", where)
-    return report
+    kinds = {"missing (in the model, not in the file)": missing,
+             "unexpected (in the file, not in the model)": unexpected, "mis-shaped": misshaped}
+    return {kind: items for kind, items in kinds.items() if items}
+
+
+def _listings(problems: Mapping[str, list[str]]) -> str:
+    return "\n".join(_listing(kind, items) for kind, items in problems.items())
 
 
 # --- Keras ResNet50 -----------------------------------------------------------------------------------------

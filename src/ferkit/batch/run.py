@@ -97,6 +97,22 @@ def _engine_results(engine: str, pending: Sequence[Source], settings: BatchSetti
                    photos_per_batch=photos_per_batch)
 
 
+def _fingerprint(recognizer) -> dict:
+    """What makes a dataset's rows what they are (rows version, model file and hash, labels, the resolved
+    options): a later run into the same folder must match it."""
+    used = recognizer.options  # the backend resolved ("auto" -> what runs here)
+    return {"rows": ROWS_VERSION, "model": used.model or "ferkit/weights/default.pt",
+            "model_sha256": _model_sha256(used.model), "labels": list(recognizer.labels),
+            **{k: v for k, v in used.to_dict().items() if k not in ("model", "threads")}}
+
+
+def _tally(summary: BatchSummary, result: InputResult) -> None:
+    summary.done += result.status == "done"
+    summary.failed += result.status != "done"
+    summary.faces += result.faces
+    summary.frames += result.frames
+
+
 def run_batch(
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike,
@@ -126,12 +142,8 @@ def run_batch(
     out = Path(out)
     sources = expand_inputs(inputs, exclude=out)
     recognizer = settings.recognizer()  # checks the model before any work; the ray engine needs only its labels
-    used = recognizer.options  # the backend resolved ("auto" -> what runs here)
-    fingerprint = {"rows": ROWS_VERSION, "model": used.model or "ferkit/weights/default.pt",
-                   "model_sha256": _model_sha256(used.model), "labels": list(recognizer.labels),
-                   **{k: v for k, v in used.to_dict().items() if k not in ("model", "threads")}}
     start = time.perf_counter()
-    with BatchStore(out, face_schema(recognizer.labels), fingerprint) as store:
+    with BatchStore(out, face_schema(recognizer.labels), _fingerprint(recognizer)) as store:
         pending = [s for s in sources if not store.finished(s.path, retry_failed=retry_failed)]
         summary = BatchSummary(out=out, engine=engine, inputs=len(sources), done=0, skipped=len(sources) - len(pending),
                                failed=0, faces=0, frames=0, seconds=0.0)
@@ -146,10 +158,7 @@ def run_batch(
                 with contextlib.closing(results):  # on an interruption, the engine stops what it started now
                     for result in results:
                         buffer.add(result)
-                        summary.done += result.status == "done"
-                        summary.failed += result.status != "done"
-                        summary.faces += result.faces
-                        summary.frames += result.frames
+                        _tally(summary, result)
                         bar.update()
                         bar.set_postfix(faces=summary.faces, failed=summary.failed, refresh=False)
             buffer.flush()

@@ -83,8 +83,7 @@ def _fp16_scores(model, info, target: Path, data: str | None) -> dict:
     if test is None:
         raise FerkitError(f"{target}: the run's data settings give no test split to score the published weights on")
     report = evaluate_model(model, info, test)
-    return {"evaluate_command": f"ferkit evaluate {as_runs_path(target) if target.is_absolute() else target} "
-                                f"--data {data_cfg.path}"
+    return {"evaluate_command": f"ferkit evaluate {as_runs_path(target)} --data {data_cfg.path}"
                                 + ("" if data_cfg.format == "fer2013" else " --split test"),
             "fp16_test_acc": report.accuracy, "fp16_test_macro_f1": report.macro_f1}
 

@@ -42,6 +42,5 @@ def existing_run_file(path: str | os.PathLike) -> Path:
 def as_runs_path(path: str | os.PathLike) -> str:
     """The inverse of :func:`in_store` for writing down: a path inside the run store as ``runs/...`` (the same on
     every machine), any other path as given."""
-    path = Path(path).resolve()
-    store = run_store().resolve()
-    return str(Path(PREFIX, path.relative_to(store))) if path.is_relative_to(store) else str(path)
+    resolved, store = Path(path).resolve(), run_store().resolve()
+    return str(Path(PREFIX, resolved.relative_to(store))) if resolved.is_relative_to(store) else str(path)

@@ -136,35 +136,9 @@ class Recognizer:
                 self.info: ModelInfo = model_info_from_onnx(self.backend, path)
             self.checkpoint: str = f"ferkit/weights/{DEFAULT_INT8_WEIGHTS}"
         elif checkpoint is not None and is_onnx_file(checkpoint):
-            if backend == "torch":
-                raise ValueError(f"{checkpoint}: an ONNX file needs backend='onnx' or 'int8'")
-            self.checkpoint = str(checkpoint)
-            self.backend = OnnxBackend(existing_file(checkpoint, "ONNX model"), threads=threads)
-            self.info = model_info_from_onnx(self.backend, checkpoint)
-            if backend == "int8" and not is_int8_onnx(self.backend):
-                raise FerkitError(f"{checkpoint}: not an int8 model (no ferkit_quantization metadata); use "
-                                  "backend='onnx', or write one with `ferkit export --format onnx-int8`")
+            self._load_onnx(checkpoint, backend, threads)
         else:
-            if checkpoint is None:
-                with _default_checkpoint() as path:
-                    model, info = load_model(path)
-                self.checkpoint = f"ferkit/weights/{DEFAULT_WEIGHTS}"
-            else:
-                model, info = load_model(checkpoint)
-                self.checkpoint = str(checkpoint)
-            self.info = info
-            self.model = model.to(self.device).eval()
-            if backend == "onnx":
-                from ..models.export import onnx_bytes
-
-                try:
-                    exported = onnx_bytes(model, info)
-                except Exception as exc:  # noqa: BLE001 - the exporter raises many types
-                    raise FerkitError(f"{self.checkpoint}: the {info.name} model cannot be exported to ONNX "
-                                      f"({type(exc).__name__}: {exc}); use backend='torch'") from None
-                self.backend = OnnxBackend(exported, threads=threads)
-            else:
-                self.backend = TorchBackend(self.model, self.device)
+            self._load_checkpoint(checkpoint, backend, threads)
         #: What this recognizer runs, as :class:`Options` (the backend as resolved: "auto" -> what runs here)
         self.options = (options or Options(
             model=None if checkpoint is None else os.fspath(checkpoint), threads=threads,
@@ -173,6 +147,40 @@ class Recognizer:
         )).replace(backend=backend)
         log.info("loaded %s (%s, labels %s), %s backend on %s", self.checkpoint, self.info.name,
                  list(self.info.labels), backend, self.device)
+
+    def _load_onnx(self, checkpoint: str | os.PathLike, backend: str, threads: int | None) -> None:
+        """An exported ``.onnx`` file, run by onnxruntime (float, or int8 for ``backend='int8'``)."""
+        if backend == "torch":
+            raise ValueError(f"{checkpoint}: an ONNX file needs backend='onnx' or 'int8'")
+        self.checkpoint = str(checkpoint)
+        self.backend = OnnxBackend(existing_file(checkpoint, "ONNX model"), threads=threads)
+        self.info = model_info_from_onnx(self.backend, checkpoint)
+        if backend == "int8" and not is_int8_onnx(self.backend):
+            raise FerkitError(f"{checkpoint}: not an int8 model (no ferkit_quantization metadata); use "
+                              "backend='onnx', or write one with `ferkit export --format onnx-int8`")
+
+    def _load_checkpoint(self, checkpoint: str | os.PathLike | None, backend: str, threads: int | None) -> None:
+        """A ``.pt`` checkpoint (the shipped default when None), run by torch or exported in memory to onnx."""
+        if checkpoint is None:
+            with _default_checkpoint() as path:
+                model, info = load_model(path)
+            self.checkpoint = f"ferkit/weights/{DEFAULT_WEIGHTS}"
+        else:
+            model, info = load_model(checkpoint)
+            self.checkpoint = str(checkpoint)
+        self.info = info
+        self.model = model.to(self.device).eval()
+        if backend != "onnx":
+            self.backend = TorchBackend(self.model, self.device)
+            return
+        from ..models.export import onnx_bytes
+
+        try:
+            exported = onnx_bytes(model, info)
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+            raise FerkitError(f"{self.checkpoint}: the {info.name} model cannot be exported to ONNX "
+                              f"({type(exc).__name__}: {exc}); use backend='torch'") from None
+        self.backend = OnnxBackend(exported, threads=threads)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, **kwargs) -> Recognizer:

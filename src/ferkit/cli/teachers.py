@@ -11,7 +11,8 @@ EXAMPLES = """examples:
   (each model's probabilities on Training, its mirror images, PublicTest and PrivateTest are cached once in
    ~/.cache/ferkit/teachers; the ensemble and its temperature are chosen on PublicTest)
   ferkit teachers runs/xfit/default_v2 checkpoints/default_v2.pt --data fer2013.csv.gz   # a cross-fitted teacher:
-  (runs/xfit/default_v2/f0 ... f4, each trained without one fold of Training, give every face out-of-fold)"""
+  (runs/xfit/default_v2/f0 ... f4, each trained without one fold of Training, give every face out-of-fold;
+   the member is named default_v2_xfit, a run's best.pt after its run folder, NAME-fp16.pt after NAME)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

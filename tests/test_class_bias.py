@@ -106,3 +106,12 @@ def test_ferkit_balance_refuses_privatetest_and_overwriting_its_input(checkpoint
     assert main(["balance", str(path), "--data", str(csv_path), "--out", str(path)]) == 2
     assert "is the checkpoint being read" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_ferkit_balance_writes_runs_paths_into_the_run_store(checkpoint, tmp_path, capsys, monkeypatch):
+    from ferkit.training.store import run_store
+
+    csv_path, path = checkpoint
+    monkeypatch.chdir(tmp_path)
+    assert main(["balance", str(path), "--data", str(csv_path), "--out", "runs/seeds/balanced.pt"]) == 0
+    assert (run_store() / "seeds" / "balanced.pt").is_file() and not (tmp_path / "runs").exists()

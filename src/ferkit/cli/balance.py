@@ -33,12 +33,14 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
     from ..errors import FerkitError
     from ..io import output_folder
+    from ..training.store import existing_run_file, in_store
 
+    args.out = str(in_store(args.out))  # runs/... names the run store, as everywhere
     if "PrivateTest" in args.split.split("+"):
         raise FerkitError(f"--split {args.split}: offsets chosen on PrivateTest would tune the split you report; "
                           "choose them on PublicTest")
     out = Path(args.out)
-    if out.exists() and out.resolve() == Path(args.checkpoint).resolve():
+    if out.exists() and out.resolve() == existing_run_file(args.checkpoint).resolve():
         raise FerkitError(f"--out {out} is the checkpoint being read; give another file")
     output_folder(out.parent if str(out.parent) else ".", "--out folder")
 

@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         fmt = args.calibration_format or ("folder" if Path(args.calibration).is_dir() else "fer2013")
         calibration = calibration_faces(read_source(DataConfig(format=fmt, path=args.calibration)),
                                         args.calibration_faces)
-    out = export_checkpoint(args.checkpoint, args.out, args.format, calibration=calibration)
+    from ..training.store import in_store
+
+    out = export_checkpoint(args.checkpoint, in_store(args.out), args.format, calibration=calibration)
     log.info("wrote %s (%s, %.2f MB)", out, args.format, size_on_disk_mb(out))
     return 0

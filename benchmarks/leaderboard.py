@@ -168,7 +168,7 @@ def goal_lines(rows: list[dict]) -> list[str]:
             f"{best['private_tencrop']:.2%} ten-crop ({verdict(best['private_none'] >= 0.73)})."]
 
 
-def teacher_lines(record_path: Path = ROOT / "docs" / "results" / "teachers.json") -> list[str]:
+def teacher_lines(record_path: Path = ROOT / "docs" / "results" / "teachers_all.json") -> list[str]:
     """Which models make good teachers for the default model: those the greedy ensemble of ``ferkit teachers``
     chose on PublicTest (with how often), and those it left out."""
     if not record_path.is_file():

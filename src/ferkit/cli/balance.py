@@ -33,9 +33,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
     from ..errors import FerkitError
     from ..io import output_folder
-    from ..training.store import existing_run_file, in_store
+    from ..training.store import existing_run_file
 
-    args.out = str(in_store(args.out))  # runs/... names the run store, as everywhere
     if "PrivateTest" in args.split.split("+"):
         raise FerkitError(f"--split {args.split}: offsets chosen on PrivateTest would tune the split you report; "
                           "choose them on PublicTest")
@@ -53,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.predict import labels_in_model_order, predict_proba
     from ..models import save_model
     from ..models.checkpoint import model_from_payload, read_checkpoint, stored_in_half
+    from ..training.store import in_store
     from .evaluate import evaluation_data
 
+    args.out = str(in_store(args.out))  # runs/... names the run store, as everywhere
     _check_arguments(args)
     payload = read_checkpoint(args.checkpoint)
     model, info = model_from_payload(payload, args.checkpoint)

@@ -53,7 +53,7 @@ def _rate(given: float | None, suggestion: float | None, stage: str, fallback: f
 
 
 def _stage_rate(config: Config, search: Callable[[], LRFinderResult], given: float | None, stage: str, *,
-                cap: float | None = None, resume: bool = False) -> tuple[float | None, float]:
+                fallback: float, cap: float | None = None, resume: bool = False) -> tuple[float | None, float]:
     """(suggestion, rate) of a stage: read back from its ``two_stage_lr.json`` on resume, else searched and saved."""
     path = config.run_dir / LR_FILE
     if resume and path.is_file():
@@ -61,7 +61,7 @@ def _stage_rate(config: Config, search: Callable[[], LRFinderResult], given: flo
         log.info("%s: rate %.2e read back from %s", stage, saved["lr"], path)
         return saved["lr_suggested"], saved["lr"]
     suggestion = search().suggestion
-    rate = _rate(given, suggestion, stage, fallback=config.train.lr if cap is None else cap, cap=cap)
+    rate = _rate(given, suggestion, stage, fallback=fallback, cap=cap)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"lr_suggested": suggestion, "lr": rate}) + "\n")
     return suggestion, rate
@@ -86,7 +86,7 @@ def run_two_stage(stage1: Config, stage2: Config, *, lr1: float | None = None, l
                     stage1.train.epochs)
     suggested1, stage1.train.lr = _stage_rate(
         stage1, lambda: lr_find_from_config(stage1, start=start, end=end, steps=steps, frozen=True),
-        lr1, "stage 1", resume=resume)
+        lr1, "stage 1", fallback=stage1.train.lr, resume=resume)  # a flat sweep: the config's rate
     log.info("stage 1: head trained at lr %.2e (body frozen)", stage1.train.lr)
     best1, metrics1 = _train_stage(stage1, resume)
 
@@ -94,7 +94,7 @@ def run_two_stage(stage1: Config, stage2: Config, *, lr1: float | None = None, l
     suggested2, stage2.train.lr = _stage_rate(
         stage2, lambda: lr_find_from_config(stage2, start=start, end=end, steps=steps, frozen=False,
                                             checkpoint=best1),
-        lr2, "stage 2", cap=stage1.train.lr / 5, resume=resume)
+        lr2, "stage 2", fallback=stage1.train.lr / 5, cap=stage1.train.lr / 5, resume=resume)
     log.info("stage 2: head lr %.2e, first layers %.2e", stage2.train.lr,
              stage2.train.lr * stage2.train.body_lr_factor)
     best2, metrics2 = _train_stage(stage2, resume)

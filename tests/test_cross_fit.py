@@ -10,7 +10,7 @@ from ferkit.config import DataConfig, load_config
 from ferkit.data.fer2013 import read_fer2013
 from ferkit.data.sources import load_splits, training_folds
 from ferkit.errors import FerkitError
-from ferkit.evaluation.cross_fit import cache_cross_fitted
+from ferkit.evaluation.cross_fit import cache_cross_fitted, write_fold_record
 from ferkit.evaluation.predict import predict_proba
 from ferkit.evaluation.teachers import teacher_ensemble
 from ferkit.labels import EMOTIONS
@@ -86,3 +86,37 @@ def test_a_teacher_with_a_fold_missing_or_mixed_settings_is_refused(csv, tmp_pat
         cache_cross_fitted(tmp_path / "mixed", data, tmp_path / "cache")
     with pytest.raises(FerkitError, match="no fold runs"):
         cache_cross_fitted(tmp_path / "empty", data, tmp_path / "cache")
+
+
+def test_a_folder_of_published_fold_records_is_the_same_teacher_as_the_folder_of_runs(csv, tmp_path):
+    data, runs = read_fer2013(csv), tmp_path / "runs" / "teacher"
+    paths = [_fold_run(runs, fold) for fold in range(2)]
+    records = tmp_path / "checkpoints" / "teacher"
+    for fold, path in enumerate(paths):
+        written = write_fold_record(path, data, records / f"f{fold}.oof.npz")
+        with np.load(written) as record:
+            assert record["Training"].dtype == np.float16 and int(record["fold"]) == fold
+    from_runs = cache_cross_fitted(runs, data, tmp_path / "cache_runs")
+    from_records = cache_cross_fitted(records, data, tmp_path / "cache_records")
+    assert from_runs.name == from_records.name == "teacher_xfit.npz"
+    with np.load(from_runs) as a, np.load(from_records) as b:
+        assert (a["Training"].sum(1) > 0.99).all()  # every Training face filled, by one fold or the other
+        for split in ("Training", "Training_flip", "PublicTest", "PrivateTest"):
+            np.testing.assert_allclose(b[split], a[split], atol=2e-3)  # fp16 storage
+    other = read_fer2013(write_fer2013_csv(tmp_path / "other.csv", {"Training": 6, "PublicTest": 2,
+                                                                     "PrivateTest": 2}, seed=7))
+    with pytest.raises(FerkitError, match="other Training faces"):
+        cache_cross_fitted(records, other, tmp_path / "cache_other")
+    (records / "f1.oof.npz").unlink()
+    with pytest.raises(FerkitError, match="each of 0..1 exactly once"):
+        cache_cross_fitted(records, data, tmp_path / "cache_missing")
+
+
+def test_a_model_trained_on_all_of_training_is_not_a_fold(csv, tmp_path):
+    torch.manual_seed(0)
+    config = load_config(None, ["model.name=ferkit_cnn_small", "model.input_size=24"])
+    info = model_info(config, EMOTIONS)
+    path = save_model(tmp_path / "whole.pt", create_model(info.name, **info.args).eval(), info)
+    with pytest.raises(FerkitError, match="not trained with data.folds"):
+        write_fold_record(path, read_fer2013(csv), tmp_path / "whole.oof.npz")
+    assert not (tmp_path / "whole.oof.npz").exists()

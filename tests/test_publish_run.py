@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -73,6 +74,27 @@ def test_classifier_in_fp16_and_autoencoder_in_fp32_that_a_later_run_starts_from
     assert record["weights_committed"] is False and in_store(record["weights_path"]) == kept
     assert record["weights_sha256"] == hashlib.sha256(kept.read_bytes()).hexdigest() and str(kept) in printed
     assert record["evaluate_command"].startswith(f"ferkit evaluate {record['weights_path']} ")
+
+
+@pytest.mark.slow
+def test_a_fold_run_publishes_its_out_of_fold_record_which_a_teacher_folder_reads(tmp_path):
+    from ferkit.data.fer2013 import read_fer2013
+    from ferkit.evaluation.cross_fit import cache_cross_fitted
+
+    csv = write_fer2013_csv(tmp_path / "fer.csv", {"Training": 6, "PublicTest": 3, "PrivateTest": 3})
+    common = [f"data.path={csv}", f"out_dir={tmp_path / 'runs'}", *SMALL, "model.name=ferkit_cnn_small",
+              "model.input_size=24", "data.folds=2"]
+    for fold in range(2):
+        run = train(load_config(ROOT / "configs" / "default.toml", [f"name=f{fold}", f"data.fold={fold}", *common]))
+        _publish(run.run_dir, tmp_path, "--name", f"xfit/t/f{fold}", "--max-mb", "0.01")
+    folder = tmp_path / "checkpoints" / "xfit" / "t"
+    record = json.loads((folder / "f1.json").read_text())
+    assert record["fold_record"] == "checkpoints/xfit/t/f1.oof.npz" and record["weights_committed"] is False
+    assert sorted(p.name for p in folder.iterdir()) == ["f0.json", "f0.oof.npz", "f1.json", "f1.oof.npz"]
+    assert (tmp_path / "docs" / "results" / "histories" / "xfit" / "t" / "f0.csv").is_file()
+    cached = cache_cross_fitted(folder, read_fer2013(csv), tmp_path / "cache")
+    with np.load(cached) as teacher:
+        assert cached.name == "t_xfit.npz" and (teacher["Training"].sum(1) > 0.99).all()
 
 
 def test_a_two_stage_run_publishes_both_stages_tables_and_figures(tmp_path):

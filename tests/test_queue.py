@@ -55,6 +55,17 @@ def test_runs_paths_name_the_store_and_other_paths_are_left_alone(tmp_path, monk
     assert existing_run_file("runs/new/best.pt") == tmp_path / "data" / "ferkit" / "runs" / "new" / "best.pt"
 
 
+def test_runs_sharing_a_folder_name_count_as_published_under_their_path_below_runs(store, tmp_path):
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"runs/xfit/t/f0 {CONFIG}\nruns/xfit/t/f1 {CONFIG}\nruns/other/f0 {CONFIG}\n")
+    published = tmp_path / "published"
+    (published / "xfit" / "t").mkdir(parents=True)
+    (published / "xfit" / "t" / "f0.json").write_text("{}")  # a fold of a cross-fitted teacher, published
+    assert [listed_status(e, published) for e in read_queue([queue])] == ["published", "new", "new"]
+    (published / "f0.json").write_text("{}")  # a flat name still counts for every run of that folder name
+    assert [listed_status(e, published) for e in read_queue([queue])] == ["published", "new", "published"]
+
+
 @pytest.mark.slow
 def test_queue_trains_in_order_in_the_store_skips_done_and_published_and_resumes(store, csv, tmp_path, caplog):
     caplog.set_level("INFO", logger="ferkit")

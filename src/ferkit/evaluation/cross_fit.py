@@ -7,13 +7,17 @@ the K fold models each give the faces of the fold they never saw: every Training
 probability. :func:`cache_cross_fitted` writes those (and the mirror images'), with the mean of the K models on
 PublicTest and PrivateTest, in the format of :func:`ferkit.evaluation.teachers.cache_member`, so the ensemble
 choice and the students read a cross-fitted teacher like any other member.
+
+A fold's part is small (:func:`fold_arrays`: its held-out faces and the two test splits, ~0.2 MB in fp16), so a
+finished fold run is published as a record (``ferkit publish`` writes ``checkpoints/NAME.oof.npz``,
+:func:`write_fold_record`): the K folds can be trained in different sessions, on machines that do not keep the
+run store, and a folder of the K records is the same teacher as the folder of the K runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,61 +33,103 @@ from .predict import predict_proba
 
 log = logging.getLogger(__name__)
 
+#: A published fold's record, beside its metrics file (``checkpoints/NAME.oof.npz``).
+RECORD_SUFFIX = ".oof.npz"
+TEST_SPLITS = ("PublicTest", "PrivateTest")
 
-def fold_checkpoints(folder: Path) -> list[Path]:
-    """The ``best.pt`` of every run in ``folder`` (one per fold), sorted."""
-    found = sorted(folder.glob("*/best.pt"))
+
+def fold_sources(folder: Path) -> list[Path]:
+    """The ``best.pt`` of every run in ``folder`` (one per fold), else its published fold records; sorted."""
+    found = sorted(folder.glob("*/best.pt")) or sorted(folder.glob(f"*{RECORD_SUFFIX}"))
     if not found:
-        raise FerkitError(f"{folder}: no fold runs (*/best.pt) inside; a cross-fitted teacher is a folder of the K "
-                          "runs trained with data.folds=K data.fold=k")
+        raise FerkitError(f"{folder}: no fold runs (*/best.pt) or fold records (*{RECORD_SUFFIX}) inside; a "
+                          "cross-fitted teacher is a folder of the K runs trained with data.folds=K data.fold=k "
+                          "(or of their records, ferkit publish)")
     return found
 
 
-def _fold_settings(folder: Path, configs: Sequence[dict]) -> tuple[int, int, list[int]]:
-    """(K, split seed, each run's fold) from the runs' configs, checked: one run per fold 0..K-1, all with the same
-    K and seed."""
-    settings = [(d.folds, d.split_seed, d.fold) for d in (config_from_dict(c).data for c in configs)]
-    folds, seeds = {s[0] for s in settings}, {s[1] for s in settings}
-    if len(folds) != 1 or len(seeds) != 1 or 0 in folds:
-        raise FerkitError(f"{folder}: the runs disagree on data.folds/split_seed, or were not trained with folds "
-                          f"({sorted(settings)}); one teacher is K runs of one setting")
-    k = folds.pop()
-    order = [s[2] for s in settings]
-    if sorted(order) != list(range(k)):
-        raise FerkitError(f"{folder}: folds {sorted(order)} found; a {k}-fold teacher needs each of "
+def fold_arrays(checkpoint: Path, data: FaceData) -> dict[str, np.ndarray]:
+    """One fold model's probabilities on the Training faces it never saw (and their mirrors), on PublicTest and
+    PrivateTest, in the data's label order, with its fold settings and which rows it held out."""
+    from .teachers import faces_sha256
+
+    model, info = load_model(checkpoint)
+    settings = config_from_dict(info.config).data
+    if not settings.folds:
+        raise FerkitError(f"{checkpoint}: not trained with data.folds; a fold of a cross-fitted teacher is")
+    columns = label_order(info, data.label_names, str(checkpoint))
+    train = data.split("Training")
+    held = training_folds(train, settings.folds, settings.split_seed)[settings.fold]
+    faces = train.images[held]
+    arrays = {"folds": np.array(settings.folds), "fold": np.array(settings.fold),
+              "split_seed": np.array(settings.split_seed), "held": held.astype(np.int32),
+              "sha256": np.array(file_sha256(checkpoint)),
+              "training_faces_sha256": np.array(faces_sha256(train.images)),
+              "Training": predict_proba(model, faces, info.preprocessing)[:, columns],
+              "Training_flip": predict_proba(model, np.ascontiguousarray(faces[:, :, ::-1]),
+                                             info.preprocessing)[:, columns]}
+    for split in TEST_SPLITS:
+        arrays[split] = predict_proba(model, data.split(split).images, info.preprocessing)[:, columns]
+    return arrays
+
+
+def write_fold_record(checkpoint: Path, data: FaceData, target: Path) -> Path:
+    """``target`` (``*.oof.npz``): :func:`fold_arrays` of ``checkpoint``, probabilities in fp16, compressed."""
+    arrays = fold_arrays(checkpoint, data)
+    arrays.update({key: value.astype(np.float16) for key, value in arrays.items() if value.dtype == np.float32})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(target, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    return target
+
+
+def _read_fold(source: Path, data: FaceData) -> dict[str, np.ndarray]:
+    """A fold's arrays from its run's checkpoint, or from its record (checked against these Training faces)."""
+    from .teachers import faces_sha256
+
+    if not source.name.endswith(RECORD_SUFFIX):
+        return fold_arrays(source, data)
+    with np.load(source) as record:
+        arrays = {key: record[key] for key in record.files}
+    if str(arrays["training_faces_sha256"]) != faces_sha256(data.split("Training").images):
+        raise FerkitError(f"{source}: recorded on other Training faces than these (another data file?)")
+    return arrays
+
+
+def _check_folds(folder: Path, folds: list[dict[str, np.ndarray]]) -> int:
+    """K, checked: every fold of one setting (K and split seed) exactly once."""
+    settings = sorted((int(f["folds"]), int(f["split_seed"]), int(f["fold"])) for f in folds)
+    if len({s[:2] for s in settings}) != 1:
+        raise FerkitError(f"{folder}: the runs disagree on data.folds/split_seed ({settings}); one teacher is K runs "
+                          "of one setting")
+    k = settings[0][0]
+    if [s[2] for s in settings] != list(range(k)):
+        raise FerkitError(f"{folder}: folds {[s[2] for s in settings]} found; a {k}-fold teacher needs each of "
                           f"0..{k - 1} exactly once")
-    return k, seeds.pop(), order
+    return k
 
 
 def cache_cross_fitted(folder: Path, data: FaceData, cache_dir: Path) -> Path:
-    """``cache_dir/FOLDER-NAME_xfit.npz``: out-of-fold Training probabilities (and their mirrors') of the fold runs in
-    ``folder``, their mean on PublicTest and PrivateTest; reused while the checkpoints are unchanged."""
-    from .teachers import SPLITS, faces_sha256, member_name
+    """``cache_dir/FOLDER-NAME_xfit.npz``: out-of-fold Training probabilities (and their mirrors') of the fold runs
+    or records in ``folder``, their mean on PublicTest and PrivateTest; reused while those files are unchanged."""
+    from .teachers import member_name
 
-    checkpoints = fold_checkpoints(folder)
-    digest = hashlib.sha256("".join(file_sha256(p) for p in checkpoints).encode()).hexdigest()
+    sources = fold_sources(folder)
+    digest = hashlib.sha256("".join(file_sha256(p) for p in sources).encode()).hexdigest()
     target = Path(cache_dir) / f"{member_name(folder)}.npz"
     if target.is_file():
         with np.load(target) as cached:
             if str(cached["sha256"]) == digest:
                 return target
-    models = [load_model(path) for path in checkpoints]
-    k, seed, order = _fold_settings(folder, [info.config for _, info in models])
-    train = data.split("Training")
-    held = training_folds(train, k, seed)
-    arrays = {"sha256": np.array(digest), "training_faces_sha256": np.array(faces_sha256(train.images))}
-    arrays.update({name: 0.0 for name in SPLITS[1:]})
-    arrays["Training"] = np.zeros((len(train), len(data.label_names)), np.float32)
-    arrays["Training_flip"] = np.zeros_like(arrays["Training"])
-    for path, (model, info), fold in zip(checkpoints, models, order, strict=True):
-        columns = label_order(info, data.label_names, str(path))
-        faces = train.images[held[fold]]
-        arrays["Training"][held[fold]] = predict_proba(model, faces, info.preprocessing)[:, columns]
-        mirrored = np.ascontiguousarray(faces[:, :, ::-1])
-        arrays["Training_flip"][held[fold]] = predict_proba(model, mirrored, info.preprocessing)[:, columns]
-        for split in SPLITS[1:]:
-            arrays[split] = arrays[split] + predict_proba(model, data.split(split).images, info.preprocessing)[
-                :, columns] / k
+    folds = [_read_fold(source, data) for source in sources]
+    k = _check_folds(folder, folds)
+    arrays = {"sha256": np.array(digest), "training_faces_sha256": folds[0]["training_faces_sha256"]}
+    for name in ("Training", "Training_flip"):
+        arrays[name] = np.zeros((len(data.split("Training")), len(data.label_names)), np.float32)
+        for fold in folds:
+            arrays[name][fold["held"]] = fold[name]
+    for split in TEST_SPLITS:
+        arrays[split] = sum(fold[split].astype(np.float32) for fold in folds) / k
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(target, "wb") as handle:
         np.savez(handle, **arrays)

@@ -8,6 +8,9 @@ Weights over ``max_mb`` (a ResNet50 is ~86 MB in fp16) stay beside the run, outs
 metrics file records their sha256 and where they are, and is scored from that file. A reconstruction run
 (an autoencoder other runs start from with ``model.init_from=checkpoints/NAME.pt``) is published in fp32,
 as trained, with its test reconstruction error: its starting point is then the same in every session.
+A fold run of a cross-fitted teacher (``data.folds`` > 0) also writes ``checkpoints/NAME.oof.npz``, its
+out-of-fold probabilities (:func:`ferkit.evaluation.cross_fit.write_fold_record`), so the teacher can be assembled
+after the run store is gone.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from ..config import config_from_dict
-from ..data.sources import load_splits
+from ..config import DataConfig, config_from_dict
+from ..data.sources import load_splits, read_source
 from ..errors import FerkitError
 from ..evaluation import evaluate_model, size_on_disk_mb
+from ..evaluation.cross_fit import RECORD_SUFFIX, write_fold_record
 from ..evaluation.model_size import count_parameters
 from ..io import atomic_open, atomic_write_text, existing_file, file_sha256
 from ..machine import describe as describe_machine
@@ -52,6 +56,8 @@ def publish_run(run: Path, command: str, *, name: str | None = None, note: str =
                        "weights_sha256": file_sha256(target)})
     if not reconstruct:
         record.update(_fp16_scores(model, info, target, data))
+    if config_from_dict(info.config).data.folds:
+        record["fold_record"] = _publish_fold_record(target, info, data, repo / "checkpoints" / name)
     record["note"] = note
     atomic_write_text(repo / "checkpoints" / f"{name}.json", json.dumps(record, indent=2) + "\n")
     _copy_history_and_figures(run, name, repo)
@@ -74,11 +80,24 @@ def _publish_weights(run: Path, target: Path, max_mb: float) -> tuple[Path, bool
     return target, reconstruct
 
 
+def _data_settings(info, data: str | None) -> DataConfig:
+    """The run's data settings, at ``data`` where given (the same data elsewhere on this machine)."""
+    data_cfg = config_from_dict(info.config).data
+    return replace(data_cfg, path=data) if data else data_cfg
+
+
+def _publish_fold_record(target: Path, info, data: str | None, stem: Path) -> str:
+    """A fold run of a cross-fitted teacher: its out-of-fold record (``STEM.oof.npz``, from the published weights),
+    which a teacher folder of the K records reads as it would the K runs; returns its repository path."""
+    record = write_fold_record(target, read_source(_data_settings(info, data)),
+                               stem.with_name(stem.name + RECORD_SUFFIX))
+    log.info("fold record %s written (%.2f MB)", record, size_on_disk_mb(record))
+    return record.as_posix()
+
+
 def _fp16_scores(model, info, target: Path, data: str | None) -> dict:
     """The published classifier's accuracy on its run's test split, and the command that reproduces it."""
-    data_cfg = config_from_dict(info.config).data
-    if data:
-        data_cfg = replace(data_cfg, path=data)
+    data_cfg = _data_settings(info, data)
     test = load_splits(data_cfg).test
     if test is None:
         raise FerkitError(f"{target}: the run's data settings give no test split to score the published weights on")
@@ -98,8 +117,8 @@ def _copy_history_and_figures(run: Path, name: str, repo: Path) -> None:
     """The history (CSV and per-epoch table), figures and test report; for a two-stage run also stage 1's
     (``NAME_stage1_*``) and the summary of both stages' rates and scores (``two_stage.json``)."""
     histories, figures = repo / "docs" / "results" / "histories", repo / "docs" / "figures"
-    histories.mkdir(parents=True, exist_ok=True)
-    figures.mkdir(parents=True, exist_ok=True)
+    for folder in (histories, figures):  # NAME may hold a subfolder (xfit/T/f0)
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run / "history.csv", histories / f"{name}.csv")
     write_epoch_table(run / "history.csv", name, histories / f"{name}.md")
     for source, target in TEST_FILES.items():

@@ -2,7 +2,8 @@
 
 A queue file has one run a line, ``OUT_DIR/NAME CONFIG [key=value ...]`` (``#`` starts a comment), e.g.
 ``runs/system_c/system_c_scratch configs/system_c_resnet50_fer2013.toml model.init_from=``. A run whose
-folder holds ``metrics.json`` is done; one published under ``checkpoints/NAME.json`` is skipped; one with
+folder holds ``metrics.json`` is done; one published under ``checkpoints/NAME.json`` (or
+``checkpoints/PATH.json``, PATH its folder below ``runs/``) is skipped; one with
 ``last.pt`` is resumed; the rest start. A line ``OUT_DIR/NAME two-stage STAGE1 STAGE2 [key=value ...]`` runs
 System D's recipe (:mod:`ferkit.training.two_stage`, resumed stage by stage; OUT_DIR/NAME is stage 2's run,
 done when it holds ``two_stage.json``); one whose CONFIG is a Python script runs ``python SCRIPT [args]
@@ -45,6 +46,13 @@ class QueueEntry:
         return PurePosixPath(self.run).name
 
     @property
+    def published_names(self) -> tuple[str, ...]:
+        """The names it may be published under: its folder's, and its path below ``runs/`` (``xfit/T/f0``:
+        runs whose folders share a name, like a cross-fitted teacher's folds, are published in subfolders)."""
+        below = PurePosixPath(self.run).relative_to("runs") if self.run.startswith("runs/") else None
+        return (self.name, str(below)) if below and str(below) != self.name else (self.name,)
+
+    @property
     def out_dir(self) -> str:
         return str(PurePosixPath(self.run).parent)
 
@@ -77,7 +85,8 @@ def read_queue(paths: Sequence[str | Path]) -> list[QueueEntry]:
 
 
 def entry_status(entry: QueueEntry, published: Path) -> str:
-    """``script``, ``two-stage``, ``done`` (metrics.json; two_stage.json), ``published`` (published/NAME.json),
+    """``script``, ``two-stage``, ``done`` (metrics.json; two_stage.json), ``published`` (published/NAME.json or
+    published/PATH.json),
     ``resume`` (last.pt) or ``new``."""
     if entry.is_script:
         return "script"
@@ -85,7 +94,7 @@ def entry_status(entry: QueueEntry, published: Path) -> str:
         return "done" if (entry.folder / "two_stage.json").is_file() else "two-stage"
     if (entry.folder / "metrics.json").is_file():
         return "done"
-    if (published / f"{entry.name}.json").is_file():
+    if any((published / f"{name}.json").is_file() for name in entry.published_names):
         return "published"
     return "resume" if (entry.folder / "last.pt").is_file() else "new"
 

@@ -12,13 +12,16 @@ EXAMPLES = """examples:
    ~/.cache/ferkit/teachers; the ensemble and its temperature are chosen on PublicTest)
   ferkit teachers runs/xfit/default_v2 checkpoints/default_v2.pt --data fer2013.csv.gz   # a cross-fitted teacher:
   (runs/xfit/default_v2/f0 ... f4, each trained without one fold of Training, give every face out-of-fold;
-   the member is named default_v2_xfit, a run's best.pt after its run folder, NAME-fp16.pt after NAME)"""
+   the member is named default_v2_xfit, a run's best.pt after its run folder, NAME-fp16.pt after NAME)
+  ferkit teachers checkpoints/xfit/default_v2 --data fer2013.csv.gz   # the same teacher from the folds' records
+  (ferkit publish runs/xfit/default_v2/f0 --name xfit/default_v2/f0 wrote checkpoints/xfit/default_v2/f0.oof.npz)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``ferkit teachers``."""
     parser.add_argument("checkpoint", nargs="+", help="classifiers over the FER2013 classes; a folder of K runs "
-                        "trained with data.folds=K data.fold=k is one cross-fitted teacher")
+                        "trained with data.folds=K data.fold=k (or of their published .oof.npz records) is one "
+                        "cross-fitted teacher")
     parser.add_argument("--data", required=True, help="the FER2013 CSV (Training, PublicTest, PrivateTest)")
     parser.add_argument("--cache", default=None, help="cache folder (default ~/.cache/ferkit/teachers)")
     parser.add_argument("--out", default=None, help="also write the record as JSON here")

@@ -95,6 +95,11 @@ def test_the_ensemble_record_chooses_on_public_test_and_reports_private_test(dat
     paths = [_checkpoint(tmp_path / f"m{i}.pt", i) for i in range(2)]
     record = teacher_ensemble(paths, data, tmp_path / "cache")
     assert set(record["members"]) == {"m0", "m1"} and set(record["selected"]["weights"]) <= {"m0", "m1"}
+    model, info = load_model(paths[0])  # Training: how often the member's (face + mirror) mean is the label
+    train = data.split("Training")
+    mean = (predict_proba(model, train.images, info.preprocessing)
+            + predict_proba(model, np.ascontiguousarray(train.images[:, :, ::-1]), info.preprocessing)) / 2
+    assert record["members"]["m0"]["Training"] == pytest.approx(np.mean(mean.argmax(1) == train.labels), abs=1e-6)
     assert 0 <= record["selected"]["PrivateTest"]["accuracy"] <= 1 and record["temperature"] > 0
     assert "PrivateTest only reported" in record["chosen_on"]
 

@@ -42,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if data.splits is None:
         raise FerkitError(f"{args.data}: no Usage column; the teachers need Training, PublicTest and PrivateTest")
     record = teacher_ensemble(args.checkpoint, data, Path(args.cache) if args.cache else user_cache_dir("teachers"))
-    for name, acc in record["members"].items():
-        print(f"{name:40s} PublicTest {acc['PublicTest']:.4f}  PrivateTest {acc['PrivateTest']:.4f}")  # noqa: T201
+    for name, acc in record["members"].items():  # Training far above PublicTest: the member saw those faces
+        print(f"{name:40s} PublicTest {acc['PublicTest']:.4f}  PrivateTest {acc['PrivateTest']:.4f}  "  # noqa: T201
+              f"Training {acc['Training']:.4f}")
     for kind in ("uniform_mean", "selected"):
         r = record[kind]
         print(f"{kind:40s} PublicTest {r['PublicTest']['accuracy']:.4f}  "  # noqa: T201

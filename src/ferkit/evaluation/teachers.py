@@ -169,12 +169,21 @@ def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_di
                           "log_loss": _log_loss(mean, y)}
         return out
 
-    return {"members": {name: {split: _accuracy(probs[split][name], y) for split, y in labels.items()}
+    train_labels = np.asarray(data.split("Training").labels)
+    training = {Path(p).stem: _accuracy(_mean_with_mirror(p), train_labels) for p in paths}
+    return {"members": {name: {"Training": training[name], **{split: _accuracy(probs[split][name], y)
+                                                               for split, y in labels.items()}}
                         for name in sorted(uniform)},
             "uniform_mean": scores(uniform), "selected": {"weights": weights, **scores(weights)},
             "temperature": temperature, "cache": {Path(p).stem: str(Path(p).resolve()) for p in paths},
             "labels": list(data.label_names),
             "chosen_on": "PublicTest (members, weights and temperature); PrivateTest only reported"}
+
+
+def _mean_with_mirror(cache: Path) -> np.ndarray:
+    """A member's cached Training probabilities, each face's and its mirror's averaged (what a student reads)."""
+    with np.load(cache) as cached:
+        return (cached["Training"].astype(np.float32) + cached["Training_flip"]) / 2
 
 
 def cached_targets(record: dict, train_faces: np.ndarray) -> np.ndarray:
@@ -191,5 +200,5 @@ def cached_targets(record: dict, train_faces: np.ndarray) -> np.ndarray:
             if str(cached["training_faces_sha256"]) != wanted:
                 raise FerkitError(f"{record['cache'][name]}: cached on other Training faces than this run's "
                                   "(another data file, or a train_limit/val split): run ferkit teachers on them")
-            total = total + weight * (cached["Training"] + cached["Training_flip"]) / 2
+        total = total + weight * _mean_with_mirror(record["cache"][name])
     return (total / sum(weights.values())).astype(np.float32)

@@ -123,3 +123,13 @@ def test_a_two_stage_run_publishes_both_stages_tables_and_figures(tmp_path):
     assert not (figures / "system_d_stage1_gradcam.png").exists()
     assert (histories / "system_d_report.txt").read_text() == "s2 report"  # the test split's report and confusion
     assert (figures / "system_d_confusion.png").read_bytes() == b"s2 confusion"
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs/name", "a/../../b", "", "."])
+def test_a_published_name_that_would_leave_the_repository_folders_is_refused(name):
+    from ferkit.errors import FerkitError
+    from ferkit.training.publish import published_name
+
+    with pytest.raises(FerkitError, match="published name"):
+        published_name(name)
+    assert published_name("xfit/default_v2/f0") == "xfit/default_v2/f0" and published_name("a//b") == "a/b"

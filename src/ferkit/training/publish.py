@@ -20,7 +20,7 @@ import json
 import logging
 import shutil
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..config import DataConfig, config_from_dict
 from ..data.sources import load_splits, read_source
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 def publish_run(run: Path, command: str, *, name: str | None = None, note: str = "", data: str | None = None,
                 max_mb: float = 50.0, repo: Path = Path(".")) -> dict:
     """Publish the finished run in folder ``run`` into the repository at ``repo``; returns the metrics record."""
-    run, name = Path(run), name or Path(run).name
+    run, name = Path(run), published_name(name or Path(run).name)
     metrics = json.loads(existing_file(run / "metrics.json", "finished run's metrics (is the run done?)").read_text())
     with open(run / "history.csv") as handle:
         history = list(csv.DictReader(handle))
@@ -62,6 +62,16 @@ def publish_run(run: Path, command: str, *, name: str | None = None, note: str =
     atomic_write_text(repo / "checkpoints" / f"{name}.json", json.dumps(record, indent=2) + "\n")
     _copy_history_and_figures(run, name, repo)
     return record
+
+
+def published_name(name: str) -> str:
+    """``name`` checked: a relative path of plain parts (``default_v3``, ``xfit/default_v2/f0``), nothing that leaves
+    ``checkpoints/`` or ``docs/``."""
+    parts = PurePosixPath(name).parts
+    if not parts or name.startswith("/") or "\\" in name or any(part in (".", "..") for part in parts):
+        raise FerkitError(f"published name {name!r}: give a name or a relative path like xfit/default_v2/f0 "
+                          "(no '..', no leading '/')")
+    return "/".join(parts)
 
 
 def _publish_weights(run: Path, target: Path, max_mb: float) -> tuple[Path, bool]:

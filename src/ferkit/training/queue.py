@@ -86,8 +86,7 @@ def read_queue(paths: Sequence[str | Path]) -> list[QueueEntry]:
 
 def entry_status(entry: QueueEntry, published: Path) -> str:
     """``script``, ``two-stage``, ``done`` (metrics.json; two_stage.json), ``published`` (published/NAME.json or
-    published/PATH.json),
-    ``resume`` (last.pt) or ``new``."""
+    published/PATH.json), ``resume`` (last.pt) or ``new``."""
     if entry.is_script:
         return "script"
     if entry.is_two_stage:

@@ -90,6 +90,7 @@ def test_a_fold_run_publishes_its_out_of_fold_record_which_a_teacher_folder_read
     folder = tmp_path / "checkpoints" / "xfit" / "t"
     record = json.loads((folder / "f1.json").read_text())
     assert record["fold_record"] == "checkpoints/xfit/t/f1.oof.npz" and record["weights_committed"] is False
+    assert record["run"] == str(tmp_path / "runs" / "f1")  # the queue knows a published run by it
     assert sorted(p.name for p in folder.iterdir()) == ["f0.json", "f0.oof.npz", "f1.json", "f1.oof.npz"]
     assert (tmp_path / "docs" / "results" / "histories" / "xfit" / "t" / "f0.csv").is_file()
     cached = cache_cross_fitted(folder, read_fer2013(csv), tmp_path / "cache")

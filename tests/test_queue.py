@@ -66,6 +66,23 @@ def test_runs_sharing_a_folder_name_count_as_published_under_their_path_below_ru
     assert [listed_status(e, published) for e in read_queue([queue])] == ["published", "new", "published"]
 
 
+def test_a_run_published_under_another_name_is_known_by_the_run_its_metrics_file_names(store, tmp_path):
+    import json
+
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"runs/d/stage2 two-stage {CONFIG} {CONFIG}\nruns/e/stage2 two-stage {CONFIG} {CONFIG}\n"
+                     f"runs/c/x {CONFIG}\nruns/c/y {CONFIG}\n")
+    published = tmp_path / "published"
+    published.mkdir()
+    (published / "system_x.json").write_text(json.dumps({"run": "runs/c/x", "test_acc": 0.5}))
+    # written before the run was recorded: the weights kept beside the run name its folder
+    (published / "system_d.json").write_text(json.dumps({"weights_path": "runs/d/stage2/system_d-fp16.pt"}))
+    (published / "broken.json").write_text("{not json")
+    (published / "list.json").write_text("[1, 2]")
+    assert [listed_status(e, published) for e in read_queue([queue])] == ["published", "two-stage", "published",
+                                                                          "new"]
+
+
 @pytest.mark.slow
 def test_queue_trains_in_order_in_the_store_skips_done_and_published_and_resumes(store, csv, tmp_path, caplog):
     caplog.set_level("INFO", logger="ferkit")

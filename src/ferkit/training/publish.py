@@ -50,7 +50,7 @@ def publish_run(run: Path, command: str, *, name: str | None = None, note: str =
     record = {**metrics, "model": info.name, "parameters": count_parameters(model),
               "weights": "fp32" if reconstruct else "fp16", "size_mb": round(size_on_disk_mb(target), 2),
               "epochs_run": len(history), "train_seconds": round(sum(float(row["seconds"]) for row in history), 1),
-              "machine": describe_machine(), "command": command}
+              "machine": describe_machine(), "command": command, "run": as_runs_path(run)}
     if target.parent != repo / "checkpoints":
         record.update({"weights_committed": False, "weights_path": as_runs_path(target),
                        "weights_sha256": file_sha256(target)})

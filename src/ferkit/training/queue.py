@@ -3,7 +3,8 @@
 A queue file has one run a line, ``OUT_DIR/NAME CONFIG [key=value ...]`` (``#`` starts a comment), e.g.
 ``runs/system_c/system_c_scratch configs/system_c_resnet50_fer2013.toml model.init_from=``. A run whose
 folder holds ``metrics.json`` is done; one published under ``checkpoints/NAME.json`` (or
-``checkpoints/PATH.json``, PATH its folder below ``runs/``) is skipped; one with
+``checkpoints/PATH.json``, PATH its folder below ``runs/``, or under any name whose metrics file names the run) is
+skipped; one with
 ``last.pt`` is resumed; the rest start. A line ``OUT_DIR/NAME two-stage STAGE1 STAGE2 [key=value ...]`` runs
 System D's recipe (:mod:`ferkit.training.two_stage`, resumed stage by stage; OUT_DIR/NAME is stage 2's run,
 done when it holds ``two_stage.json``); one whose CONFIG is a Python script runs ``python SCRIPT [args]
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import subprocess
@@ -86,16 +88,36 @@ def read_queue(paths: Sequence[str | Path]) -> list[QueueEntry]:
 
 def entry_status(entry: QueueEntry, published: Path) -> str:
     """``script``, ``two-stage``, ``done`` (metrics.json; two_stage.json), ``published`` (published/NAME.json or
-    published/PATH.json), ``resume`` (last.pt) or ``new``."""
+    published/PATH.json, or a metrics file there naming the run: :func:`published_runs`), ``resume`` (last.pt) or
+    ``new``."""
     if entry.is_script:
         return "script"
-    if entry.is_two_stage:
-        return "done" if (entry.folder / "two_stage.json").is_file() else "two-stage"
-    if (entry.folder / "metrics.json").is_file():
+    if entry.is_two_stage and (entry.folder / "two_stage.json").is_file():
         return "done"
-    if any((published / f"{name}.json").is_file() for name in entry.published_names):
+    if not entry.is_two_stage and (entry.folder / "metrics.json").is_file():
+        return "done"
+    if any((published / f"{name}.json").is_file() for name in entry.published_names) \
+            or entry.run.rstrip("/") in published_runs(published):
         return "published"
+    if entry.is_two_stage:
+        return "two-stage"
     return "resume" if (entry.folder / "last.pt").is_file() else "new"
+
+
+def published_runs(published: Path) -> set[str]:
+    """The run folders (``runs/...``) the metrics files under ``published`` were published from: their ``run``, or
+    for files written before it was recorded, the folder of weights kept beside the run (``weights_path``)."""
+    runs = set()
+    for path in published.rglob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("run"), str):
+            runs.add(record["run"].rstrip("/"))
+        elif isinstance(record, dict) and str(record.get("weights_path", "")).startswith("runs/"):
+            runs.add(str(PurePosixPath(record["weights_path"]).parent))
+    return runs
 
 
 def _cores() -> list[int]:

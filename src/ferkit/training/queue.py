@@ -4,13 +4,13 @@ A queue file has one run a line, ``OUT_DIR/NAME CONFIG [key=value ...]`` (``#`` 
 ``runs/system_c/system_c_scratch configs/system_c_resnet50_fer2013.toml model.init_from=``. A run whose
 folder holds ``metrics.json`` is done; one published under ``checkpoints/NAME.json`` (or
 ``checkpoints/PATH.json``, PATH its folder below ``runs/``, or under any name whose metrics file names the run) is
-skipped; one with ``last.pt`` is resumed; the rest start. A line ``OUT_DIR/NAME two-stage STAGE1 STAGE2 [key=value ...]`` runs
-System D's recipe (:mod:`ferkit.training.two_stage`, resumed stage by stage; OUT_DIR/NAME is stage 2's run,
-done when it holds ``two_stage.json``); one whose CONFIG is a Python script runs ``python SCRIPT [args]
---resume`` (the script itself resumes what it finished). Runs under ``runs/`` live
-in the run store (:mod:`ferkit.training.store`), so the same command continues the queue after a fresh
-checkout. A lock per core in the store refuses a second queue on a core a queue already trains on: two trainings on
-one core slow each other many times over; queues pinned to different cores run side by side.
+skipped; one with ``last.pt`` is resumed; the rest start. A line ``OUT_DIR/NAME two-stage STAGE1 STAGE2
+[key=value ...]`` runs System D's recipe (:mod:`ferkit.training.two_stage`, resumed stage by stage; OUT_DIR/NAME
+is stage 2's run, done when it holds ``two_stage.json``); one whose CONFIG is a Python script runs ``python SCRIPT
+[args] --resume`` (the script itself resumes what it finished). Runs under ``runs/`` live in the run store
+(:mod:`ferkit.training.store`), so the same command continues the queue after a fresh checkout. A lock per core in
+the store refuses a second queue on a core a queue already trains on: two trainings on one core slow each other
+many times over; queues pinned to different cores run side by side.
 """
 
 from __future__ import annotations

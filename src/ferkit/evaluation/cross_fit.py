@@ -84,16 +84,11 @@ def write_fold_record(checkpoint: Path, data: FaceData, target: Path) -> Path:
 
 
 def _read_fold(source: Path, data: FaceData) -> dict[str, np.ndarray]:
-    """A fold's arrays from its run's checkpoint, or from its record (checked against these Training faces)."""
-    from .teachers import faces_sha256
-
+    """A fold's arrays from its run's checkpoint, or from its record."""
     if not source.name.endswith(RECORD_SUFFIX):
         return fold_arrays(source, data)
     with np.load(source) as record:
-        arrays = {key: record[key] for key in record.files}
-    if str(arrays["training_faces_sha256"]) != faces_sha256(data.split("Training").images):
-        raise FerkitError(f"{source}: recorded on other Training faces than these (another data file?)")
-    return arrays
+        return {key: record[key] for key in record.files}
 
 
 def _check_folds(folder: Path, folds: list[dict[str, np.ndarray]]) -> int:
@@ -112,7 +107,7 @@ def _check_folds(folder: Path, folds: list[dict[str, np.ndarray]]) -> int:
 def cache_cross_fitted(folder: Path, data: FaceData, cache_dir: Path) -> Path:
     """``cache_dir/FOLDER-NAME_xfit.npz``: out-of-fold Training probabilities (and their mirrors') of the fold runs
     or records in ``folder``, their mean on PublicTest and PrivateTest; reused while those files are unchanged."""
-    from .teachers import member_name
+    from .teachers import faces_sha256, member_name
 
     sources = fold_sources(folder)
     digest = hashlib.sha256("".join(file_sha256(p) for p in sources).encode()).hexdigest()
@@ -123,9 +118,14 @@ def cache_cross_fitted(folder: Path, data: FaceData, cache_dir: Path) -> Path:
                 return target
     folds = [_read_fold(source, data) for source in sources]
     k = _check_folds(folder, folds)
-    arrays = {"sha256": np.array(digest), "training_faces_sha256": folds[0]["training_faces_sha256"]}
+    train = data.split("Training")
+    wanted = faces_sha256(train.images)
+    for source, fold in zip(sources, folds, strict=True):
+        if str(fold["training_faces_sha256"]) != wanted:
+            raise FerkitError(f"{source}: recorded on other Training faces than these (another data file?)")
+    arrays = {"sha256": np.array(digest), "training_faces_sha256": np.array(wanted)}
     for name in ("Training", "Training_flip"):
-        arrays[name] = np.zeros((len(data.split("Training")), len(data.label_names)), np.float32)
+        arrays[name] = np.zeros((len(train), len(data.label_names)), np.float32)
         for fold in folds:
             arrays[name][fold["held"]] = fold[name]
     for split in TEST_SPLITS:

@@ -91,9 +91,7 @@ def entry_status(entry: QueueEntry, published: Path) -> str:
     ``new``."""
     if entry.is_script:
         return "script"
-    if entry.is_two_stage and (entry.folder / "two_stage.json").is_file():
-        return "done"
-    if not entry.is_two_stage and (entry.folder / "metrics.json").is_file():
+    if (entry.folder / ("two_stage.json" if entry.is_two_stage else "metrics.json")).is_file():
         return "done"
     if any((published / f"{name}.json").is_file() for name in entry.published_names) \
             or entry.run.rstrip("/") in published_runs(published):
@@ -112,9 +110,11 @@ def published_runs(published: Path) -> set[str]:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and isinstance(record.get("run"), str):
+        if not isinstance(record, dict):
+            continue
+        if isinstance(record.get("run"), str):
             runs.add(record["run"].rstrip("/"))
-        elif isinstance(record, dict) and str(record.get("weights_path", "")).startswith("runs/"):
+        elif str(record.get("weights_path", "")).startswith("runs/"):
             runs.add(str(PurePosixPath(record["weights_path"]).parent))
     return runs
 

@@ -16,7 +16,9 @@ from .training.store import in_store
 
 #: The values each enumerated setting takes; checked when a config is loaded, before any data is read.
 DATA_FORMATS = ("fer2013", "ferplus", "folder", "kdef")
-TASKS = ("classify", "reconstruct")
+TASKS = ("classify", "reconstruct", "contrast")
+#: Tasks that pre-train a body without labels: no accuracy to monitor, weights kept as trained
+PRETRAIN_TASKS = ("reconstruct", "contrast")
 CHOICES = {
     "data.format": DATA_FORMATS,
     "train.task": TASKS,
@@ -67,7 +69,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    task: str = "classify"  # classify | reconstruct (autoencoder pre-training)
+    task: str = "classify"  # classify | reconstruct (autoencoder pre-training) | contrast (SimCLR pre-training)
     epochs: int = 30
     batch_size: int = 64
     optimizer: str = "adam"  # adam | adamw | sgd
@@ -110,6 +112,7 @@ class TrainConfig:
     teacher_cache: str = ""
     kd_alpha: float = 0.5  # loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(teacher || student)
     kd_temperature: float = 4.0  # T, softening both the teacher's and the student's probabilities
+    contrast_temperature: float = 0.2  # train.task = "contrast": the NT-Xent temperature of cosine similarities
 
     def check(self) -> None:
         """Raise a FerkitError naming the first recipe setting out of its range."""
@@ -120,6 +123,7 @@ class TrainConfig:
             "ema_decay": (0 <= self.ema_decay < 1, ">= 0 and < 1 (0 = off, e.g. 0.999)"),
             "kd_alpha": (0 <= self.kd_alpha <= 1, "between 0 and 1"),
             "kd_temperature": (self.kd_temperature > 0, "> 0"),
+            "contrast_temperature": (self.contrast_temperature > 0, "> 0"),
         }
         for key, (ok, want) in ranges.items():
             if not ok:  # also catches NaN

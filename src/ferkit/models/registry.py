@@ -16,7 +16,8 @@ _TASKS: dict[str, str] = {}
 def register_model(name: str | None = None, *, task: str = "classify") -> Callable:
     """Decorator registering a builder under ``name`` (default: its own name); a duplicate name raises.
 
-    ``task`` says what the model outputs: ``classify`` (class scores) or ``reconstruct`` (its input).
+    ``task`` says what the model outputs: ``classify`` (class scores), ``reconstruct`` (its input) or
+    ``contrast`` (unit-length embeddings for contrastive pre-training).
     """
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -36,7 +37,7 @@ def list_models() -> list[str]:
 
 
 def model_task(name: str) -> str:
-    """``classify`` or ``reconstruct``: what the model registered under ``name`` outputs."""
+    """``classify``, ``reconstruct`` or ``contrast``: what the model registered under ``name`` outputs."""
     model_builder(name)
     return _TASKS[name]
 

@@ -5,9 +5,9 @@ metrics.json, epochs run, why it stopped, training wall time, the machine, the c
 published fp16 file's own accuracy on the run's test split (what ``ferkit evaluate`` on it prints).
 Copies history.csv to ``docs/results/histories/NAME.csv`` and curves.png to ``docs/figures/NAME_curves.png``.
 Weights over ``max_mb`` (a ResNet50 is ~86 MB in fp16) stay beside the run, outside the repository; the
-metrics file records their sha256 and where they are, and is scored from that file. A reconstruction run
-(an autoencoder other runs start from with ``model.init_from=checkpoints/NAME.pt``) is published in fp32,
-as trained, with its test reconstruction error: its starting point is then the same in every session.
+metrics file records their sha256 and where they are, and is scored from that file. A pre-training run
+(an autoencoder or a contrastive body other runs start from with ``model.init_from=checkpoints/NAME.pt``) is
+published in fp32, as trained, with its test loss: its starting point is then the same in every session.
 A fold run of a cross-fitted teacher (``data.folds`` > 0) also writes ``checkpoints/NAME.oof.npz``, its
 out-of-fold probabilities (:func:`ferkit.evaluation.cross_fit.write_fold_record`), so the teacher can be assembled
 after the run store is gone.
@@ -22,7 +22,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from ..config import DataConfig, config_from_dict
+from ..config import PRETRAIN_TASKS, DataConfig, config_from_dict
 from ..data.sources import load_splits, read_source
 from ..errors import FerkitError
 from ..evaluation import evaluate_model, size_on_disk_mb
@@ -45,16 +45,16 @@ def publish_run(run: Path, command: str, *, name: str | None = None, note: str =
     metrics = json.loads(existing_file(run / "metrics.json", "finished run's metrics (is the run done?)").read_text())
     with open(run / "history.csv") as handle:
         history = list(csv.DictReader(handle))
-    target, reconstruct = _publish_weights(run, repo / "checkpoints" / f"{name}.pt", max_mb)
+    target, pretrain = _publish_weights(run, repo / "checkpoints" / f"{name}.pt", max_mb)
     model, info = load_model(target)  # the published file is what gets scored
     record = {**metrics, "model": info.name, "parameters": count_parameters(model),
-              "weights": "fp32" if reconstruct else "fp16", "size_mb": round(size_on_disk_mb(target), 2),
+              "weights": "fp32" if pretrain else "fp16", "size_mb": round(size_on_disk_mb(target), 2),
               "epochs_run": len(history), "train_seconds": round(sum(float(row["seconds"]) for row in history), 1),
               "machine": describe_machine(), "command": command, "run": as_runs_path(run)}
     if target.parent != repo / "checkpoints":
         record.update({"weights_committed": False, "weights_path": as_runs_path(target),
                        "weights_sha256": file_sha256(target)})
-    if not reconstruct:
+    if not pretrain:
         record.update(_fp16_scores(model, info, target, data))
     if config_from_dict(info.config).data.folds:
         record["fold_record"] = _publish_fold_record(target, info, data, repo / "checkpoints" / name)
@@ -75,19 +75,19 @@ def published_name(name: str) -> str:
 
 
 def _publish_weights(run: Path, target: Path, max_mb: float) -> tuple[Path, bool]:
-    """Write the weights to ``target`` (fp32 autoencoders as trained, classifiers in fp16), or beside the run
-    when they are over ``max_mb``; ``(where they are, whether the run is a reconstruction)``."""
-    reconstruct = config_from_dict(read_checkpoint(run / "best.pt").get("config", {})).train.task == "reconstruct"
+    """Write the weights to ``target`` (pre-trained bodies in fp32 as trained, classifiers in fp16), or beside the
+    run when they are over ``max_mb``; ``(where they are, whether the run is a pre-training)``."""
+    pretrain = config_from_dict(read_checkpoint(run / "best.pt").get("config", {})).train.task in PRETRAIN_TASKS
     target.parent.mkdir(parents=True, exist_ok=True)
-    if reconstruct:
+    if pretrain:
         with atomic_open(target, "wb") as handle:
             handle.write((run / "best.pt").read_bytes())
     else:
         export_checkpoint(run / "best.pt", target, "fp16")
     if size_on_disk_mb(target) > max_mb:  # too large for git: kept beside the run, recorded by hash
-        target = Path(shutil.move(target, run / f"{target.stem}-{'fp32' if reconstruct else 'fp16'}.pt"))
+        target = Path(shutil.move(target, run / f"{target.stem}-{'fp32' if pretrain else 'fp16'}.pt"))
         log.info("%s is over %g MB: kept outside the repository", target, max_mb)
-    return target, reconstruct
+    return target, pretrain
 
 
 def _data_settings(info, data: str | None) -> DataConfig:

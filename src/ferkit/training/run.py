@@ -23,6 +23,7 @@ from ..models import ModelInfo, create_model, model_payload, save_model
 from ..models.checkpoint import load_weights_only
 from . import distributed
 from .callbacks import Callback, LoopState
+from .contrastive import evaluate_contrastive
 from .device import prepare_device, resolve_device, to_cpu, use_bf16
 from .distributed import DistEnv
 from .feature_cache import cached_task
@@ -49,7 +50,8 @@ class TrainResult:
 def train(config: Config, *, resume: bool = False) -> TrainResult:
     """Train as ``config`` says, writing ``last.pt``, ``best.pt``, ``history.csv`` and curves to its run dir.
 
-    ``train.task = "reconstruct"`` trains an autoencoder on its inputs (monitor ``val_loss``, mode min).
+    ``train.task = "reconstruct"`` trains an autoencoder on its inputs, ``"contrast"`` a body by contrasting two
+    augmented views of each face (both: monitor ``val_loss``, mode min).
     Started by ``torchrun`` with ``WORLD_SIZE`` > 1, the run is data-parallel: ``train.batch_size`` is the
     global batch, metrics are reduced over the ranks, and only rank 0 writes files.
     ``train.time_limit_s`` ends this call after the epoch in which the limit passed, with ``last.pt`` written
@@ -316,7 +318,12 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: t
     monitor = config.train.monitor
     result = {"stop_reason": stop_reason, "best_epoch": info.metrics.get("epoch"),
               monitor: info.metrics.get(monitor), "precision": precision}
-    if splits.test is not None and config.train.task == "reconstruct":
+    if splits.test is not None and config.train.task == "contrast":
+        tc = config.train
+        result.update(evaluate_contrastive(model, torch.from_numpy(splits.test.images), prefix="test",
+                                           preprocessing=info.preprocessing, augment=config.augment,
+                                           temperature=tc.contrast_temperature, batch_size=tc.batch_size))
+    elif splits.test is not None and config.train.task == "reconstruct":
         from ..evaluation.reconstruction import plot_reconstructions
 
         test_x = torch.from_numpy(splits.test.images)

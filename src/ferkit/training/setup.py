@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from ..config import TASKS, Config, ModelConfig, TrainConfig
+from ..config import PRETRAIN_TASKS, TASKS, Config, ModelConfig, TrainConfig
 from ..data.preprocessing import Preprocessing
 from ..errors import FerkitError
 from ..models import ModelInfo, model_task, read_checkpoint
@@ -104,8 +104,8 @@ def initialise_model(model: torch.nn.Module, mc: ModelConfig) -> None:
 
 
 def check_task(config: Config) -> None:
-    """Reject recipe settings out of range, an unknown task, a model made for another task, or a reconstruction
-    told to watch accuracy."""
+    """Reject recipe settings out of range, an unknown task, a model made for another task, a pre-training
+    told to watch accuracy, or contrastive training without augmentation."""
     tc = config.train
     tc.check()
     if tc.task not in TASKS:
@@ -113,6 +113,9 @@ def check_task(config: Config) -> None:
     if model_task(config.model.name) != tc.task:
         raise FerkitError(f"model {config.model.name!r} is made for task {model_task(config.model.name)!r}, "
                           f"but train.task is {tc.task!r}")
-    if tc.task == "reconstruct" and (tc.monitor != "val_loss" or tc.mode != "min"):
-        raise FerkitError("train.task = 'reconstruct' has no accuracy: set train.monitor = 'val_loss' and "
+    if tc.task in PRETRAIN_TASKS and (tc.monitor != "val_loss" or tc.mode != "min"):
+        raise FerkitError(f"train.task = {tc.task!r} has no class accuracy: set train.monitor = 'val_loss' and "
                           "train.mode = 'min'")
+    if tc.task == "contrast" and not config.augment.active:
+        raise FerkitError("train.task = 'contrast' compares two augmented views of each face: give [augment] "
+                          "settings (e.g. shift, zoom, flip, brightness, contrast, blur)")

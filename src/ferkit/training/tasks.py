@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch.nn.functional as F
 
 from ..config import Config
+from .contrastive import evaluate_contrastive, train_contrastive_epoch
 from .distill import CachedTeacher, Teacher, distillation_loss
 from .loop import EpochOptions, evaluate, train_one_epoch
 from .mixing import Mixer
@@ -77,6 +78,26 @@ class ReconstructTask:
         return {**metrics, "lr": run.optimizer.param_groups[0]["lr"]}
 
 
+class ContrastTask:
+    """Contrastive pre-training: two augmented views of each face find each other (NT-Xent)."""
+
+    def __init__(self, config: Config) -> None:
+        self.tc, self.augment = config.train, config.augment
+
+    def train_epoch(self, run: Run, augment_generator: torch.Generator | None) -> dict[str, float]:
+        options = EpochOptions(run.info.preprocessing, self.augment, self.tc.batch_size, run.bf16, dist=run.env)
+        return train_contrastive_epoch(
+            run.net, run.train_x, options, optimizer=run.optimizer, generator=run.generator,
+            temperature=self.tc.contrast_temperature, augment_generator=augment_generator,
+            on_step=lambda: [cb.on_batch_end(run.state) for cb in run.callbacks.values()])
+
+    def validate(self, run: Run) -> dict[str, float]:
+        metrics = evaluate_contrastive(run.scored, run.val_x, preprocessing=run.info.preprocessing,
+                                       augment=self.augment, temperature=self.tc.contrast_temperature,
+                                       batch_size=self.tc.batch_size, bf16=run.bf16, dist=run.env)
+        return {**metrics, "lr": run.optimizer.param_groups[0]["lr"]}
+
+
 def build_task(config: Config, labels: tuple[str, ...], preprocessing: Preprocessing, device: torch.device,
                train_faces=None) -> Task:
     """The task ``config.train.task`` names; a classifier's teachers are loaded here, before any file is written
@@ -84,6 +105,8 @@ def build_task(config: Config, labels: tuple[str, ...], preprocessing: Preproces
     tc = config.train
     if tc.task == "reconstruct":
         return ReconstructTask(config)
+    if tc.task == "contrast":
+        return ContrastTask(config)
     teacher = None
     if tc.teacher_cache:
         teacher = CachedTeacher.from_record(tc.teacher_cache, train_faces, labels, device, tc.kd_temperature)

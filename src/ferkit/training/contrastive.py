@@ -11,9 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.augment import Augment
-from ..data.preprocessing import Preprocessing
 from .device import to_device
-from .distributed import SINGLE, DistEnv
 from .loop import EpochOptions, autocast, batches, optimisation_step
 
 
@@ -65,24 +63,24 @@ def train_contrastive_epoch(model: nn.Module, images_uint8: torch.Tensor, option
 
 
 @torch.inference_mode()
-def evaluate_contrastive(model: nn.Module, images_uint8: torch.Tensor, *, preprocessing: Preprocessing,
-                         augment: Augment, temperature: float, batch_size: int, bf16: bool = False,
-                         prefix: str = "val", dist: DistEnv = SINGLE, seed: int = 0) -> dict[str, float]:
+def evaluate_contrastive(model: nn.Module, images_uint8: torch.Tensor, options: EpochOptions, *,
+                         temperature: float, prefix: str = "val", seed: int = 0) -> dict[str, float]:
     """NT-Xent and partner-retrieval accuracy of fixed augmented views (drawn from ``seed``, so epochs compare)
-    in batches of ``batch_size`` (the training batch: the loss depends on the number of negatives); model in
-    eval mode, on the model's device. ``{f"{prefix}_loss": ..., f"{prefix}_acc": ...}``."""
+    in batches of ``options.batch_size`` (the training batch: the loss depends on the number of negatives); model
+    in eval mode, on the model's device. ``{f"{prefix}_loss": ..., f"{prefix}_acc": ...}``."""
     model.eval()
     param = next(model.parameters(), None)
     images = torch.as_tensor(images_uint8).to(param.device if param is not None else "cpu")
+    dist = options.dist
     if dist.enabled:
         images = images[dist.shard(torch.arange(len(images)))]
     generator = torch.Generator().manual_seed(seed)
     total, found, seen = 0.0, 0, 0
-    for index in batches(len(images), batch_size):
+    for index in batches(len(images), options.batch_size):
         if len(index) < 2:  # one face has no negatives
             continue
-        x = preprocessing(images[index.to(images.device)])
-        loss, hits = _views_loss(model, x, augment, generator, temperature, bf16)
+        x = options.preprocessing(images[index.to(images.device)])
+        loss, hits = _views_loss(model, x, options.augment, generator, temperature, options.bf16)
         total, found, seen = total + loss.item() * len(x), found + int(hits), seen + len(x)
     total, found, seen = dist.sum(total, found, seen)
     return {f"{prefix}_loss": total / max(seen, 1), f"{prefix}_acc": found / max(2 * seen, 1)}

@@ -28,6 +28,7 @@ from .device import prepare_device, resolve_device, to_cpu, use_bf16
 from .distributed import DistEnv
 from .feature_cache import cached_task
 from .history import plot_history, write_history_csv
+from .loop import EpochOptions
 from .pretrain import evaluate_reconstruction
 from .seed import rng_state, seed_everything, set_rng_state
 from .setup import build_callbacks, build_optimizer, check_task, initialise_model, model_info, targets_of
@@ -320,9 +321,9 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: t
               monitor: info.metrics.get(monitor), "precision": precision}
     if splits.test is not None and config.train.task == "contrast":
         tc = config.train
-        result.update(evaluate_contrastive(model, torch.from_numpy(splits.test.images), prefix="test",
-                                           preprocessing=info.preprocessing, augment=config.augment,
-                                           temperature=tc.contrast_temperature, batch_size=tc.batch_size))
+        options = EpochOptions(info.preprocessing, config.augment, tc.batch_size)
+        result.update(evaluate_contrastive(model, torch.from_numpy(splits.test.images), options, prefix="test",
+                                           temperature=tc.contrast_temperature))
     elif splits.test is not None and config.train.task == "reconstruct":
         from ..evaluation.reconstruction import plot_reconstructions
 

@@ -84,17 +84,18 @@ class ContrastTask:
     def __init__(self, config: Config) -> None:
         self.tc, self.augment = config.train, config.augment
 
+    def _options(self, run: Run) -> EpochOptions:
+        return EpochOptions(run.info.preprocessing, self.augment, self.tc.batch_size, run.bf16, dist=run.env)
+
     def train_epoch(self, run: Run, augment_generator: torch.Generator | None) -> dict[str, float]:
-        options = EpochOptions(run.info.preprocessing, self.augment, self.tc.batch_size, run.bf16, dist=run.env)
         return train_contrastive_epoch(
-            run.net, run.train_x, options, optimizer=run.optimizer, generator=run.generator,
+            run.net, run.train_x, self._options(run), optimizer=run.optimizer, generator=run.generator,
             temperature=self.tc.contrast_temperature, augment_generator=augment_generator,
             on_step=lambda: [cb.on_batch_end(run.state) for cb in run.callbacks.values()])
 
     def validate(self, run: Run) -> dict[str, float]:
-        metrics = evaluate_contrastive(run.scored, run.val_x, preprocessing=run.info.preprocessing,
-                                       augment=self.augment, temperature=self.tc.contrast_temperature,
-                                       batch_size=self.tc.batch_size, bf16=run.bf16, dist=run.env)
+        metrics = evaluate_contrastive(run.scored, run.val_x, self._options(run),
+                                       temperature=self.tc.contrast_temperature)
         return {**metrics, "lr": run.optimizer.param_groups[0]["lr"]}
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from ferkit.batch import BatchSettings, BatchStore, expand_inputs, face_schema, read_errors, read_faces, read_inputs
 from ferkit.batch import run as run_module
-from ferkit.batch.run import run_batch
+from ferkit.batch.run import BatchEngine, run_batch
 from ferkit.cli import main as cli_main
 from ferkit.errors import FerkitError
 from ferkit.inference import Options, Recognizer, load_rgb
@@ -295,7 +295,7 @@ def test_cli_batch_annotates_and_summarises(collection: Path, tmp_path: Path, ca
 
 def test_run_batch_checks_options(collection: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="valid engines: local, ray"):
-        run_batch(collection / "good", tmp_path / "out", engine="spark")
+        BatchEngine("spark")
     with pytest.raises(ValueError, match="stride"):
         BatchSettings(Options(stride=0))
     with pytest.raises(ValueError, match="detector 'mtcnn': valid are"):
@@ -307,4 +307,4 @@ def test_run_batch_checks_options(collection: Path, tmp_path: Path) -> None:
 def test_ray_engine_says_how_to_install(collection: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(FerkitError, match=r"pip install 'ferkit\[ray\]'"):
-        run_batch(collection / "good", tmp_path / "out", engine="ray")
+        run_batch(collection / "good", tmp_path / "out", engine=BatchEngine("ray"))

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pytest
 import torch
 
-from ferkit.batch import BatchSettings, read_errors, read_faces, read_inputs, run_batch
+from ferkit.batch import BatchEngine, BatchSettings, read_errors, read_faces, read_inputs, run_batch
 from ferkit.batch import run as run_module
 from ferkit.inference import Options
 
@@ -62,7 +62,7 @@ def local_reference(inputs: list[str], tmp_path_factory) -> Path:
 
 def test_ray_rows_equal_local_rows(ray_session, inputs: list[str], local_reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "ray"
-    summary = run_batch(inputs, out, SETTINGS, engine="ray", photos_per_batch=4)
+    summary = run_batch(inputs, out, SETTINGS, engine=BatchEngine("ray", photos_per_batch=4))
     assert (summary.inputs, summary.done, summary.failed) == (18, 16, 2)
     local, remote = read_faces(local_reference), read_faces(out)
     assert remote.num_rows == local.num_rows > 0
@@ -90,10 +90,10 @@ def test_interrupted_ray_run_resumes(ray_session, inputs: list[str], local_refer
 
     monkeypatch.setattr(run_module._PartBuffer, "add", interrupt_after_3)
     with pytest.raises(KeyboardInterrupt):
-        run_batch(photos, out, SETTINGS, engine="ray", photos_per_batch=2, part_inputs=2)
+        run_batch(photos, out, SETTINGS, engine=BatchEngine("ray", photos_per_batch=2), part_inputs=2)
     monkeypatch.undo()
     assert len(read_inputs(out)) == 3
-    summary = run_batch(photos, out, SETTINGS, engine="ray", photos_per_batch=2, part_inputs=2)
+    summary = run_batch(photos, out, SETTINGS, engine=BatchEngine("ray", photos_per_batch=2), part_inputs=2)
     assert (summary.skipped, summary.done) == (3, 5)
     local = read_faces(local_reference)
     expected = local.filter(pc.match_substring(local["source"], "/person0"))

@@ -2,11 +2,12 @@
 
 from ..inference.sources import Source, expand_inputs
 from .analyze import BatchSettings, InputResult, analyze_source, face_schema
-from .run import ENGINES, BatchSummary, run_batch
+from .run import ENGINES, BatchEngine, BatchSummary, run_batch
 from .store import BatchStore, read_errors, read_faces, read_inputs
 
 __all__ = [
     "ENGINES",
+    "BatchEngine",
     "BatchSettings",
     "BatchStore",
     "BatchSummary",

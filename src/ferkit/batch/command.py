@@ -22,14 +22,15 @@ def batch_command(args: argparse.Namespace) -> int:
     except ImportError:
         raise FerkitError("ferkit batch writes Parquet and needs pyarrow: pip install 'ferkit[parquet]'") from None
     from ..cli.common import options
-    from . import BatchSettings, run_batch
+    from . import BatchEngine, BatchSettings, run_batch
 
     settings = BatchSettings(options(args), annotate=args.annotate)
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        summary = run_batch(args.inputs, args.out, settings, engine=args.engine, address=args.address,
-                            workers=args.workers, photos_per_batch=args.photos_per_batch,
-                            part_inputs=args.part_size, retry_failed=args.retry_failed, progress=True)
+        engine = BatchEngine(args.engine, address=args.address, workers=args.workers,
+                             photos_per_batch=args.photos_per_batch)
+        summary = run_batch(args.inputs, args.out, settings, engine=engine, part_inputs=args.part_size,
+                            retry_failed=args.retry_failed, progress=True)
     except KeyboardInterrupt:
         log.warning("finished inputs are saved in %s; run the same command again to continue", args.out)
         raise

@@ -88,13 +88,28 @@ class _PartBuffer:
         self.results, self.rows, self.since = [], 0, time.monotonic()
 
 
-def _engine_results(engine: str, pending: Sequence[Source], settings: BatchSettings, store: BatchStore,
-                    recognizer, *, address: str | None, workers: int | None,
-                    photos_per_batch: int) -> Iterator[InputResult]:
-    if engine == "local":
-        return run_local(pending, settings, store.media_dir, recognizer=recognizer)
-    return run_ray(pending, settings, store.media_dir, address=address, workers=workers,
-                   photos_per_batch=photos_per_batch)
+@dataclass(frozen=True, slots=True)
+class BatchEngine:
+    """Where the analysis runs: ``local`` (this process) or ``ray`` (the cluster at ``address``, or a local one
+    started for the job when None, with ``workers`` model workers, each given ``photos_per_batch`` photos a call;
+    see :func:`~ferkit.batch.engine_ray.run_ray`)."""
+
+    name: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    photos_per_batch: int = 16
+
+    def __post_init__(self) -> None:
+        if self.name not in ENGINES:
+            raise ValueError(f"unknown engine {self.name!r}; valid engines: {', '.join(ENGINES)}")
+
+    def results(self, pending: Sequence[Source], settings: BatchSettings, store: BatchStore,
+                recognizer) -> Iterator[InputResult]:
+        """Each pending source's result, in the order they finish."""
+        if self.name == "local":
+            return run_local(pending, settings, store.media_dir, recognizer=recognizer)
+        return run_ray(pending, settings, store.media_dir, address=self.address, workers=self.workers,
+                       photos_per_batch=self.photos_per_batch)
 
 
 def _fingerprint(recognizer) -> dict:
@@ -118,10 +133,7 @@ def run_batch(
     out: str | os.PathLike,
     settings: BatchSettings | None = None,
     *,
-    engine: str = "local",
-    address: str | None = None,
-    workers: int | None = None,
-    photos_per_batch: int = 16,
+    engine: BatchEngine = BatchEngine(),
     part_inputs: int = 256,
     retry_failed: bool = False,
     progress: bool = False,
@@ -130,12 +142,9 @@ def run_batch(
 
     Inputs finished by an earlier run into ``out`` are skipped (failed ones too, unless
     ``retry_failed``); bad inputs are recorded in ``out/errors.parquet``, never stop the job.
-    ``engine`` is one of :data:`ENGINES`; ``address``, ``workers`` and ``photos_per_batch`` are
-    for ``ray`` (see :func:`~ferkit.batch.engine_ray.run_ray`). Results are committed every
+    ``engine`` says where the work runs (:class:`BatchEngine`). Results are committed every
     ``part_inputs`` inputs (and at least every minute). Layout: :mod:`ferkit.batch.store`.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
     if part_inputs < 1:
         raise ValueError(f"part_inputs must be at least 1, got {part_inputs}")
     settings = settings or BatchSettings()
@@ -145,25 +154,15 @@ def run_batch(
     start = time.perf_counter()
     with BatchStore(out, face_schema(recognizer.labels), _fingerprint(recognizer)) as store:
         pending = [s for s in sources if not store.finished(s.path, retry_failed=retry_failed)]
-        summary = BatchSummary(out=out, engine=engine, inputs=len(sources), done=0, skipped=len(sources) - len(pending),
-                               failed=0, faces=0, frames=0, seconds=0.0)
+        summary = BatchSummary(out=out, engine=engine.name, inputs=len(sources), done=0,
+                               skipped=len(sources) - len(pending), failed=0, faces=0, frames=0, seconds=0.0)
         log.info("%d input(s) to analyse, %d finished before", len(pending), summary.skipped)
         buffer = _PartBuffer(store, inputs=part_inputs)
-        bar = tqdm(total=len(pending), desc="batch", unit="input", dynamic_ncols=True,
-                   disable=None if progress else True)
         try:
             if pending:
-                results = _engine_results(engine, pending, settings, store, recognizer, address=address,
-                                          workers=workers, photos_per_batch=photos_per_batch)
-                with contextlib.closing(results):  # on an interruption, the engine stops what it started now
-                    for result in results:
-                        buffer.add(result)
-                        _tally(summary, result)
-                        bar.update()
-                        bar.set_postfix(faces=summary.faces, failed=summary.failed, refresh=False)
+                _consume(engine.results(pending, settings, store, recognizer), buffer, summary, progress=progress)
             buffer.flush()
         finally:
-            bar.close()
             if buffer.results:  # interrupted: keep what is finished
                 try:
                     buffer.flush()
@@ -174,3 +173,15 @@ def run_batch(
         summary.failed_total = sum(r["status"] != "done" for r in store.records.values())
     log.debug("%s", summary.to_text())
     return summary
+
+
+def _consume(results: Iterator[InputResult], buffer: _PartBuffer, summary: BatchSummary, *, progress: bool) -> None:
+    """Buffer and count each result as it comes, with a progress bar when ``progress``."""
+    bar = tqdm(total=summary.inputs - summary.skipped, desc="batch", unit="input", dynamic_ncols=True,
+               disable=None if progress else True)
+    with contextlib.closing(results), bar:  # on an interruption, the engine stops what it started now
+        for result in results:
+            buffer.add(result)
+            _tally(summary, result)
+            bar.update()
+            bar.set_postfix(faces=summary.faces, failed=summary.failed, refresh=False)

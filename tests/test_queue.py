@@ -231,6 +231,26 @@ def test_two_stage_lines_run_the_recipe_resumably_and_count_as_done_once_summari
                         store / "system_d" / "system_d_vgg16_bn_stage2", 1, True)
 
 
+def test_two_stage_lines_pass_the_recipes_rate_options_and_refuse_unknown_ones(store, tmp_path, monkeypatch):
+    from ferkit.training import two_stage
+
+    calls = []
+
+    def recipe(stage1, stage2, *, resume, **options):
+        calls.append((stage2.train.epochs, options))
+        stage2.run_dir.mkdir(parents=True)
+        (stage2.run_dir / "two_stage.json").write_text("{}")
+
+    monkeypatch.setattr(two_stage, "run_two_stage", recipe)
+    stages = f"{ROOT}/configs/system_d_vgg16_bn_stage1.toml {ROOT}/configs/system_d_vgg16_bn_stage2.toml"
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"runs/a/s2 two-stage {stages} --lr2=5.72e-5 train.epochs=2 --steps=20\n"
+                     f"runs/b/s2 two-stage {stages} --lr3=1e-3\n"
+                     f"runs/c/s2 two-stage {stages} --steps=many\n")
+    assert run_queue([queue]) == [("runs/a/s2", "finished"), ("runs/b/s2", "failed"), ("runs/c/s2", "failed")]
+    assert calls == [(2, {"lr2": 5.72e-5, "steps": 20})]
+
+
 @pytest.mark.slow
 def test_resume_training_refuses_while_a_queue_trains_and_runs_one_in_the_background(csv, tmp_path):
     import fcntl

@@ -6,7 +6,8 @@ folder holds ``metrics.json`` is done; one published under ``checkpoints/NAME.js
 ``checkpoints/PATH.json``, PATH its folder below ``runs/``, or under any name whose metrics file names the run) is
 skipped; one with ``last.pt`` is resumed; the rest start. A line ``OUT_DIR/NAME two-stage STAGE1 STAGE2
 [key=value ...]`` runs System D's recipe (:mod:`ferkit.training.two_stage`, resumed stage by stage; OUT_DIR/NAME
-is stage 2's run, done when it holds ``two_stage.json``); one whose CONFIG is a Python script runs ``python SCRIPT
+is stage 2's run, done when it holds ``two_stage.json``; ``--lr1=RATE``, ``--lr2=RATE`` and ``--steps=N`` on such a
+line are ``ferkit two-stage``'s options); one whose CONFIG is a Python script runs ``python SCRIPT
 [args] --resume`` (the script itself resumes what it finished). Runs under ``runs/`` live in the run store
 (:mod:`ferkit.training.store`), so the same command continues the queue after a fresh checkout. A lock per core in
 the store refuses a second queue on a core a queue already trains on: two trainings on one core slow each other
@@ -234,8 +235,30 @@ def _train_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str
     return "finished" if (entry.folder / "metrics.json").is_file() else "paused"
 
 
+#: ``ferkit two-stage``'s options a queue line may give as ``--name=value``, with their types.
+TWO_STAGE_OPTIONS = {"--lr1": float, "--lr2": float, "--steps": int}
+
+
+def two_stage_options(words: Sequence[str]) -> tuple[list[str], dict]:
+    """Split a two-stage line's words after its configs into ``key=value`` overrides and the recipe's options."""
+    overrides, options = [], {}
+    for word in words:
+        if not word.startswith("--"):
+            overrides.append(word)
+            continue
+        name, _, value = word.partition("=")
+        if name not in TWO_STAGE_OPTIONS or not value:
+            raise FerkitError(f"{word!r}: a two-stage line takes {', '.join(f'{o}=VALUE' for o in TWO_STAGE_OPTIONS)}")
+        try:
+            options[name[2:]] = TWO_STAGE_OPTIONS[name](value)
+        except ValueError:
+            raise FerkitError(f"{word!r}: {value!r} is not a {TWO_STAGE_OPTIONS[name].__name__}") from None
+    return overrides, options
+
+
 def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:
-    """A ``two-stage STAGE1 STAGE2 [key=value ...]`` line, always resumable; ``paused`` when the budget ends a stage."""
+    """A ``two-stage STAGE1 STAGE2 [key=value ...] [--lr2=RATE ...]`` line, always resumable; ``paused`` when the
+    budget ends a stage."""
     from ..config import load_config
     from .run import RunPaused
     from .two_stage import run_two_stage
@@ -243,12 +266,13 @@ def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:
     if len(entry.overrides) < 2:
         log.error("== FAILED: %s: a two-stage line needs STAGE1 and STAGE2 configs", entry.run)
         return "failed"
-    (stage1, stage2), overrides = entry.overrides[:2], list(entry.overrides[2:])
-    if time_limit_s > 0:
-        overrides.append(f"train.time_limit_s={time_limit_s:.3f}")
+    (stage1, stage2), words = entry.overrides[:2], entry.overrides[2:]
     log.info("== two-stage %s: %s %s", entry.run, stage1, stage2)
     try:
-        run_two_stage(load_config(stage1, overrides), load_config(stage2, overrides), resume=True)
+        overrides, options = two_stage_options(words)
+        if time_limit_s > 0:
+            overrides.append(f"train.time_limit_s={time_limit_s:.3f}")
+        run_two_stage(load_config(stage1, overrides), load_config(stage2, overrides), resume=True, **options)
     except RunPaused:
         return "paused"
     except FerkitError as exc:

@@ -202,17 +202,16 @@ def lr_find(
     preprocessing: Preprocessing,
     sweep: LRSweep = LRSweep(),
     optimizer: str | OptimizerFactory = "adam",
-    weight_decay: float = 0.0,
     augment: Augment | None = None,
     bf16: bool = False,
 ) -> LRFinderResult:
     """Train ``sweep.steps`` mini-batches with the LR rising geometrically from ``sweep.start_lr`` to
     ``sweep.end_lr`` (:class:`LRSweep`).
 
-    ``optimizer`` is a name (``adam``, ``adamw``, ``sgd``, built like training does, with
-    ``weight_decay``) or a function ``model -> optimizer``; parameter groups with different rates
-    (discriminative LRs) keep their ratios, the swept rate being the highest group's. The loss is smoothed with a
-    bias-corrected exponential average; the sweep stops early once it exceeds ``sweep.diverge_factor``
+    ``optimizer`` is a name (``adam``, ``adamw``, ``sgd``, built like training does, without weight decay) or a
+    function ``model -> optimizer`` (as :func:`lr_find_from_config` passes the config's); parameter groups with
+    different rates (discriminative LRs) keep their ratios, the swept rate being the highest group's. The loss is
+    smoothed with a bias-corrected exponential average; the sweep stops early once it exceeds ``sweep.diverge_factor``
     times the best so far (or is not finite). The model's weights, buffers and train/eval mode
     are restored afterwards and the global RNG is left untouched. Runs on the model's device (the
     images and targets are moved there; batches and augmentation are drawn on the CPU).
@@ -232,8 +231,7 @@ def lr_find(
             if callable(optimizer):
                 opt = optimizer(model)
             else:
-                opt = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=sweep.start_lr,
-                                                         weight_decay=weight_decay))
+                opt = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=sweep.start_lr, weight_decay=0.0))
             model.train()
             lrs, losses, raw = sweep.run(model, opt, _cycle(len(images), sweep.batch_size, generator),
                                          lambda index: _batch_loss(model, images, targets, index, preprocessing,

@@ -213,6 +213,19 @@ def test_suggest_lr_ignores_a_noisy_dip_on_a_nearly_flat_curve():
     assert 1e-4 < suggest_lr(lrs, steep) < 1e-3  # a real steep stretch below the cap wins
 
 
+def test_suggest_lr_ignores_a_noise_stretch_before_a_slow_fall():
+    """System D's seed-1 frozen-body sweep: a 0.05 step down at ~1e-6 (smoothed noise: no head learns at that rate;
+    wider than the median filter), then the real 0.10 fall from 1e-4 to ~3e-2. The steepest slope picked the step
+    (stage 1 then trained at 5.1e-7 and reached 17%); the rate where the loss has made half its fall is ~8e-4."""
+    lrs = list(np.logspace(-7, 0, 100))
+    x = np.log10(lrs)
+    losses = (2.26 - 0.05 * np.clip((x + 6.4) / 0.6, 0, 1) - 0.10 * np.clip((x + 4) / 2.5, 0, 1)
+              + np.where(x > -1.5, 2 * (x + 1.5) ** 2, 0))
+    suggestion = suggest_lr(lrs, list(losses))
+    assert 3e-4 < suggestion < 3e-3  # on the real fall, not the step
+    assert suggestion <= lrs[int(np.argmin(losses))] / 10
+
+
 @pytest.mark.slow
 def test_lr_find_from_config_freezes_the_body(tmp_path, fer_csv, monkeypatch):
     seen = {}

@@ -78,6 +78,8 @@ class LRFinderResult:
 
 #: A sweep whose smoothed loss falls by less than this fraction before its lowest point has no clear best rate.
 MIN_FALL = 0.05
+#: A steepest stretch where the loss has made less than this share of its fall is noise (see :func:`suggest_lr`).
+EARLY_FALL = 0.25
 
 
 def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = None,
@@ -92,7 +94,9 @@ def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = N
     the last ``skip_end`` (where the sweep diverges) are ignored; by default 10% and 5% of the points, at most 10
     and 5, at least 1 each. Falls back to the whole curve when too few points remain. None for fewer than 3
     points, and for a curve whose loss (median-filtered) falls by less than ``min_fall`` of its value before the
-    lowest point: flat within noise, the sweep does not tell one rate from another.
+    lowest point: flat within noise, the sweep does not tell one rate from another. When the steepest stretch lies
+    where the loss has made less than :data:`EARLY_FALL` of its fall (a stretch of smoothed noise before a slow fall,
+    wider than the median filter), the rate where it has made half its fall is taken instead.
     """
     n = len(lrs)
     if n < 3:
@@ -109,8 +113,11 @@ def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = N
     if np.max(falling) - y[lowest] < min_fall * abs(y[lowest]):
         return None
     slopes = _window_slopes(x[:lowest + 1], falling, window)
-    steepest = float(10 ** x[int(np.argmin(slopes))]) if np.isfinite(slopes).any() else float(10 ** x[lowest])
-    return max(min(steepest, float(10 ** x[lowest]) / 10), float(lrs[0]))
+    steepest = int(np.argmin(slopes)) if np.isfinite(slopes).any() else lowest
+    top, fall = float(np.max(falling)), float(np.max(falling) - y[lowest])
+    if top - falling[steepest] < EARLY_FALL * fall:  # steepest before the loss has really moved: a noise stretch
+        steepest = int(np.flatnonzero(falling <= top - fall / 2)[0])  # the rate where it has made half its fall
+    return max(min(float(10 ** x[steepest]), float(10 ** x[lowest]) / 10), float(lrs[0]))
 
 
 def _median_filter(x: np.ndarray, y: np.ndarray, half_width: float) -> np.ndarray:

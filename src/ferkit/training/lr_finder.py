@@ -110,11 +110,12 @@ def suggest_lr(lrs: list[float], losses: list[float], skip_start: int | None = N
     y = np.asarray(losses[lo:hi], dtype=np.float64)
     lowest = int(np.argmin(y))
     falling = _median_filter(x[:lowest + 1], y[:lowest + 1], window / 2)  # one-step dips drop out
-    if np.max(falling) - y[lowest] < min_fall * abs(y[lowest]):
+    top = float(np.max(falling))
+    fall = top - float(y[lowest])
+    if fall < min_fall * abs(y[lowest]):
         return None
     slopes = _window_slopes(x[:lowest + 1], falling, window)
     steepest = int(np.argmin(slopes)) if np.isfinite(slopes).any() else lowest
-    top, fall = float(np.max(falling)), float(np.max(falling) - y[lowest])
     if top - falling[steepest] < EARLY_FALL * fall:  # steepest before the loss has really moved: a noise stretch
         steepest = int(np.flatnonzero(falling <= top - fall / 2)[0])  # the rate where it has made half its fall
     return max(min(float(10 ** x[steepest]), float(10 ** x[lowest]) / 10), float(lrs[0]))
@@ -238,7 +239,7 @@ def lr_find(
             if callable(optimizer):
                 opt = optimizer(model)
             else:
-                opt = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=sweep.start_lr, weight_decay=0.0))
+                opt = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=sweep.start_lr))  # no weight decay
             model.train()
             lrs, losses, raw = sweep.run(model, opt, _cycle(len(images), sweep.batch_size, generator),
                                          lambda index: _batch_loss(model, images, targets, index, preprocessing,

@@ -2,7 +2,7 @@
 
 >>> options = Options(backend="torch", detect_side=640, smoothing=0.3)
 >>> rec = options.recognizer()                 # the Recognizer they describe
->>> summary = analyze_video(rec, "clip.mp4", "out/", options=options)
+>>> summary = analyze_video(rec, "clip.mp4", "out/")  # stride and smoothing come from rec.options
 """
 
 from __future__ import annotations

@@ -1,10 +1,18 @@
-"""Synthetic, learnable faces and tiny FER2013 CSVs for training tests (no real data needed)."""
+"""Synthetic, learnable faces, tiny FER2013 CSVs and random checkpoints for the tests (no real data needed)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from ferkit.data.preprocessing import Preprocessing
+from ferkit.labels import EMOTIONS
+from ferkit.models import ModelInfo, create_model, save_model
+
+#: The tests' usual model input: 48x48 gray faces, scaled as the shipped models scale them.
+FACE_INPUT = Preprocessing(size=48, channels=1, mean=0.5, std=0.25)
 
 
 def class_faces(n_per_class: int, rng: np.random.Generator, side: int = 48) -> tuple[np.ndarray, np.ndarray]:
@@ -35,3 +43,28 @@ def write_fer2013_csv(path: Path, per_class: dict[str, int], seed: int = 0) -> P
         images, labels = class_faces(n, rng)
         rows += [(k, img, usage) for img, k in zip(images, labels)]
     return write_faces_csv(path, rows)
+
+
+def with_running_stats(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every batch norm non-trivial statistics and scales (so folding them into the convolutions matters);
+    the model in eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=gen) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+    return model.eval()
+
+
+def small_checkpoint(path: Path, *, preprocessing: Preprocessing = FACE_INPUT, running_stats: bool = False,
+                     half: bool = False) -> Path:
+    """A ``ferkit_cnn_small`` with random weights (seed 0) for FER2013's 7 emotions, saved at ``path``: the tests'
+    one stand-in for a trained classifier. ``running_stats``: :func:`with_running_stats`."""
+    torch.manual_seed(0)
+    model = create_model("ferkit_cnn_small")
+    if running_stats:
+        model = with_running_stats(model)
+    info = ModelInfo(name="ferkit_cnn_small", args={}, labels=EMOTIONS, preprocessing=preprocessing)
+    return save_model(path, model, info, half=half)

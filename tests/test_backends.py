@@ -16,6 +16,7 @@ from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model, list_models, save_model
 from ferkit.models.export import export_checkpoint
 from ferkit.models.registry import model_task
+from synthetic import small_checkpoint, with_running_stats
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'ferkit[onnx]')")
 
@@ -24,25 +25,9 @@ FAMILIES = ["ferkit_cnn", "cnn_attention", "se_cnn", "plain_cnn", "cae_cnn", "re
 CLASSIFIERS = [name for name in FAMILIES if name in list_models() and model_task(name) == "classify"]
 
 
-def _with_running_stats(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every batch norm non-trivial statistics, so folding them into the convolutions matters."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
-                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=gen) * 0.2 - 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = _with_running_stats(create_model("ferkit_cnn_small"))
-    info = ModelInfo(name="ferkit_cnn_small", args={}, labels=EMOTIONS,
-                     preprocessing=Preprocessing(size=48, channels=1, mean=0.5, std=0.25))
-    return save_model(tmp_path_factory.mktemp("ckpt") / "model.pt", model, info)
+    return small_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", running_stats=True)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +44,7 @@ def test_an_unknown_backend_is_refused_naming_the_valid_ones():
 @pytest.mark.parametrize("name", CLASSIFIERS)
 def test_optimised_torch_model_matches_plain_model(name):
     torch.manual_seed(1)
-    model = _with_running_stats(create_model(name))
+    model = with_running_stats(create_model(name))
     x = torch.rand(5, 1, 48, 48, generator=torch.Generator().manual_seed(2))
     with torch.inference_mode():
         plain = torch.softmax(model(x), 1).numpy()
@@ -85,7 +70,7 @@ class _Untraceable(torch.nn.Module):
 
 
 def test_untraceable_model_runs_unfused():
-    model = _with_running_stats(_Untraceable())
+    model = with_running_stats(_Untraceable())
     x = torch.rand(3, 1, 8, 8)
     backend = TorchBackend(model)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in backend.model.modules())  # not fused
@@ -110,7 +95,7 @@ def test_recognizer_tta_matches_evaluation_on_every_backend(tmp_path, faces, tta
     from ferkit.models import load_model
 
     torch.manual_seed(0)
-    model = _with_running_stats(create_model("ferkit_cnn_small"))
+    model = with_running_stats(create_model("ferkit_cnn_small"))
     last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     with torch.no_grad():
         last.weight.mul_(200.0)  # confident outputs, so that the views visibly change them

@@ -13,8 +13,8 @@ from ferkit.errors import FerkitError
 from ferkit.evaluation import accuracy, balanced_accuracy, predict_proba
 from ferkit.evaluation.class_bias import bias_objective, fit_class_bias, fold_class_bias
 from ferkit.labels import EMOTIONS
-from ferkit.models import ModelInfo, create_model, load_model, save_model
-from synthetic import write_fer2013_csv
+from ferkit.models import create_model, load_model
+from synthetic import small_checkpoint, write_fer2013_csv
 
 
 def _under_predicted(shift: float, n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -75,9 +75,7 @@ def test_a_model_whose_last_dense_layer_is_not_the_output_is_left_unchanged():
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("balance")
     csv_path = write_fer2013_csv(root / "fer.csv", {"Training": 1, "PublicTest": 4, "PrivateTest": 1}, seed=5)
-    torch.manual_seed(0)
-    info = ModelInfo(name="ferkit_cnn_small", args={}, labels=EMOTIONS, preprocessing=Preprocessing())
-    return csv_path, save_model(root / "model.pt", create_model("ferkit_cnn_small"), info, half=True)
+    return csv_path, small_checkpoint(root / "model.pt", preprocessing=Preprocessing(), half=True)
 
 
 def test_ferkit_balance_writes_a_checkpoint_with_the_offsets_folded_in(checkpoint, tmp_path, capsys):

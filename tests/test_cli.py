@@ -6,21 +6,16 @@ import csv
 
 import numpy as np
 import pytest
-import torch
 
 from ferkit.cli import main
 from ferkit.data.preprocessing import Preprocessing
 from ferkit.labels import EMOTIONS
-from ferkit.models import ModelInfo, create_model, save_model
-from synthetic import write_faces_csv
+from synthetic import small_checkpoint, write_faces_csv
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = create_model("ferkit_cnn_small")
-    info = ModelInfo(name="ferkit_cnn_small", args={}, labels=EMOTIONS, preprocessing=Preprocessing())
-    return save_model(tmp_path_factory.mktemp("ckpt") / "model.pt", model, info)
+    return small_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", preprocessing=Preprocessing())
 
 
 def test_models_lists_registered_names(capsys):

@@ -11,21 +11,15 @@ import torch
 from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
 from ferkit.labels import EMOTIONS
-from ferkit.models import ModelInfo, create_model, load_model, save_model
+from ferkit.models import load_model
 from ferkit.models.export import export_checkpoint
+from synthetic import small_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = create_model("ferkit_cnn_small")
-    with torch.no_grad():  # non-trivial batch-norm statistics
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    info = ModelInfo(name="ferkit_cnn_small", args={}, labels=EMOTIONS, preprocessing=Preprocessing())
-    return save_model(tmp_path_factory.mktemp("ckpt") / "model.pt", model, info)
+    return small_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", preprocessing=Preprocessing(),
+                            running_stats=True)
 
 
 @pytest.fixture(scope="module")

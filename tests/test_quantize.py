@@ -9,14 +9,13 @@ import pytest
 import torch
 
 from ferkit.data.dataset import FaceData
-from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
 from ferkit.inference import Recognizer
 from ferkit.inference.backends import OnnxBackend, is_int8_onnx
 from ferkit.labels import EMOTIONS
-from ferkit.models import ModelInfo, create_model, save_model
 from ferkit.models.export import export_checkpoint
 from ferkit.models.quantize import calibration_faces
+from synthetic import small_checkpoint
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'ferkit[onnx]')")
 pytest.importorskip("onnx", reason="onnx not installed (pip install 'ferkit[onnx]')")
@@ -31,11 +30,7 @@ def _smooth_faces(n: int, seed: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = create_model("ferkit_cnn_small").eval()
-    info = ModelInfo(name="ferkit_cnn_small", args={}, labels=EMOTIONS,
-                     preprocessing=Preprocessing(size=48, channels=1, mean=0.5, std=0.25))
-    return save_model(tmp_path_factory.mktemp("ckpt") / "model.pt", model, info)
+    return small_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt")
 
 
 @pytest.fixture(scope="module")

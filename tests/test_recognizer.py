@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
 from ferkit.inference import (
     Face,
@@ -22,18 +21,14 @@ from ferkit.inference import (
 )
 from ferkit.inference.detectors import Detection
 from ferkit.labels import EMOTIONS
-from ferkit.models import ModelInfo, create_model, save_model
+from synthetic import small_checkpoint
 
 LABELS = tuple(EMOTIONS)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = create_model("ferkit_cnn_small", num_classes=len(LABELS))
-    info = ModelInfo(name="ferkit_cnn_small", args={"num_classes": len(LABELS)}, labels=LABELS,
-                     preprocessing=Preprocessing(size=48, channels=1, mean=0.5, std=0.25))
-    return save_model(tmp_path_factory.mktemp("ckpt") / "random.pt", model, info)
+    return small_checkpoint(tmp_path_factory.mktemp("ckpt") / "random.pt")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import torch
 
-from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
 from ferkit.inference import (
     Detection,
@@ -49,7 +48,7 @@ from ferkit.inference import (
 from ferkit.inference import webcam as webcam_module
 from ferkit.inference.video import VideoWriter, default_detect_threads
 from ferkit.labels import EMOTIONS
-from ferkit.models import ModelInfo, create_model, save_model
+from synthetic import small_checkpoint
 
 LABELS = tuple(EMOTIONS)
 BACKGROUND = 60
@@ -93,11 +92,7 @@ def blob_detector(calls: list | None = None, fail_at: int | None = None, error: 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = create_model("ferkit_cnn_small", num_classes=len(LABELS))
-    info = ModelInfo(name="ferkit_cnn_small", args={"num_classes": len(LABELS)}, labels=LABELS,
-                     preprocessing=Preprocessing(size=48, channels=1, mean=0.5, std=0.25))
-    return save_model(tmp_path_factory.mktemp("ckpt") / "random.pt", model, info)
+    return small_checkpoint(tmp_path_factory.mktemp("ckpt") / "random.pt")
 
 
 @pytest.fixture(scope="module")

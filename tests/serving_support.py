@@ -80,3 +80,14 @@ def live_server(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+@contextlib.contextmanager
+def served_default(jobs_dir) -> Iterator[str]:
+    """The service with the shipped model (:func:`shared_recognizer`) and two job workers, live on 127.0.0.1 and
+    keeping its jobs under ``jobs_dir``: yields its base URL."""
+    from ferkit.serving import ServeSettings, create_app
+
+    app = create_app(ServeSettings(jobs_dir=jobs_dir, workers=2), recognizer=shared_recognizer())
+    with live_server(app) as url:
+        yield url

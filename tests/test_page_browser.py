@@ -26,8 +26,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)",
                 allow_module_level=True)
 
-from ferkit.serving import ServeSettings, create_app  # noqa: E402
-from serving_support import live_server, shared_recognizer  # noqa: E402
+from serving_support import served_default  # noqa: E402
 
 # The flags a root, offline, headless machine needs; the fake camera plays a real clip.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -61,9 +60,7 @@ def _y4m(video: Path, out: Path, width: int = 320, fps: int = 30) -> Path:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
-    app = create_app(ServeSettings(jobs_dir=tmp_path_factory.mktemp("jobs"), workers=2),
-                     recognizer=shared_recognizer())
-    with live_server(app) as url:
+    with served_default(tmp_path_factory.mktemp("jobs")) as url:
         yield url
 
 

@@ -15,15 +15,12 @@ schemathesis = pytest.importorskip("schemathesis", reason="needs schemathesis (t
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 import api_media  # noqa: E402, F401  (registers the media-type strategies)
-from ferkit.serving import ServeSettings, create_app  # noqa: E402
-from serving_support import live_server, shared_recognizer  # noqa: E402
+from serving_support import served_default  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory):
-    app = create_app(ServeSettings(jobs_dir=tmp_path_factory.mktemp("jobs"), workers=2),
-                     recognizer=shared_recognizer())
-    with live_server(app) as url:
+    with served_default(tmp_path_factory.mktemp("jobs")) as url:
         yield url
 
 

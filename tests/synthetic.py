@@ -11,6 +11,10 @@ from ferkit.data.preprocessing import Preprocessing
 from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model, save_model
 
+#: Overrides for a small, fast training run: the tiny CNN on 24 px faces, fp32, one-cycle.
+TINY_RUN = ("model.name=ferkit_cnn_small", "model.input_size=24", "train.batch_size=16", "train.lr=0.003",
+            "train.bf16=false", "train.scheduler=onecycle", "train.eval_batch_size=64")
+
 #: The tests' usual model input: 48x48 gray faces, scaled as the shipped models scale them.
 FACE_INPUT = Preprocessing(size=48, channels=1, mean=0.5, std=0.25)
 
@@ -68,3 +72,11 @@ def small_checkpoint(path: Path, *, preprocessing: Preprocessing = FACE_INPUT, r
         model = with_running_stats(model)
     info = ModelInfo(name="ferkit_cnn_small", args={}, labels=EMOTIONS, preprocessing=preprocessing)
     return save_model(path, model, info, half=half)
+
+
+def tiny_run_config(root: Path, name: str, csv_path: Path, *extra: str):
+    """A :data:`TINY_RUN` config named ``name`` under ``root``, on the FER2013 CSV ``csv_path``; ``extra`` overrides
+    come last."""
+    from ferkit.config import load_config
+
+    return load_config(None, [f"name={name}", f"out_dir={root}", f"data.path={csv_path}", *TINY_RUN, *extra])

@@ -38,7 +38,7 @@ from ferkit.training.distributed import DistEnv
 from ferkit.training.loop import evaluate
 from ferkit.training.run import train
 from ferkit.training.seed import rng_state, set_rng_state
-from synthetic import write_faces_csv
+from synthetic import tiny_run_config, write_faces_csv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -81,11 +81,7 @@ def data(tmp_path_factory):
 
 
 def _config(root, name: str, csv_path, *extra: str):
-    return load_config(None, [
-        f"name={name}", f"out_dir={root}", f"data.path={csv_path}", "model.name=ferkit_cnn_small",
-        "model.input_size=24", "train.epochs=3", "train.batch_size=16", "train.lr=0.003", "train.bf16=false",
-        "train.scheduler=onecycle", "train.eval_batch_size=64", "augment.shift=0.1", "augment.flip=0.5", *extra,
-    ])
+    return tiny_run_config(root, name, csv_path, "train.epochs=3", "augment.shift=0.1", "augment.flip=0.5", *extra)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from ferkit.training.lr_finder import LRFinderResult, LRSweep, lr_find, lr_find_
 from ferkit.training.pretrain import evaluate_reconstruction, train_reconstruction_epoch
 from ferkit.training.run import train
 from ferkit.training.setup import init_weights
-from synthetic import class_faces, write_fer2013_csv
+from synthetic import class_faces, tiny_run_config, write_fer2013_csv
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -34,11 +34,7 @@ def fer_csv(tmp_path_factory):
 
 
 def _config(root, name: str, csv_path, *extra: str):
-    return load_config(None, [
-        f"name={name}", f"out_dir={root}", f"data.path={csv_path}", "model.name=ferkit_cnn_small",
-        "model.input_size=24", "train.epochs=4", "train.batch_size=16", "train.lr=0.003", "train.bf16=false",
-        "train.scheduler=onecycle", "train.eval_batch_size=64", *extra,
-    ])
+    return tiny_run_config(root, name, csv_path, "train.epochs=4", *extra)
 
 
 @pytest.fixture(scope="module")

@@ -248,7 +248,7 @@ def test_two_stage_lines_pass_the_recipes_rate_options_and_refuse_unknown_ones(s
                      f"runs/b/s2 two-stage {stages} --lr3=1e-3\n"
                      f"runs/c/s2 two-stage {stages} --steps=many\n")
     assert run_queue([queue]) == [("runs/a/s2", "finished"), ("runs/b/s2", "failed"), ("runs/c/s2", "failed")]
-    assert calls == [(2, {"lr2": 5.72e-5, "steps": 20})]
+    assert calls == [(2, {"lr1": None, "lr2": 5.72e-5, "steps": 20})]
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ many times over; queues pinned to different cores run side by side.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import json
@@ -27,6 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 from ..errors import FerkitError
 from ..io import existing_file
@@ -235,25 +237,22 @@ def _train_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str
     return "finished" if (entry.folder / "metrics.json").is_file() else "paused"
 
 
-#: ``ferkit two-stage``'s options a queue line may give as ``--name=value``, with their types.
-TWO_STAGE_OPTIONS = {"--lr1": float, "--lr2": float, "--steps": int}
+class _LineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are FerkitErrors (a queue line's mistake fails that run, not the queue)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise FerkitError(f"{self.prog}: {message}")
 
 
 def two_stage_options(words: Sequence[str]) -> tuple[list[str], dict]:
-    """Split a two-stage line's words after its configs into ``key=value`` overrides and the recipe's options."""
-    overrides, options = [], {}
-    for word in words:
-        if not word.startswith("--"):
-            overrides.append(word)
-            continue
-        name, _, value = word.partition("=")
-        if name not in TWO_STAGE_OPTIONS or not value:
-            raise FerkitError(f"{word!r}: a two-stage line takes {', '.join(f'{o}=VALUE' for o in TWO_STAGE_OPTIONS)}")
-        try:
-            options[name[2:]] = TWO_STAGE_OPTIONS[name](value)
-        except ValueError:
-            raise FerkitError(f"{word!r}: {value!r} is not a {TWO_STAGE_OPTIONS[name].__name__}") from None
-    return overrides, options
+    """Split a two-stage line's words after its configs into ``key=value`` overrides and the recipe's options
+    (``--lr1=RATE``, ``--lr2=RATE``, ``--steps=N``), read by ``ferkit two-stage``'s own parser."""
+    from ..cli.two_stage import add_arguments
+
+    parser = _LineParser(prog="a two-stage queue line", add_help=False)
+    add_arguments(parser)
+    args = parser.parse_intermixed_args(["STAGE1", "STAGE2", *words])
+    return list(args.overrides), {"lr1": args.lr1, "lr2": args.lr2, "steps": args.steps}
 
 
 def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:

@@ -210,6 +210,31 @@ def test_interrupted_run_resumes_to_the_same_rows(collection: Path, reference: P
     assert read_errors(out).equals(read_errors(reference))
 
 
+def test_ctrl_c_as_a_part_is_written_keeps_it_once(collection: Path, reference: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real Ctrl-C the moment a part has been renamed into place: the part is in inputs.parquet (not left out)
+    and is not committed a second time by the save on the way out."""
+    out = tmp_path / "out"
+    commit = BatchStore.commit
+
+    def commit_then_ctrl_c(self, results):
+        path = commit(self, results)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # delivered here unless held
+        return path
+
+    monkeypatch.setattr(BatchStore, "commit", commit_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(_all_inputs(collection), out, part_inputs=3)
+    monkeypatch.undo()
+    parts = sorted((out / "faces").glob("part-*.parquet"))
+    inputs = read_inputs(out)
+    assert len(parts) == 1 and len(inputs) == 3
+    assert set(inputs.column("part").to_pylist()) == {parts[0].name}
+    run_batch(_all_inputs(collection), out, part_inputs=3)
+    assert read_faces(out).equals(read_faces(reference))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_command_resumes(collection: Path, reference: Path, tmp_path: Path, sig: signal.Signals) -> None:

@@ -1,12 +1,17 @@
-"""ferkit.io: file digests."""
+"""ferkit.io: file digests, interrupts held over a write."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import threading
+import time
 
 import numpy as np
+import pytest
 
-from ferkit.io import file_sha256
+from ferkit.io import file_sha256, interrupts_held
 
 
 def test_file_sha256_matches_hashlib_across_blocks(tmp_path):
@@ -22,3 +27,45 @@ def test_file_sha256_of_an_empty_file(tmp_path):
     path = tmp_path / "empty"
     path.write_bytes(b"")
     assert file_sha256(str(path)) == hashlib.sha256(b"").hexdigest()
+
+
+def test_interrupts_held_delivers_ctrl_c_after_the_block():
+    finished = []
+    with pytest.raises(KeyboardInterrupt), interrupts_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # a signal is handled between bytecodes: the block must still run to its end
+        finished.append(True)
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_interrupts_held_calls_a_python_handler_once_and_restores_it():
+    calls = []
+
+    def handler(signum, frame):
+        calls.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with interrupts_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            assert calls == []  # held
+        assert calls == [signal.SIGTERM]  # the first one delivered, after the block
+        assert signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_interrupts_held_outside_the_main_thread_changes_nothing():
+    seen = []
+
+    def work():
+        with interrupts_held():
+            seen.append(signal.getsignal(signal.SIGINT))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert seen == [signal.default_int_handler]

@@ -1,11 +1,14 @@
-"""Small file helpers: atomic writes, path checks and the per-user cache location."""
+"""Small file helpers: atomic writes, path checks, the per-user cache location, and interrupts held over a
+write that must happen whole."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -32,6 +35,32 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def interrupts_held(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM for the block, then hand the first that came to its handler (often raising
+    KeyboardInterrupt there): for a file and the bookkeeping that says it exists, written together or not at all.
+    Only the main thread receives signals; elsewhere, and for a handler not set from Python, nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[tuple[int, object]] = []
+    held = {number: signal.getsignal(number) for number in signals}
+    held = {number: handler for number, handler in held.items() if handler is not None}
+    for number in held:
+        signal.signal(number, lambda signum, frame: caught.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+        if caught:
+            number, frame = caught[0]
+            if callable(held[number]):
+                held[number](number, frame)
+            elif held[number] == signal.SIG_DFL:
+                signal.raise_signal(number)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..inference.sources import Source, expand_inputs
-from ..io import file_sha256
+from ..io import file_sha256, interrupts_held
 from .analyze import BatchSettings, InputResult, face_schema
 from .engine_local import run_local
 from .engine_ray import run_ray
@@ -84,8 +84,11 @@ class _PartBuffer:
             self.flush()
 
     def flush(self) -> None:
-        self.store.commit(self.results)
-        self.results, self.rows, self.since = [], 0, time.monotonic()
+        """Commit the buffered results as one part and empty the buffer, uninterrupted: an interruption in between
+        would leave the part out of ``inputs.parquet``, or commit its rows a second time."""
+        with interrupts_held():
+            self.store.commit(self.results)
+            self.results, self.rows, self.since = [], 0, time.monotonic()
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,7 +211,7 @@ def test_interrupted_run_resumes_to_the_same_rows(collection: Path, reference: P
 
 
 def test_ctrl_c_as_a_part_is_written_keeps_it_once(collection: Path, reference: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                  monkeypatch: pytest.MonkeyPatch, ctrl_c_raises) -> None:
     """A real Ctrl-C the moment a part has been renamed into place: the part is in inputs.parquet (not left out)
     and is not committed a second time by the save on the way out."""
     out = tmp_path / "out"

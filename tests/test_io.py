@@ -29,7 +29,7 @@ def test_file_sha256_of_an_empty_file(tmp_path):
     assert file_sha256(str(path)) == hashlib.sha256(b"").hexdigest()
 
 
-def test_interrupts_held_delivers_ctrl_c_after_the_block():
+def test_interrupts_held_delivers_ctrl_c_after_the_block(ctrl_c_raises):
     finished = []
     with pytest.raises(KeyboardInterrupt), interrupts_held():
         os.kill(os.getpid(), signal.SIGINT)
@@ -58,7 +58,7 @@ def test_interrupts_held_calls_a_python_handler_once_and_restores_it():
         signal.signal(signal.SIGTERM, previous)
 
 
-def test_interrupts_held_outside_the_main_thread_changes_nothing():
+def test_interrupts_held_outside_the_main_thread_changes_nothing(ctrl_c_raises):
     seen = []
 
     def work():

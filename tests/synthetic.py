@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ferkit.config import load_config
 from ferkit.data.preprocessing import Preprocessing
 from ferkit.labels import EMOTIONS
 from ferkit.models import ModelInfo, create_model, save_model
@@ -77,6 +78,4 @@ def small_checkpoint(path: Path, *, preprocessing: Preprocessing = FACE_INPUT, r
 def tiny_run_config(root: Path, name: str, csv_path: Path, *extra: str):
     """A :data:`TINY_RUN` config named ``name`` under ``root``, on the FER2013 CSV ``csv_path``; ``extra`` overrides
     come last."""
-    from ferkit.config import load_config
-
     return load_config(None, [f"name={name}", f"out_dir={root}", f"data.path={csv_path}", *TINY_RUN, *extra])

@@ -46,8 +46,7 @@ def interrupts_held(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) 
         yield
         return
     caught: list[tuple[int, object]] = []
-    held = {number: signal.getsignal(number) for number in signals}
-    held = {number: handler for number, handler in held.items() if handler is not None}
+    held = {number: handler for number in signals if (handler := signal.getsignal(number)) is not None}
     for number in held:
         signal.signal(number, lambda signum, frame: caught.append((signum, frame)))
     try:

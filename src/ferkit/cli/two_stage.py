@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run of the same command")
 
 
+def recipe_options(args: argparse.Namespace) -> dict:
+    """The options of :func:`~ferkit.training.two_stage.run_two_stage` these arguments give (a queue line's too)."""
+    return {"lr1": args.lr1, "lr2": args.lr2, "steps": args.steps}
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
@@ -31,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from ..training.two_stage import run_two_stage
 
     summary = run_two_stage(load_config(args.stage1, args.overrides), load_config(args.stage2, args.overrides),
-                            lr1=args.lr1, lr2=args.lr2, steps=args.steps, resume=args.resume)
+                            resume=args.resume, **recipe_options(args))
     print(json.dumps(summary, indent=2))  # noqa: T201
     return 0

@@ -247,12 +247,12 @@ class _LineParser(argparse.ArgumentParser):
 def two_stage_options(words: Sequence[str]) -> tuple[list[str], dict]:
     """Split a two-stage line's words after its configs into ``key=value`` overrides and the recipe's options
     (``--lr1=RATE``, ``--lr2=RATE``, ``--steps=N``), read by ``ferkit two-stage``'s own parser."""
-    from ..cli.two_stage import add_arguments
+    from ..cli.two_stage import add_arguments, recipe_options
 
     parser = _LineParser(prog="a two-stage queue line", add_help=False)
     add_arguments(parser)
     args = parser.parse_intermixed_args(["STAGE1", "STAGE2", *words])
-    return list(args.overrides), {"lr1": args.lr1, "lr2": args.lr2, "steps": args.steps}
+    return list(args.overrides), recipe_options(args)
 
 
 def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:

@@ -30,7 +30,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -166,24 +166,40 @@ def _device(body: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How a body's features are computed: faces per batch, bf16 autocast, channels-last input, and with
+    ``mirror`` each face's mirror image beside it."""
+
+    batch_size: int = 256
+    bf16: bool = False
+    channels_last: bool = False
+    mirror: bool = False
+
+    def key_fields(self, device: torch.device) -> dict:
+        """What the features depend on (not the batch size), for :func:`feature_key` and the cache file."""
+        return {"mirror": self.mirror, "bf16": self.bf16, "channels_last": self.channels_last, "device": device.type}
+
+
 @torch.no_grad()
-def compute_features(body: nn.Module, images, preprocessing: Preprocessing, *, batch_size: int = 256,
-                     bf16: bool = False, channels_last: bool = False, mirror: bool = False) -> torch.Tensor:
+def compute_features(body: nn.Module, images, preprocessing: Preprocessing,
+                     settings: FeatureSettings = FeatureSettings()) -> torch.Tensor:
     """``body`` in eval mode on uint8 faces ``(N, H, W)``, on the body's device: ``(N, ...)``, or with ``mirror``
     ``(N, 2, ...)`` (each face, then its mirror), in the dtype the body gives under ``bf16`` autocast."""
     device = _device(body)
     was_training = body.training
     body.eval()
     out = []
+    size = settings.batch_size
     try:
-        with autocast(bf16, device.type):
-            for start in range(0, len(images), batch_size):
-                x = preprocessing(torch.as_tensor(images[start:start + batch_size]).to(device))
-                views = [x, x.flip(-1)] if mirror else [x]
-                if channels_last:
+        with autocast(settings.bf16, device.type):
+            for start in range(0, len(images), size):
+                x = preprocessing(torch.as_tensor(images[start:start + size]).to(device))
+                views = [x, x.flip(-1)] if settings.mirror else [x]
+                if settings.channels_last:
                     views = [v.contiguous(memory_format=torch.channels_last) for v in views]
                 features = [body(v).contiguous() for v in views]
-                out.append(torch.stack(features, 1) if mirror else features[0])
+                out.append(torch.stack(features, 1) if settings.mirror else features[0])
     finally:
         body.train(was_training)
     return torch.cat(out)
@@ -203,14 +219,13 @@ def feature_key(body: nn.Module, images, preprocessing: Preprocessing, settings:
     return digest.hexdigest()
 
 
-def cached_features(folder: Path, role: str, body: nn.Module, images, preprocessing: Preprocessing, *,
-                    batch_size: int = 256, bf16: bool = False, channels_last: bool = False,
-                    mirror: bool = False) -> torch.Tensor:
+def cached_features(folder: Path, role: str, body: nn.Module, images, preprocessing: Preprocessing,
+                    settings: FeatureSettings = FeatureSettings()) -> torch.Tensor:
     """:func:`compute_features`, read back from ``folder/<role>-<key>.pt`` when there, else computed and written
     there (replacing an older file of that role). Returned on the body's device."""
     device = _device(body)
-    settings = {"mirror": mirror, "bf16": bf16, "channels_last": channels_last, "device": device.type}
-    key = feature_key(body, images, preprocessing, settings)
+    fields = settings.key_fields(device)
+    key = feature_key(body, images, preprocessing, fields)
     path = Path(folder) / f"{role}-{key[:16]}.pt"
     if path.is_file():
         try:
@@ -221,15 +236,15 @@ def cached_features(folder: Path, role: str, body: nn.Module, images, preprocess
         except Exception as exc:  # anything unreadable is computed again
             log.warning("feature cache: %s is unreadable (%s): computing it again", path, exc)
     started = time.monotonic()
-    features = compute_features(body, images, preprocessing, batch_size=batch_size, bf16=bf16,
-                                channels_last=channels_last, mirror=mirror)
+    features = compute_features(body, images, preprocessing, settings)
     seconds = time.monotonic() - started
     for stale in path.parent.glob(f"{role}-*.pt"):
         stale.unlink()
     with atomic_open(path, "wb") as handle:
-        torch.save({"key": key, "features": features.cpu(), "seconds": seconds, **settings}, handle)
+        torch.save({"key": key, "features": features.cpu(), "seconds": seconds, **fields}, handle)
+    mirrors = " and their mirrors" if settings.mirror else ""
     log.info("feature cache: %s features of %d faces%s computed in %.1f s (%s %s, %.0f MB) -> %s", role, len(images),
-             " and their mirrors" if mirror else "", seconds, tuple(features.shape[1:]), str(features.dtype)[6:],
+             mirrors, seconds, tuple(features.shape[1:]), str(features.dtype)[6:],
              features.numel() * features.element_size() / 2**20, path)
     return features
 
@@ -290,9 +305,10 @@ def cached_task(run: Run, splits: Splits) -> Task:
                     "; ".join(why))
         return run.task
     tc, folder, body = run.config.train, run.config.run_dir / CACHE_DIR, model_body(run.model)
-    common = {"batch_size": tc.eval_batch_size, "bf16": run.bf16}
+    plain = FeatureSettings(batch_size=tc.eval_batch_size, bf16=run.bf16)
+    train_settings = replace(plain, channels_last=tc.channels_last, mirror=run.config.augment.flip > 0)
     train_features = cached_features(folder, "train", body, splits.train.images, run.info.preprocessing,
-                                     channels_last=tc.channels_last, mirror=run.config.augment.flip > 0, **common)
-    val_features = cached_features(folder, "val", body, splits.val.images, run.info.preprocessing, **common)
+                                     train_settings)
+    val_features = cached_features(folder, "val", body, splits.val.images, run.info.preprocessing, plain)
     log.info("the head trains on cached features (the body is frozen for the whole run)")
     return CachedHeadTask(run.task, run.model, folder, train_features, val_features, run.config.augment)

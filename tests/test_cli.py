@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from ferkit.cli import main
 from ferkit.data.preprocessing import Preprocessing
 from ferkit.labels import EMOTIONS
 from synthetic import small_checkpoint, write_faces_csv
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -271,3 +274,21 @@ def test_webcam_here_fails_cleanly_when_headless(capsys):
         pytest.skip("this machine can open windows")
     assert main(["webcam", "--camera", "0"]) == 2
     assert problem in capsys.readouterr().err
+
+
+def test_two_stage_applies_each_stage_override_to_its_own_stage_only(monkeypatch, capsys):
+    from ferkit.training import two_stage
+
+    seen = {}
+
+    def recipe(stage1, stage2, *, resume, **options):
+        seen.update(epochs=(stage1.train.epochs, stage2.train.epochs), seeds=(stage1.train.seed, stage2.train.seed))
+        return {"resume": resume, **options}
+
+    monkeypatch.setattr(two_stage, "run_two_stage", recipe)
+    stages = [str(ROOT / "configs" / f"system_d_vgg16_bn_stage{n}.toml") for n in (1, 2)]
+    code = main(["two-stage", *stages, "train.seed=3", "--stage2-override", "train.epochs=30",
+                 "--stage1-override=train.epochs=4", "--lr2", "5e-5"])
+    assert code == 0
+    assert seen == {"epochs": (4, 30), "seeds": (3, 3)}
+    assert '"lr2": 5e-05' in capsys.readouterr().out

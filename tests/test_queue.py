@@ -231,13 +231,13 @@ def test_two_stage_lines_run_the_recipe_resumably_and_count_as_done_once_summari
                         store / "system_d" / "system_d_vgg16_bn_stage2", 1, True)
 
 
-def test_two_stage_lines_pass_the_recipes_rate_options_and_refuse_unknown_ones(store, tmp_path, monkeypatch):
+def test_two_stage_lines_pass_the_recipes_options_and_refuse_unknown_ones(store, tmp_path, monkeypatch):
     from ferkit.training import two_stage
 
     calls = []
 
     def recipe(stage1, stage2, *, resume, **options):
-        calls.append((stage2.train.epochs, options))
+        calls.append((stage1.train.epochs, stage2.train.epochs, options))
         stage2.run_dir.mkdir(parents=True)
         (stage2.run_dir / "two_stage.json").write_text("{}")
 
@@ -246,9 +246,12 @@ def test_two_stage_lines_pass_the_recipes_rate_options_and_refuse_unknown_ones(s
     queue = tmp_path / "q.txt"
     queue.write_text(f"runs/a/s2 two-stage {stages} --lr2=5.72e-5 train.epochs=2 --steps=20\n"
                      f"runs/b/s2 two-stage {stages} --lr3=1e-3\n"
-                     f"runs/c/s2 two-stage {stages} --steps=many\n")
-    assert run_queue([queue]) == [("runs/a/s2", "finished"), ("runs/b/s2", "failed"), ("runs/c/s2", "failed")]
-    assert calls == [(2, {"lr1": None, "lr2": 5.72e-5, "steps": 20})]
+                     f"runs/c/s2 two-stage {stages} --steps=many\n"
+                     f"runs/d/s2 two-stage {stages} --stage2-override train.epochs=5 train.epochs=2 out_dir=runs/d\n")
+    assert run_queue([queue]) == [("runs/a/s2", "finished"), ("runs/b/s2", "failed"), ("runs/c/s2", "failed"),
+                                  ("runs/d/s2", "finished")]
+    rates = {"lr1": None, "lr2": None, "steps": 100}
+    assert calls == [(2, 2, {**rates, "lr2": 5.72e-5, "steps": 20}), (2, 5, rates)]
 
 
 @pytest.mark.slow

@@ -1,17 +1,17 @@
 """``ferkit queue``: the runs of queue files trained one after another, resumably, one trainer at a time.
 
 A queue file has one run a line, ``OUT_DIR/NAME CONFIG [key=value ...]`` (``#`` starts a comment), e.g.
-``runs/system_c/system_c_scratch configs/system_c_resnet50_fer2013.toml model.init_from=``. A run whose
-folder holds ``metrics.json`` is done; one published under ``checkpoints/NAME.json`` (or
-``checkpoints/PATH.json``, PATH its folder below ``runs/``, or under any name whose metrics file names the run) is
-skipped; one with ``last.pt`` is resumed; the rest start. A line ``OUT_DIR/NAME two-stage STAGE1 STAGE2
-[key=value ...]`` runs System D's recipe (:mod:`ferkit.training.two_stage`, resumed stage by stage; OUT_DIR/NAME
-is stage 2's run, done when it holds ``two_stage.json``; ``--lr1=RATE``, ``--lr2=RATE`` and ``--steps=N`` on such a
-line are ``ferkit two-stage``'s options); one whose CONFIG is a Python script runs ``python SCRIPT
-[args] --resume`` (the script itself resumes what it finished). Runs under ``runs/`` live in the run store
-(:mod:`ferkit.training.store`), so the same command continues the queue after a fresh checkout. A lock per core in
-the store refuses a second queue on a core a queue already trains on: two trainings on one core slow each other
-many times over; queues pinned to different cores run side by side.
+``runs/system_c/system_c_scratch configs/system_c_resnet50_fer2013.toml model.init_from=``. A run whose folder holds
+``metrics.json`` is done; one published under ``checkpoints/NAME.json`` (or ``checkpoints/PATH.json``, PATH its
+folder below ``runs/``, or under any name whose metrics file names the run) is skipped; one with ``last.pt`` is
+resumed; the rest start. A line ``OUT_DIR/NAME two-stage STAGE1 STAGE2 [key=value ...]`` runs System D's recipe
+(:mod:`ferkit.training.two_stage`, resumed stage by stage; OUT_DIR/NAME is stage 2's run, done when it holds
+``two_stage.json``; ``--lr1=RATE``, ``--lr2=RATE``, ``--steps=N`` and ``--stage2-override=key=value`` on such a line
+are ``ferkit two-stage``'s options); one whose CONFIG is a Python script runs ``python SCRIPT [args] --resume`` (the
+script itself resumes what it finished). Runs under ``runs/`` live in the run store (:mod:`ferkit.training.store`),
+so the same command continues the queue after a fresh checkout. A lock per core in the store refuses a second queue
+on a core a queue already trains on: two trainings on one core slow each other many times over; queues pinned to
+different cores run side by side.
 """
 
 from __future__ import annotations
@@ -244,15 +244,15 @@ class _LineParser(argparse.ArgumentParser):
         raise FerkitError(f"{self.prog}: {message}")
 
 
-def two_stage_options(words: Sequence[str]) -> tuple[list[str], dict]:
-    """Split a two-stage line's words after its configs into ``key=value`` overrides and the recipe's options
-    (``--lr1=RATE``, ``--lr2=RATE``, ``--steps=N``), read by ``ferkit two-stage``'s own parser."""
-    from ..cli.two_stage import add_arguments, recipe_options
+def two_stage_options(words: Sequence[str]) -> tuple[list[str], list[str], dict]:
+    """Split a two-stage line's words after its configs into each stage's ``key=value`` overrides and the recipe's
+    options (``--lr1=RATE``, ``--lr2=RATE``, ``--steps=N``), read by ``ferkit two-stage``'s own parser."""
+    from ..cli.two_stage import add_arguments, recipe_options, stage_overrides
 
     parser = _LineParser(prog="a two-stage queue line", add_help=False)
     add_arguments(parser)
     args = parser.parse_intermixed_args(["STAGE1", "STAGE2", *words])
-    return list(args.overrides), recipe_options(args)
+    return *stage_overrides(args), recipe_options(args)
 
 
 def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:
@@ -268,10 +268,11 @@ def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:
     (stage1, stage2), words = entry.overrides[:2], entry.overrides[2:]
     log.info("== two-stage %s: %s %s", entry.run, stage1, stage2)
     try:
-        overrides, options = two_stage_options(words)
+        overrides1, overrides2, options = two_stage_options(words)
         if time_limit_s > 0:
-            overrides.append(f"train.time_limit_s={time_limit_s:.3f}")
-        run_two_stage(load_config(stage1, overrides), load_config(stage2, overrides), resume=True, **options)
+            budget = f"train.time_limit_s={time_limit_s:.3f}"
+            overrides1, overrides2 = [*overrides1, budget], [*overrides2, budget]
+        run_two_stage(load_config(stage1, overrides1), load_config(stage2, overrides2), resume=True, **options)
     except RunPaused:
         return "paused"
     except FerkitError as exc:

@@ -6,12 +6,12 @@ A queue file has one run a line, ``OUT_DIR/NAME CONFIG [key=value ...]`` (``#`` 
 folder below ``runs/``, or under any name whose metrics file names the run) is skipped; one with ``last.pt`` is
 resumed; the rest start. A line ``OUT_DIR/NAME two-stage STAGE1 STAGE2 [key=value ...]`` runs System D's recipe
 (:mod:`ferkit.training.two_stage`, resumed stage by stage; OUT_DIR/NAME is stage 2's run, done when it holds
-``two_stage.json``; ``--lr1=RATE``, ``--lr2=RATE``, ``--steps=N`` and ``--stage2-override=key=value`` on such a line
-are ``ferkit two-stage``'s options); one whose CONFIG is a Python script runs ``python SCRIPT [args] --resume`` (the
-script itself resumes what it finished). Runs under ``runs/`` live in the run store (:mod:`ferkit.training.store`),
-so the same command continues the queue after a fresh checkout. A lock per core in the store refuses a second queue
-on a core a queue already trains on: two trainings on one core slow each other many times over; queues pinned to
-different cores run side by side.
+``two_stage.json``; ``--lr1=RATE``, ``--lr2=RATE``, ``--steps=N`` and ``--stage1-override=key=value`` or
+``--stage2-override=key=value`` on such a line are ``ferkit two-stage``'s options); one whose CONFIG is a Python
+script runs ``python SCRIPT [args] --resume`` (the script itself resumes what it finished). Runs under ``runs/``
+live in the run store (:mod:`ferkit.training.store`), so the same command continues the queue after a fresh
+checkout. A lock per core in the store refuses a second queue on a core a queue already trains on: two trainings on
+one core slow each other many times over; queues pinned to different cores run side by side.
 """
 
 from __future__ import annotations
@@ -245,8 +245,9 @@ class _LineParser(argparse.ArgumentParser):
 
 
 def two_stage_options(words: Sequence[str]) -> tuple[list[str], list[str], dict]:
-    """Split a two-stage line's words after its configs into each stage's ``key=value`` overrides and the recipe's
-    options (``--lr1=RATE``, ``--lr2=RATE``, ``--steps=N``), read by ``ferkit two-stage``'s own parser."""
+    """Split a two-stage line's words after its configs into each stage's ``key=value`` overrides (the shared ones,
+    then ``--stageN-override``'s) and the recipe's options (``--lr1=RATE``, ``--lr2=RATE``, ``--steps=N``), read by
+    ``ferkit two-stage``'s own parser."""
     from ..cli.two_stage import add_arguments, recipe_options, stage_overrides
 
     parser = _LineParser(prog="a two-stage queue line", add_help=False)

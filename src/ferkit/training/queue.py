@@ -269,10 +269,8 @@ def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:
     (stage1, stage2), words = entry.overrides[:2], entry.overrides[2:]
     log.info("== two-stage %s: %s %s", entry.run, stage1, stage2)
     try:
-        overrides1, overrides2, options = two_stage_options(words)
-        if time_limit_s > 0:
-            budget = f"train.time_limit_s={time_limit_s:.3f}"
-            overrides1, overrides2 = [*overrides1, budget], [*overrides2, budget]
+        budget = [f"train.time_limit_s={time_limit_s:.3f}"] if time_limit_s > 0 else []
+        overrides1, overrides2, options = two_stage_options([*words, *budget])  # the budget: a shared override
         run_two_stage(load_config(stage1, overrides1), load_config(stage2, overrides2), resume=True, **options)
     except RunPaused:
         return "paused"

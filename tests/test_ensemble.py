@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import replace
 
@@ -99,6 +100,10 @@ def test_cli_reports_each_member_and_the_ensemble(setup, capsys, tmp_path):
     assert float(re.search(r"== plain ==.*?accuracy\s+([0-9.]+)", text, re.S).group(1)) == pytest.approx(expected,
                                                                                                         abs=1e-4)
     assert (out / "plain").is_dir() and any((out / "plain").iterdir())
+    record = json.loads((out / "members.json").read_text())
+    assert [m["path"] for m in record["members"]] == [str(p) for p in paths]
+    assert [m["plain"]["accuracy"] for m in record["members"]] == pytest.approx(alone, abs=1e-4)
+    assert (record["plain_accuracy_mean"], record["plain_accuracy_sd"]) == pytest.approx((mean, sd), abs=1e-4)
 
 
 def test_cli_refuses_an_ensemble_over_other_classes(setup, capsys, tmp_path):

@@ -80,10 +80,11 @@ def _load_for_evaluation(path: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
     from pathlib import Path
 
     from ..evaluation import evaluate_model, evaluate_with_tta, random_rounds, size_on_disk_mb
-    from ..io import output_folder
+    from ..io import atomic_write_text, output_folder
     from ..training.store import existing_run_file
 
     paths = [str(existing_run_file(path)) for path in args.checkpoint]  # runs/... is in the run store
@@ -92,13 +93,14 @@ def run(args: argparse.Namespace) -> int:
     loaded = [_load_for_evaluation(path) for path in paths]
     model, info, what = loaded[0]
     data, where = evaluation_data(args, info)
+    members: dict = {}
     if len(loaded) == 1:
         reports = evaluate_with_tta(model, info, data) if args.tta else {"plain": evaluate_model(model, info, data)}
         title = info.name
         print(f"{paths[0]}: {info.name}, {what}, "  # noqa: T201
               f"{size_on_disk_mb(paths[0]):.2f} MB on disk; {len(data)} images from {where}")
     else:
-        reports, title = _ensemble_reports(paths, loaded, data, where, args.tta)
+        reports, title, members = _ensemble_reports(paths, loaded, data, where, args.tta)
     for name, report in reports.items():
         print(f"\n== {name} ==\n{report.to_text()}")  # noqa: T201
     if args.rounds:
@@ -108,26 +110,39 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         for name, report in reports.items():
             report.save(Path(args.out) / name, title=f"{title} on {where} ({name})")
+        if members:
+            atomic_write_text(Path(args.out) / "members.json", json.dumps(members, indent=2) + "\n")
         log.info("reports written to %s", args.out)
     return 0
 
 
-def _ensemble_reports(paths: list[str], loaded: list, data, where: str, tta: bool) -> tuple[dict, str]:
-    """An ensemble's reports (the mean of the members' probabilities) and title; prints each member's own accuracy
-    and their mean and spread (e.g. the seeds of one recipe)."""
+def _ensemble_reports(paths: list[str], loaded: list, data, where: str, tta: bool) -> tuple[dict, str, dict]:
+    """An ensemble's reports (the mean of the members' probabilities), title and members' record; prints each
+    member's own accuracy and their mean and spread (e.g. the seeds of one recipe)."""
     import numpy as np
 
     from ..evaluation import TTA_MODES, TTA_REPORT_NAMES, evaluate_ensemble, size_on_disk_mb
 
-    members, reports, alone = [(m, i) for m, i, _ in loaded], {}, []
+    members, reports, own = [(m, i) for m, i, _ in loaded], {}, {}
     for mode in TTA_MODES if tta else ("none",):
-        reports[TTA_REPORT_NAMES[mode]], own = evaluate_ensemble(members, data, mode, names=paths)
-        alone = alone or [report.accuracy for report in own]
+        name = TTA_REPORT_NAMES[mode]
+        reports[name], own[name] = evaluate_ensemble(members, data, mode, names=paths)
+    alone = [report.accuracy for report in own["plain"]]
     for path, (_, member_info, member_what), accuracy in zip(paths, loaded, alone, strict=True):
         print(f"{path}: {member_info.name}, {member_what}, "  # noqa: T201
               f"{size_on_disk_mb(path):.2f} MB on disk; plain accuracy alone {accuracy:.4f}")
-    print(f"members alone: mean {np.mean(alone):.4f} +- {np.std(alone, ddof=1):.4f} "  # noqa: T201
-          f"(sample sd over {len(alone)})")
+    mean, sd = float(np.mean(alone)), float(np.std(alone, ddof=1))
+    print(f"members alone: mean {mean:.4f} +- {sd:.4f} (sample sd over {len(alone)})")  # noqa: T201
     title = f"ensemble of {len(paths)} models"
     print(f"{title} (the mean of their probabilities); {len(data)} images from {where}")  # noqa: T201
-    return reports, title
+    record = {"members": [{"path": path, "name": info.name} | {name: _summary(own[name][k]) for name in own}
+                          for k, (path, (_, info, _)) in enumerate(zip(paths, loaded, strict=True))],
+              "plain_accuracy_mean": mean, "plain_accuracy_sd": sd}
+    return reports, title, record
+
+
+def _summary(report) -> dict:
+    """One member's headline figures for ``members.json``."""
+    lowest, recall = report.lowest_recall
+    return {"accuracy": float(report.accuracy), "macro_f1": float(report.macro_f1),
+            "lowest_recall": {lowest: float(recall)}}

@@ -1,6 +1,7 @@
 """What per-class logit offsets chosen on PublicTest do to FER2013 PrivateTest and to CK+48 zero-shot.
 
     python benchmarks/class_bias.py CHECKPOINT [CHECKPOINT ...] [--data ../shared/data] [--cache-dir .cache]
+        [--out docs/results/class_bias.md]
 
 For each checkpoint (an unbalanced one: ``ferkit balance`` writes the balanced copy) the offsets are fitted on
 PublicTest (``ferkit.evaluation.class_bias``) for the default objective, the mean of accuracy and balanced
@@ -8,11 +9,13 @@ accuracy, and for three others shown beside it: balanced accuracy alone, the geo
 and the lowest recall plus balanced accuracy. Each row prints accuracy and balanced accuracy on PublicTest
 (where the offsets are chosen) and PrivateTest, and CK+48 accuracy, balanced accuracy and lowest class recall
 (the 48x48 faces straight to the classifier, 7-way argmax, contempt left out, never seen in training).
+``--out`` also writes the table, under the command that made it, to a markdown file.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,19 +55,22 @@ def main() -> None:
     from ferkit.data.folder import read_folder
     from ferkit.evaluation.class_bias import fit_class_bias
     from ferkit.evaluation.predict import labels_in_model_order, predict_proba
+    from ferkit.io import atomic_write_text
     from ferkit.models import load_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", nargs="+")
     parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data")
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here (markdown)")
     args = parser.parse_args()
     fer = read_fer2013(args.data / "fer2013" / "fer2013.csv.gz", cache_dir=args.cache_dir)
     sets = {"PublicTest": fer.split("PublicTest"), "PrivateTest": fer.split("PrivateTest"),
             "CK+48": read_folder(args.data / "ckplus48", size=48)}  # contempt left out
     columns = [f"{k} {c}" for k in sets for c in ("accuracy", "balanced", "lowest recall")]
-    print("| model | offsets chosen for | " + " | ".join(columns) + " |")
-    print("| --- | --- | " + " | ".join("---:" for _ in columns) + " |")
+    lines = ["| model | offsets chosen for | " + " | ".join(columns) + " |",
+             "| --- | --- | " + " | ".join("---:" for _ in columns) + " |"]
+    print(*lines, sep="\n")
     for path in args.checkpoint:
         model, info = load_model(path)
         labels = {k: labels_in_model_order(info, d) for k, d in sets.items()}
@@ -74,7 +80,12 @@ def main() -> None:
                  for name, objective in _objectives().items()]
         for name, bias in rows:
             cells = [_scores(labels[k], log_probs[k], bias, info.labels) for k in sets]
-            print(f"| {Path(path).name} | {name} | " + " | ".join(cells) + " |", flush=True)
+            lines.append(f"| {Path(path).name} | {name} | " + " | ".join(cells) + " |")
+            print(lines[-1], flush=True)
+    if args.out:
+        command = "python benchmarks/class_bias.py " + " ".join(sys.argv[1:])
+        header = f"# Per-class logit offsets chosen on PublicTest\n\n`{command}`\n\n"
+        atomic_write_text(args.out, header + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

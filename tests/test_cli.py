@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,10 @@ def test_evaluate_prints_plain_and_tta_and_writes_reports(tmp_path, checkpoint, 
     assert "28 images" in text and "3 rounds of 10" in text
     for name in ("plain", "flip", "tencrop"):
         assert (out / name / "report.json").is_file() and (out / name / "confusion.png").is_file()
+    rounds = json.loads((out / "rounds.json").read_text())
+    assert rounds["rounds"] == 3 and rounds["n"] == 10 and len(rounds["accuracies"]) == 3
+    assert rounds["mean"] == pytest.approx(sum(rounds["accuracies"]) / 3)
+    assert f"mean  {rounds['mean']:10.4f}" in text  # the file holds the rounds that were printed
 
 
 def test_evaluate_unknown_split_lists_the_real_ones(checkpoint, tiny_csv, capsys):

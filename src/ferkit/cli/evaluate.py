@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tta", action="store_true", help="also report flip and ten-crop test-time augmentation")
     parser.add_argument("--rounds", type=int, default=0, help="also run K rounds of --round-size random images")
     parser.add_argument("--round-size", type=int, default=100)
-    parser.add_argument("--out", default="", help="folder for report.txt/json and confusion PNGs")
+    parser.add_argument("--out", default="",
+                        help="folder for report.txt/json, confusion PNGs, rounds.json, an ensemble's members.json")
     parser.add_argument("--cache-dir", default="", help="cache parsed CSVs here")
 
 
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         reports, title, members = _ensemble_reports(paths, loaded, data, where, args.tta)
     for name, report in reports.items():
         print(f"\n== {name} ==\n{report.to_text()}")  # noqa: T201
+    rounds = None
     if args.rounds:
         plain = reports["plain"]
         rounds = random_rounds(plain.y_true, plain.y_pred, rounds=args.rounds, n=args.round_size)
@@ -110,8 +112,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         for name, report in reports.items():
             report.save(Path(args.out) / name, title=f"{title} on {where} ({name})")
-        if members:
-            atomic_write_text(Path(args.out) / "members.json", json.dumps(members, indent=2) + "\n")
+        extras = {"members.json": members or None, "rounds.json": rounds.to_dict() if rounds else None}
+        for file_name, record in extras.items():
+            if record:
+                atomic_write_text(Path(args.out) / file_name, json.dumps(record, indent=2) + "\n")
         log.info("reports written to %s", args.out)
     return 0
 

@@ -126,6 +126,7 @@ def _ensemble_reports(paths: list[str], loaded: list, data, where: str, tta: boo
     import numpy as np
 
     from ..evaluation import TTA_MODES, TTA_REPORT_NAMES, evaluate_ensemble, size_on_disk_mb
+    from ..training.store import as_runs_path
 
     members, reports, own = [(m, i) for m, i, _ in loaded], {}, {}
     for mode in TTA_MODES if tta else ("none",):
@@ -139,8 +140,9 @@ def _ensemble_reports(paths: list[str], loaded: list, data, where: str, tta: boo
     print(f"members alone: mean {mean:.4f} +- {sd:.4f} (sample sd over {len(alone)})")  # noqa: T201
     title = f"ensemble of {len(paths)} models"
     print(f"{title} (the mean of their probabilities); {len(data)} images from {where}")  # noqa: T201
-    record = {"members": [{"path": path, "name": info.name} | {name: _summary(own[name][k]) for name in own}
-                          for k, (path, (_, info, _)) in enumerate(zip(paths, loaded, strict=True))],
+    figures = [{view: _summary(own[view][k]) for view in own} for k in range(len(paths))]
+    record = {"members": [{"path": as_runs_path(path), "name": member_info.name, **member_figures}
+                          for path, (_, member_info, _), member_figures in zip(paths, loaded, figures, strict=True)],
               "plain_accuracy_mean": mean, "plain_accuracy_sd": sd}
     return reports, title, record
 

@@ -133,6 +133,21 @@ def test_evaluate_prints_plain_and_tta_and_writes_reports(tmp_path, checkpoint, 
     assert f"mean  {rounds['mean']:10.4f}" in text  # the file holds the rounds that were printed
 
 
+def test_evaluate_gradcam_writes_the_grid_and_refuses_what_it_cannot_explain(tmp_path, checkpoint, tiny_csv, capsys):
+    out = tmp_path / "cams"
+    assert main(["evaluate", str(checkpoint), "--data", str(tiny_csv), "--gradcam", "--out", str(out)]) == 0
+    assert (out / "gradcam.png").read_bytes().startswith(b"\x89PNG") and (out / "plain" / "report.json").is_file()
+    assert f"Grad-CAM grid: {out / 'gradcam.png'}" in capsys.readouterr().out
+    refused = {"--out": ["evaluate", str(checkpoint), "--data", str(tiny_csv), "--gradcam"],
+               "one model": ["evaluate", str(checkpoint), str(checkpoint), "--data", str(tiny_csv), "--gradcam",
+                             "--out", str(tmp_path / "two")]}
+    for message, argv in refused.items():
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "two" / "gradcam.png").exists() and not (tmp_path / "two" / "plain").exists()
+
+
 def test_evaluate_unknown_split_lists_the_real_ones(checkpoint, tiny_csv, capsys):
     assert main(["evaluate", str(checkpoint), "--data", str(tiny_csv), "--split", "Test"]) == 2
     assert "PrivateTest" in capsys.readouterr().err

@@ -153,3 +153,32 @@ def test_figure_one_face_per_emotion(tmp_path):
     path = plot_gradcam(model, Preprocessing(size=24), faces, labels, names, tmp_path / "figs" / "cam.png")
     assert path.read_bytes().startswith(PNG)
     assert not list(path.parent.glob(".*.tmp"))  # written atomically
+
+
+def test_split_grid_reuses_the_reports_predictions(tmp_path, monkeypatch):
+    from ferkit.evaluation import ClassificationReport, gradcam, plot_split_gradcam
+    from ferkit.models import ModelInfo
+
+    torch.manual_seed(0)
+    faces = np.random.default_rng(0).integers(0, 256, (14, 24, 24), dtype=np.uint8)
+    labels = np.repeat(np.arange(7), 2)
+    names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    model = create_model("ferkit_cnn_small", input_size=24)
+    info = ModelInfo(name="ferkit_cnn_small", args={}, labels=names, preprocessing=Preprocessing(size=24))
+    report = ClassificationReport.from_predictions(labels, np.roll(labels, 1), names)
+    seen = {}
+
+    def picks(labels_given, predicted, n_classes):
+        seen.update(labels=labels_given, predicted=predicted)
+        return pick_one_per_class(labels_given, predicted, n_classes)
+
+    def no_prediction(*args, **kwargs):
+        raise AssertionError("the report's predictions must be used")
+
+    monkeypatch.setattr(gradcam, "pick_one_per_class", picks)
+    monkeypatch.setattr("ferkit.evaluation.predict.predict_proba", no_prediction)
+    path = plot_split_gradcam(model, info, faces, report, tmp_path / "cam.png", title="t")
+    assert path.read_bytes().startswith(PNG)
+    assert np.array_equal(seen["predicted"], np.roll(labels, 1)) and np.array_equal(seen["labels"], labels)
+    assert plot_split_gradcam(model, info, faces[:5], report, tmp_path / "short.png") is None  # not these faces
+    assert not (tmp_path / "short.png").exists()

@@ -115,6 +115,9 @@ def test_cli_export_int8_and_evaluate_it(tmp_path, checkpoint, capsys):
     assert main(["evaluate", str(out), "--data", str(folder)]) == 0
     printed = capsys.readouterr().out
     assert "m-int8.onnx: ferkit_cnn_small, ONNX (onnxruntime)" in printed and "8 images" in printed
+    assert main(["evaluate", str(out), "--data", str(folder), "--gradcam", "--out", str(tmp_path / "cams")]) == 2
+    assert "needs a PyTorch checkpoint" in capsys.readouterr().err  # no layers to read in an ONNX graph
+    assert not (tmp_path / "cams" / "gradcam.png").exists()
 
 
 @pytest.mark.slow

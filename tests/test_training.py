@@ -51,9 +51,10 @@ def _last(config) -> dict:
 @pytest.mark.slow
 def test_train_writes_run_artifacts(full_run):
     config, result = full_run
-    for name in ("best.pt", "last.pt", "history.csv", "curves.png", "config.toml", "metrics.json"):
+    for name in ("best.pt", "last.pt", "history.csv", "curves.png", "config.toml", "metrics.json", "gradcam.png"):
         assert (config.run_dir / name).is_file(), name
     assert (config.run_dir / "curves.png").read_bytes().startswith(PNG)
+    assert (config.run_dir / "gradcam.png").read_bytes().startswith(PNG)  # one test face per emotion
     rows = list(csv.DictReader((config.run_dir / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr"} <= set(rows[0])

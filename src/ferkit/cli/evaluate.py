@@ -13,7 +13,8 @@ EXAMPLES = """examples:
   ferkit evaluate runs/default/best.pt --data ../shared/data/fer2013/fer2013.csv.gz
   ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv --split PublicTest --tta --out reports/
   ferkit evaluate runs/cae/subject/cnn_cae_ck_fold0/best.pt --data ../shared/data/ckplus48 --split test
-  ferkit evaluate checkpoints/se_cnn_fer2013_s*.pt --data fer2013.csv.gz   # three seeds: each, mean +- sd, ensemble"""
+  ferkit evaluate checkpoints/se_cnn_fer2013_s*.pt --data fer2013.csv.gz   # three seeds: each, mean +- sd, ensemble
+  ferkit evaluate checkpoints/plain_cnn_fer2013_s0.pt --data fer2013.csv.gz --gradcam --out cams/   # + gradcam.png"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="",
                         help="folder for report.txt/json, confusion PNGs, rounds.json, an ensemble's members.json")
     parser.add_argument("--cache-dir", default="", help="cache parsed CSVs here")
+    parser.add_argument("--gradcam", action="store_true",
+                        help="also write --out/gradcam.png: one face per emotion (the first one the model gets "
+                             "right) with the Grad-CAM of its prediction; one PyTorch checkpoint only")
 
 
 def evaluation_data(args: argparse.Namespace, info):
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ..evaluation import evaluate_model, evaluate_with_tta, random_rounds, size_on_disk_mb
+    from ..evaluation import evaluate_model, evaluate_with_tta, plot_split_gradcam, random_rounds, size_on_disk_mb
     from ..io import atomic_write_text, output_folder
     from ..training.store import existing_run_file
 
@@ -93,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         output_folder(args.out, "--out folder")
     loaded = [_load_for_evaluation(path) for path in paths]
     model, info, what = loaded[0]
+    if args.gradcam:
+        _check_gradcam_request(args, loaded)
     data, where = evaluation_data(args, info)
     members: dict = {}
     if len(loaded) == 1:
@@ -116,8 +122,25 @@ def run(args: argparse.Namespace) -> int:
         for file_name, record in extras.items():
             if record:
                 atomic_write_text(Path(args.out) / file_name, json.dumps(record, indent=2) + "\n")
+        if args.gradcam:
+            cams = plot_split_gradcam(model, info, data.images, reports["plain"], Path(args.out) / "gradcam.png",
+                                      title=f"{info.name}: Grad-CAM, one face per emotion ({where})")
+            print(f"Grad-CAM grid: {cams or 'not written (see the warning)'}")  # noqa: T201
         log.info("reports written to %s", args.out)
     return 0
+
+
+def _check_gradcam_request(args: argparse.Namespace, loaded: list) -> None:
+    """``--gradcam`` needs ``--out`` and one PyTorch checkpoint (an ensemble or an ONNX file has no layer to read)."""
+    from ..errors import FerkitError
+    from ..inference.backends import OnnxModule
+
+    if not args.out:
+        raise FerkitError("--gradcam writes gradcam.png into the --out folder: give --out")
+    if len(loaded) > 1:
+        raise FerkitError(f"--gradcam explains one model; {len(loaded)} checkpoints were given")
+    if isinstance(loaded[0][0], OnnxModule):
+        raise FerkitError(f"{args.checkpoint[0]}: --gradcam needs a PyTorch checkpoint (.pt), not an ONNX file")
 
 
 def _ensemble_reports(paths: list[str], loaded: list, data, where: str, tta: bool) -> tuple[dict, str, dict]:

@@ -2,7 +2,7 @@
 
 from .confusion import plot_confusion
 from .ensemble import evaluate_ensemble
-from .gradcam import CamResult, grad_cam, plot_gradcam
+from .gradcam import CamResult, grad_cam, plot_gradcam, plot_split_gradcam
 from .metrics import (
     McNemarResult,
     accuracy,
@@ -47,6 +47,7 @@ __all__ = [
     "per_class_precision_recall_f1",
     "plot_confusion",
     "plot_gradcam",
+    "plot_split_gradcam",
     "predict_proba",
     "random_rounds",
     "size_on_disk_mb",

@@ -8,6 +8,7 @@ input: ``relu(sum_k mean_ij(d y_c / d A_k) * A_k)``.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from torch import nn
 from ..data.preprocessing import Preprocessing
 from ..errors import FerkitError
 from ..io import atomic_savefig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,11 +69,12 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | to
         return output.clone()  # later in-place ops (ReLU(inplace=True)) must not change what we keep
 
     handle = modules[layer].register_forward_hook(hook)
+    device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
     try:
         with torch.enable_grad():
-            inputs = x.detach().float().requires_grad_(True)  # gradients flow even through a frozen body
+            inputs = x.detach().float().to(device).requires_grad_(True)  # gradients flow even through a frozen body
             logits = model(inputs).float()
             if "act" not in store:
                 raise FerkitError(f"layer {layer!r} was not used in the forward pass")
@@ -90,7 +94,7 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | to
     cam = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
     if normalize:
         cam = cam / cam.amax((1, 2), keepdim=True).clamp_min(1e-12)
-    return CamResult(maps=cam, classes=classes.detach(), probs=logits.detach().softmax(1))
+    return CamResult(maps=cam.cpu(), classes=classes.detach().cpu(), probs=logits.detach().softmax(1).cpu())
 
 
 def pick_one_per_class(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> list[int | None]:
@@ -105,15 +109,17 @@ def pick_one_per_class(labels: np.ndarray, predicted: np.ndarray, n_classes: int
 
 def plot_gradcam(model: nn.Module, preprocessing: Preprocessing, faces: np.ndarray, labels: np.ndarray,
                  label_names: Sequence[str], path: str | os.PathLike, *, layer: str | None = None,
-                 title: str = "") -> Path:
+                 title: str = "", predicted: np.ndarray | None = None) -> Path:
     """One face per emotion (first correctly classified one, see :func:`pick_one_per_class`): the face, and
-    over it the Grad-CAM of the predicted class, titled with the true and predicted labels. Written atomically."""
+    over it the Grad-CAM of the predicted class, titled with the true and predicted labels. Written atomically.
+    ``predicted``: the model's classes for ``faces`` when already known (a report's), else they are computed."""
     from matplotlib.figure import Figure
 
     from .predict import predict_proba
 
     faces, labels = np.asarray(faces), np.asarray(labels)
-    predicted = predict_proba(model, faces, preprocessing).argmax(1)
+    if predicted is None:
+        predicted = predict_proba(model, faces, preprocessing).argmax(1)
     picks = [i for i in pick_one_per_class(labels, predicted, len(label_names)) if i is not None]
     if not picks:
         raise FerkitError("no faces to explain")
@@ -134,3 +140,19 @@ def plot_gradcam(model: nn.Module, preprocessing: Preprocessing, faces: np.ndarr
     fig.tight_layout()
     atomic_savefig(fig, path)
     return Path(path)
+
+
+def plot_split_gradcam(model: nn.Module, info, images: np.ndarray, report, path: str | os.PathLike, *,
+                       title: str = "") -> Path | None:
+    """:func:`plot_gradcam` of a scored split: ``report`` (a :class:`ClassificationReport` of ``images``, in
+    the model's label order) gives the true and predicted classes, so nothing is predicted twice. None, with
+    a warning, for a model Grad-CAM cannot explain."""
+    if report.y_pred is None or len(report.y_pred) != len(images):
+        log.warning("no Grad-CAM grid for %s: its report does not score these %d faces", info.name, len(images))
+        return None
+    try:
+        return plot_gradcam(model, info.preprocessing, images, report.y_true, info.labels, path, title=title,
+                            predicted=report.y_pred)
+    except FerkitError as error:
+        log.warning("no Grad-CAM grid for %s: %s", info.name, error)
+        return None

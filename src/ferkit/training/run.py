@@ -307,9 +307,10 @@ def _start_run_dir(config: Config) -> None:
 def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: torch.device,
             precision: str, test_report=None) -> dict:
     """Report the best checkpoint on the test split (reported, never selected on) on ``device``, with
-    ``test_report(model, info, faces)`` when given; write metrics.json (with the precision the run trained in,
+    ``test_report(model, info, faces)`` when given, and a Grad-CAM grid of one test face per emotion
+    (``gradcam.png``); write metrics.json (with the precision the run trained in,
     after any fallback)."""
-    from ..evaluation import evaluate_model
+    from ..evaluation import evaluate_model, plot_split_gradcam
     from ..models import load_model
 
     model, info = load_model(best_path)
@@ -334,6 +335,8 @@ def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: t
     elif splits.test is not None:
         report = (test_report or evaluate_model)(model, info, splits.test)
         report.save(config.run_dir / "test", title=f"{config.name}: best checkpoint on the test split")
+        plot_split_gradcam(model, info, splits.test.images, report, config.run_dir / "gradcam.png",
+                           title=f"{config.name}: Grad-CAM, one test face per emotion")
         result.update({"test_acc": report.accuracy, "test_acc_ci95": list(report.accuracy_ci),
                        "test_macro_f1": report.macro_f1, "test_images": report.n})
         log.info("test accuracy of the best checkpoint (%s, epoch %s): %.4f", weights, result["best_epoch"],

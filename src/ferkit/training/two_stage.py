@@ -8,8 +8,8 @@
 2. stage 2 (everything trainable, ``train.body_lr_factor`` discriminative LRs): ``model.init_from`` is set to
    stage 1's ``best.pt``; a second LR search on that checkpoint, unfrozen (``<stage 2 run>/lr_find.png``);
    the head's rate is its suggestion, at most a fifth of stage 1's (fastai's rule of thumb), or --lr2;
-3. Grad-CAM of one test face per emotion from stage 2's best checkpoint (``<stage 2 run>/gradcam.png``) and
-   ``<stage 2 run>/two_stage.json`` with the rates and both stages' test metrics.
+3. ``<stage 2 run>/two_stage.json`` with the rates and both stages' test metrics; each stage's run also holds
+   the Grad-CAM of one test face per emotion from its best checkpoint (``gradcam.png``, as every run does).
 
 ``key=value`` overrides apply to both stages (e.g. ``data.train_limit=2000 train.epochs=1 out_dir=runs/try``;
 not ``name=``, which would give both stages one folder). A folder that already holds a run is refused unless
@@ -27,11 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..config import Config
-from ..data.sources import load_splits
 from ..errors import FerkitError
-from ..evaluation.gradcam import plot_gradcam
 from ..io import atomic_write_text
-from ..models import load_model
 from .lr_finder import LRFinderResult, lr_find_from_config
 from .run import train_unless_done
 
@@ -99,11 +96,6 @@ def run_two_stage(stage1: Config, stage2: Config, *, lr1: float | None = None, l
              stage2.train.lr * stage2.train.body_lr_factor)
     best2, metrics2 = _train_stage(stage2, resume)
 
-    splits = load_splits(stage2.data)
-    faces = splits.test if splits.test is not None else splits.val
-    model, info = load_model(best2)
-    plot_gradcam(model, info.preprocessing, faces.images, faces.labels, info.labels,
-                 stage2.run_dir / "gradcam.png", title=f"{stage2.name}: Grad-CAM, one test face per emotion")
     summary = {
         "stage1": {"run": str(stage1.run_dir), "lr_suggested": suggested1, "lr": stage1.train.lr, **metrics1},
         "stage2": {"run": str(stage2.run_dir), "lr_suggested": suggested2, "lr": stage2.train.lr,

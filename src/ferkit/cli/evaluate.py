@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
                 atomic_write_text(Path(args.out) / file_name, json.dumps(record, indent=2) + "\n")
         if args.gradcam:
             cams = plot_split_gradcam(model, info, data.images, reports["plain"], Path(args.out) / "gradcam.png",
-                                      title=f"{info.name}: Grad-CAM, one face per emotion ({where})")
+                                      title=f"{Path(paths[0]).stem}: Grad-CAM, one face per emotion "
+                                            f"({where.replace(str(args.data), Path(args.data).name)})")
             print(f"Grad-CAM grid: {cams or 'not written (see the warning)'}")  # noqa: T201
         log.info("reports written to %s", args.out)
     return 0

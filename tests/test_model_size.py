@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ferkit.evaluation import count_parameters, measure_latency, size_on_disk_mb, state_dict_mb
+from ferkit.evaluation import count_multiply_adds, count_parameters, measure_latency, size_on_disk_mb, state_dict_mb
 from ferkit.models import create_model
 
 
@@ -23,6 +23,19 @@ def test_parameter_count_of_a_network_counted_by_hand():
     assert count_parameters(net, trainable_only=True) == 20 + 4 + 4
     tied = nn.Sequential(net[3], net[3])  # a layer used twice is counted once
     assert count_parameters(tied) == 36
+
+
+def test_multiply_adds_of_a_network_counted_by_hand():
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, groups=2, stride=2),
+                        nn.Flatten(), nn.Linear(4 * 3 * 3, 5))
+    # conv 8x8 outputs x 4 channels x (2*3*3); grouped conv 3x3 x 4 x (2*3*3); linear 5 x 36
+    expected = 64 * 4 * 18 + 9 * 4 * 18 + 5 * 36
+    net.train()
+    assert count_multiply_adds(net, (2, 8, 8)) == expected
+    assert net.training  # restored
+    default = create_model("ferkit_cnn")
+    narrow = create_model("ferkit_cnn", widths=(16, 32, 64, 128), hidden=128)
+    assert 0.24 < count_multiply_adds(narrow, (1, 48, 48)) / count_multiply_adds(default, (1, 48, 48)) < 0.26
 
 
 def test_fp16_state_is_about_half_of_fp32(model):

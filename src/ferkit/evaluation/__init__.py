@@ -17,7 +17,7 @@ from .metrics import (
     per_class_precision_recall_f1,
     top_k_accuracy,
 )
-from .model_size import count_parameters, measure_latency, size_on_disk_mb, state_dict_mb
+from .model_size import count_multiply_adds, count_parameters, measure_latency, size_on_disk_mb, state_dict_mb
 from .predict import TTA_MODES, TTA_REPORT_NAMES, evaluate_model, evaluate_with_tta, predict_proba, tta_views
 from .protocols import RoundsResult, random_rounds
 from .report import ClassificationReport
@@ -33,6 +33,7 @@ __all__ = [
     "balanced_accuracy",
     "bootstrap_accuracy_ci",
     "confusion_matrix",
+    "count_multiply_adds",
     "count_parameters",
     "evaluate_ensemble",
     "evaluate_model",

@@ -19,6 +19,31 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def count_multiply_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-adds of one forward pass of one input of ``input_shape`` (C, H, W): those of every ``Conv2d``
+    (grouped ones included) and ``Linear`` the pass runs; biases, normalisation, activations and pooling are
+    not counted. The model runs once, in eval mode, on zeros (its training flag is restored)."""
+    total = 0
+
+    def count(module: nn.Module, inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        per_output = (module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+                      if isinstance(module, nn.Conv2d) else module.in_features)
+        total += output[0].numel() * per_output
+
+    handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return total
+
+
 def size_on_disk_mb(path: str | os.PathLike) -> float:
     """Size of the file at ``path`` in MB."""
     return os.path.getsize(path) / MB

@@ -145,7 +145,7 @@ def test_evaluate_gradcam_writes_the_grid_and_refuses_what_it_cannot_explain(tmp
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
-    assert not (tmp_path / "two" / "gradcam.png").exists() and not (tmp_path / "two" / "plain").exists()
+    assert not (tmp_path / "two").exists()  # refused before anything is written
 
 
 def test_evaluate_unknown_split_lists_the_real_ones(checkpoint, tiny_csv, capsys):

@@ -93,12 +93,12 @@ def run(args: argparse.Namespace) -> int:
     from ..training.store import existing_run_file
 
     paths = [str(existing_run_file(path)) for path in args.checkpoint]  # runs/... is in the run store
-    if args.out:
-        output_folder(args.out, "--out folder")
     loaded = [_load_for_evaluation(path) for path in paths]
     model, info, what = loaded[0]
     if args.gradcam:
         _check_gradcam_request(args, loaded)
+    if args.out:
+        output_folder(args.out, "--out folder")
     data, where = evaluation_data(args, info)
     members: dict = {}
     if len(loaded) == 1:

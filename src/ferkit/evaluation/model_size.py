@@ -22,7 +22,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 def count_multiply_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
     """Multiply-adds of one forward pass of one input of ``input_shape`` (C, H, W): those of every ``Conv2d``
     (grouped ones included) and ``Linear`` the pass runs; biases, normalisation, activations and pooling are
-    not counted. The model runs once, in eval mode, on zeros (its training flag is restored)."""
+    not counted. The model runs once, in eval mode, on zeros on its own device (its training flag is restored)."""
     total = 0
 
     def count(module: nn.Module, inputs, output: torch.Tensor) -> None:
@@ -36,7 +36,7 @@ def count_multiply_adds(model: nn.Module, input_shape: Sequence[int]) -> int:
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
+            model(torch.zeros(1, *input_shape, device=next(model.parameters(), torch.empty(0)).device))
     finally:
         for handle in handles:
             handle.remove()

@@ -307,9 +307,8 @@ def _start_run_dir(config: Config) -> None:
 def _finish(config: Config, splits, best_path: Path, stop_reason: str, device: torch.device,
             precision: str, test_report=None) -> dict:
     """Report the best checkpoint on the test split (reported, never selected on) on ``device``, with
-    ``test_report(model, info, faces)`` when given, and a Grad-CAM grid of one test face per emotion
-    (``gradcam.png``); write metrics.json (with the precision the run trained in,
-    after any fallback)."""
+    ``test_report(model, info, faces)`` when given, and draw a Grad-CAM grid of one test face per emotion
+    (``gradcam.png``); write metrics.json (with the precision the run trained in, after any fallback)."""
     from ..evaluation import evaluate_model, plot_split_gradcam
     from ..models import load_model
 

@@ -134,3 +134,14 @@ def test_a_published_name_that_would_leave_the_repository_folders_is_refused(nam
     with pytest.raises(FerkitError, match="published name"):
         published_name(name)
     assert published_name("xfit/default_v2/f0") == "xfit/default_v2/f0" and published_name("a//b") == "a/b"
+
+
+def test_evaluate_command_names_the_split_the_run_was_tested_on():
+    from ferkit.training.publish import evaluate_command
+
+    def command(config: str) -> str:
+        return evaluate_command("checkpoints/x.pt", load_config(ROOT / "configs" / config).data)
+
+    assert command("default_v2.toml") == "ferkit evaluate checkpoints/x.pt --data ../shared/data/fer2013/fer2013.csv.gz"
+    for other_protocol in ("system_c_resnet50_random70_30.toml", "ferplus_ferkit_cnn.toml", "cae_cnn_ckplus.toml"):
+        assert command(other_protocol).endswith(" --split test"), other_protocol  # the run's own test split

@@ -112,9 +112,17 @@ def _fp16_scores(model, info, target: Path, data: str | None) -> dict:
     if test is None:
         raise FerkitError(f"{target}: the run's data settings give no test split to score the published weights on")
     report = evaluate_model(model, info, test)
-    return {"evaluate_command": f"ferkit evaluate {as_runs_path(target)} --data {data_cfg.path}"
-                                + ("" if data_cfg.format == "fer2013" else " --split test"),
+    return {"evaluate_command": evaluate_command(as_runs_path(target), data_cfg),
             "fp16_test_acc": report.accuracy, "fp16_test_macro_f1": report.macro_f1}
+
+
+def evaluate_command(path: str, data_cfg: DataConfig) -> str:
+    """The ``ferkit evaluate`` line that scores ``path`` on the test split of a run with ``data_cfg``: FER2013's
+    PrivateTest by default, else ``--split test``, which re-creates the run's own split (a random 70/30 split of
+    every FER2013 row, FER+, a k-fold test fold)."""
+    official = (data_cfg.format == "fer2013" and not data_cfg.ignore_splits
+                and data_cfg.test_split == "PrivateTest")
+    return f"ferkit evaluate {path} --data {data_cfg.path}" + ("" if official else " --split test")
 
 
 #: A run's figures that publishing copies to ``docs/figures/NAME_<stem>.png`` where the run has them.

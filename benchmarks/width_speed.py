@@ -1,8 +1,10 @@
 """How narrow must the default's network be to classify twice as fast? int8 faces/s of ``ferkit_cnn`` by width.
 
-    python benchmarks/width_speed.py [--bases 32 28 24 20 16] [--batch 256] [--rounds 8] [--threads 1]
+    python benchmarks/width_speed.py [--bases 32 28 24 20 16] [--shapes 16-32-64-256 ...] [--batch 256]
+                                     [--rounds 8] [--threads 1]
 
-For each base width ``w`` (blocks ``w-2w-4w-8w``, dense ``8w``; 32 is the shipped default's shape) a network with
+For each base width ``w`` (blocks ``w-2w-4w-8w``, dense ``8w``; 32 is the shipped default's shape), and for each
+``--shapes`` entry (the blocks' widths, dense as wide as the last block; e.g. narrow early blocks only), a network with
 random weights is exported to int8 ONNX exactly as ``ferkit export --format onnx-int8`` does (calibrated on 256
 FER2013 Training faces when ../shared is there, else on noise: speed does not depend on the weights) and timed
 by onnxruntime at batch ``--batch``; the files take turns, round after round, and each keeps its fastest round,
@@ -42,15 +44,27 @@ def calibration(n: int = 256) -> tuple[np.ndarray, str]:
     return np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8), "noise (no ../shared)"
 
 
-def width_model(base: int, faces: np.ndarray, threads: int) -> tuple[OnnxBackend, int, int]:
-    """The int8 ONNX copy of ``ferkit_cnn`` at base width ``base``, its multiply-adds and parameters."""
+def parse_shape(text: str) -> list[int]:
+    """Block widths from ``"16-32-64-256"``; a clear error for anything else."""
+    try:
+        widths = [int(part) for part in text.split("-")]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise SystemExit(f"--shapes {text!r}: expected positive block widths joined by '-', e.g. 16-32-64-256")
+    return widths
+
+
+def width_model(widths: list[int], faces: np.ndarray, threads: int) -> tuple[OnnxBackend, int, int]:
+    """The int8 ONNX copy of ``ferkit_cnn`` with blocks ``widths`` (dense as wide as the last), its multiply-adds
+    and parameters."""
     import torch
 
     from ferkit.labels import EMOTIONS
     from ferkit.models import ModelInfo
 
     torch.manual_seed(0)
-    args = {"widths": [base, 2 * base, 4 * base, 8 * base], "hidden": 8 * base}
+    args = {"widths": list(widths), "hidden": widths[-1]}
     model = create_model("ferkit_cnn", **args).eval()
     info = ModelInfo(name="ferkit_cnn", args=args, labels=EMOTIONS, preprocessing=Preprocessing())
     int8 = quantize_onnx(onnx_bytes(model, info), faces, info.preprocessing)
@@ -75,16 +89,18 @@ def fastest_faces_per_second(backends: dict[str, OnnxBackend], batch: int, round
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bases", type=int, nargs="+", default=[32, 28, 24, 20, 16])
+    parser.add_argument("--bases", type=int, nargs="*", default=[32, 28, 24, 20, 16])
+    parser.add_argument("--shapes", nargs="*", default=[], help="block widths such as 16-32-64-256")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     args = parser.parse_args()
     faces, source = calibration()
     backends, sizes = {"shipped default-int8.onnx": OnnxBackend(SHIPPED_INT8, threads=args.threads)}, {}
-    for base in args.bases:
-        name = f"ferkit_cnn {base}-{2 * base}-{4 * base}-{8 * base}"
-        backend, macs, params = width_model(base, faces, args.threads)
+    shapes = [[base, 2 * base, 4 * base, 8 * base] for base in args.bases] + [parse_shape(s) for s in args.shapes]
+    for widths in shapes:
+        name = "ferkit_cnn " + "-".join(map(str, widths))
+        backend, macs, params = width_model(widths, faces, args.threads)
         backends[name], sizes[name] = backend, (macs, params)
     speed = fastest_faces_per_second(backends, args.batch, args.rounds)
     shipped = speed["shipped default-int8.onnx"]

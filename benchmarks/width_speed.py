@@ -45,13 +45,13 @@ def calibration(n: int = 256) -> tuple[np.ndarray, str]:
 
 
 def parse_shape(text: str) -> list[int]:
-    """Block widths from ``"16-32-64-256"``; a clear error for anything else."""
+    """Block widths from ``"16-32-64-256"`` (an argparse type: anything else is refused before any work)."""
     try:
         widths = [int(part) for part in text.split("-")]
     except ValueError:
         widths = []
     if not widths or min(widths) < 1:
-        raise SystemExit(f"--shapes {text!r}: expected positive block widths joined by '-', e.g. 16-32-64-256")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected positive block widths joined by '-', e.g. 16-32-64-256")
     return widths
 
 
@@ -90,14 +90,14 @@ def fastest_faces_per_second(backends: dict[str, OnnxBackend], batch: int, round
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bases", type=int, nargs="*", default=[32, 28, 24, 20, 16])
-    parser.add_argument("--shapes", nargs="*", default=[], help="block widths such as 16-32-64-256")
+    parser.add_argument("--shapes", type=parse_shape, nargs="*", default=[], help="block widths such as 16-32-64-256")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     args = parser.parse_args()
     faces, source = calibration()
     backends, sizes = {"shipped default-int8.onnx": OnnxBackend(SHIPPED_INT8, threads=args.threads)}, {}
-    shapes = [[base, 2 * base, 4 * base, 8 * base] for base in args.bases] + [parse_shape(s) for s in args.shapes]
+    shapes = [[base, 2 * base, 4 * base, 8 * base] for base in args.bases] + args.shapes
     for widths in shapes:
         name = "ferkit_cnn " + "-".join(map(str, widths))
         backend, macs, params = width_model(widths, faces, args.threads)

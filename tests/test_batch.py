@@ -276,6 +276,8 @@ def test_unreadable_leftovers_and_settings(collection: Path, reference: Path, tm
     assert not (out / "faces" / ".part-x.parquet.abc.tmp").exists()
     with pytest.raises(FerkitError, match="stride: 1 before, 2 now"):
         run_batch(_all_inputs(collection), out, BatchSettings(Options(stride=2)))
+    with pytest.raises(FerkitError, match="model: 'ferkit/weights/default.pt' before, 'ferkit/weights/fast.pt' now"):
+        run_batch(_all_inputs(collection), out, BatchSettings(Options(model="fast")))  # a shipped name, by its file
     with BatchStore(out, face_schema(EMOTIONS), {}), pytest.raises(FerkitError, match="another ferkit batch"):
         BatchStore(out, face_schema(EMOTIONS), {}).__enter__()
     (out / "faces" / "part-zzz.parquet").write_bytes(b"not parquet")

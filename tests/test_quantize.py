@@ -121,15 +121,16 @@ def test_cli_export_int8_and_evaluate_it(tmp_path, checkpoint, capsys):
 
 
 @pytest.mark.slow
-def test_shipped_int8_default_agrees_with_the_float_default(real_fer2013):
-    """On 1,400 PublicTest faces the shipped int8 copy gives the float model's label for >= 95% of them and
-    an accuracy within 1.5 points (the whole-split figures are in docs/results/int8.md)."""
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_shipped_int8_copies_agree_with_their_float_models(real_fer2013, name):
+    """On 1,400 PublicTest faces each shipped int8 copy gives its float model's label for >= 95% of them and
+    an accuracy within 1.5 points (the whole-split figures are in docs/results/int8.md and the models' records)."""
     data = real_fer2013.split("PublicTest")
     pick = np.concatenate([np.flatnonzero(data.labels == k)[:200] for k in range(7)])
     faces, labels = data.images[pick], data.labels[pick]
-    a = Recognizer(backend="torch").predict_faces(faces)  # the float model
-    rec = Recognizer(backend="int8")
-    assert rec.checkpoint == "ferkit/weights/default-int8.onnx" and rec.labels == EMOTIONS
+    a = Recognizer(name, backend="torch").predict_faces(faces)  # the float model
+    rec = Recognizer(name, backend="int8")
+    assert rec.checkpoint == f"ferkit/weights/{name}-int8.onnx" and rec.labels == EMOTIONS
     b = rec.predict_faces(faces)
     assert (a.argmax(1) == b.argmax(1)).mean() >= 0.95
     assert abs((a.argmax(1) == labels).mean() - (b.argmax(1) == labels).mean()) <= 0.015

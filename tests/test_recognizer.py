@@ -124,14 +124,14 @@ def test_bad_options_are_value_errors(checkpoint):
         Recognizer.from_checkpoint(checkpoint, batch_size=0)
 
 
-def test_missing_default_weights_is_a_clear_error(monkeypatch):
-    import ferkit.inference.recognizer as rec_module
+def test_missing_shipped_weights_is_a_clear_error(monkeypatch):
+    import ferkit.inference.shipped as shipped
 
-    monkeypatch.setattr(rec_module, "DEFAULT_WEIGHTS", "no-such-weights.pt")
-    monkeypatch.setattr(rec_module, "DEFAULT_INT8_WEIGHTS", "no-such-weights.onnx")
-    for backend in ("torch", "int8"):
-        with pytest.raises(FerkitError, match="no default model"):
-            Recognizer(backend=backend)
+    monkeypatch.setattr(shipped, "shipped_filename", lambda name, int8=False: f"no-such-{name}-{int8}")
+    for model in (None, "fast"):
+        for backend in ("torch", "int8"):
+            with pytest.raises(FerkitError, match="is not installed"):
+                Recognizer(model, backend=backend)
 
 
 def test_results_json_round_trip_and_table():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import logging
 import os
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..inference.shipped import shipped_file, shipped_label, shipped_name
 from ..inference.sources import Source, expand_inputs
 from ..io import file_sha256, interrupts_held
 from .analyze import BatchSettings, InputResult, face_schema
@@ -61,9 +61,11 @@ ROWS_VERSION = 2
 
 
 def _model_sha256(model: str | None) -> str:
-    if model is not None:
+    """The hash of the model file (a shipped model's float checkpoint for a name or None)."""
+    name = shipped_name(model)
+    if name is None:
         return file_sha256(model)
-    with importlib.resources.as_file(importlib.resources.files("ferkit") / "weights" / "default.pt") as path:
+    with shipped_file(name) as path:
         return file_sha256(path)
 
 
@@ -119,7 +121,8 @@ def _fingerprint(recognizer) -> dict:
     """What makes a dataset's rows what they are (rows version, model file and hash, labels, the resolved
     options): a later run into the same folder must match it."""
     used = recognizer.options  # the backend resolved ("auto" -> what runs here)
-    return {"rows": ROWS_VERSION, "model": used.model or "ferkit/weights/default.pt",
+    name = shipped_name(used.model)
+    return {"rows": ROWS_VERSION, "model": used.model if name is None else shipped_label(name),
             "model_sha256": _model_sha256(used.model), "labels": list(recognizer.labels),
             **{k: v for k, v in used.to_dict().items() if k not in ("model", "threads")}}
 

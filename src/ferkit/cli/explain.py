@@ -19,7 +19,8 @@ EXAMPLES = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``ferkit explain``."""
     parser.add_argument("paths", nargs="+", metavar="PHOTO", help="photos, or folders (searched recursively)")
-    parser.add_argument("--model", default=None, help="checkpoint, .pt (default: the shipped model)")
+    parser.add_argument("--model", default=None,
+                        help="checkpoint, .pt, or a shipped model: default or fast (default: default)")
     parser.add_argument("--detector", default="yunet")
     parser.add_argument("--out", default="ferkit-out", help="folder for <photo>_explain.png (default ferkit-out)")
     parser.add_argument("--target", default="predicted", metavar="predicted|LABEL",

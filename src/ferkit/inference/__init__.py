@@ -9,6 +9,7 @@ from .pipeline import AnnotatedVideo, RowsSink, TableSink, TimelineSink, VideoSu
 from .recognizer import Recognizer
 from .results import Face, ImageResult
 from .rows import result_rows, results_to_dataframe, results_to_rows, row_columns
+from .shipped import SHIPPED_MODELS
 from .tables import TABLE_FORMATS, TableWriter, write_table
 from .timeline import EmotionTimeline, TrackStats
 from .tracking import FaceTracker, iou_matrix
@@ -28,6 +29,7 @@ __all__ = [
     "AnnotatedVideo",
     "Options",
     "RowsSink",
+    "SHIPPED_MODELS",
     "TableSink",
     "TimelineSink",
     "run_video",

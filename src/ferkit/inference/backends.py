@@ -149,9 +149,9 @@ AUTO = "auto"
 
 
 def auto_backend(checkpoint: str | os.PathLike | None, device: torch.device) -> str:
-    """What ``backend="auto"`` runs: the shipped model's int8 copy on a CPU with VNNI and onnxruntime installed
-    (as accurate as the float model there and 3-4x its batched speed, docs/results/int8.md); an ``.onnx`` file on
-    onnxruntime; anything else, or anything on a GPU, on torch."""
+    """What ``backend="auto"`` runs: a shipped model's int8 copy (``checkpoint`` None) on a CPU with VNNI and
+    onnxruntime installed (as accurate as the float model there and 3-4x its batched speed, docs/results/int8.md);
+    an ``.onnx`` file on onnxruntime; anything else, or anything on a GPU, on torch."""
     from ..machine import has_vnni
 
     if device.type != "cpu" or (checkpoint is not None and not is_onnx_file(checkpoint)):

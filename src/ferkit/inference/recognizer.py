@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib.resources
 import logging
 import os
 from collections.abc import Sequence
@@ -34,39 +32,21 @@ from .faces import DEFAULT_MARGIN, covering_region, crop_face, to_gray
 from .images import as_rgb, load_rgb
 from .options import DEFAULT_DETECT_SIDE, Options
 from .results import Face, ImageResult
+from .shipped import shipped_file, shipped_label, shipped_name
 
 log = logging.getLogger(__name__)
 
 ImageInput = str | os.PathLike | np.ndarray | Image.Image
 
-#: The shipped model, inside the package: ``ferkit/weights/default.pt``.
-DEFAULT_WEIGHTS = "default.pt"
-#: Its int8 ONNX copy for ``backend="int8"`` (``ferkit export --format onnx-int8``, FER2013 Training calibration).
-DEFAULT_INT8_WEIGHTS = "default-int8.onnx"
-
-
-@contextlib.contextmanager
-def _default_checkpoint(name: str | None = None):
-    """Yield a file-system path to the shipped weights ``name`` (default :data:`DEFAULT_WEIGHTS`), or raise if the
-    package has none."""
-    name = name or DEFAULT_WEIGHTS
-    resource = importlib.resources.files("ferkit") / "weights" / name
-    if not resource.is_file():
-        raise FerkitError(
-            f"no default model is installed (ferkit/weights/{name} is missing); "
-            "pass the path of a checkpoint instead, e.g. Recognizer('model.pt')"
-        )
-    with importlib.resources.as_file(resource) as path:
-        yield path
-
-
 class Recognizer:
     """Detect faces and classify their emotion with a ferkit checkpoint.
 
-    >>> rec = Recognizer("model.pt")                # or Recognizer() for the shipped default
+    >>> rec = Recognizer("model.pt")                # or Recognizer() for the shipped default, Recognizer("fast")
     >>> result = rec("photo.jpg")                    # also a numpy RGB array, a PIL image, or a list
     >>> [(f.label, f.confidence) for f in result.faces]
 
+    ``checkpoint`` is a ``.pt`` checkpoint, an ``.onnx`` file from ``ferkit export``, or the name of a shipped
+    model (:data:`~ferkit.inference.shipped.SHIPPED_MODELS`: ``"default"``, what None gives, or ``"fast"``).
     ``detector`` is a name from :func:`~ferkit.inference.list_detectors` or a detector built with
     :func:`~ferkit.inference.create_detector` (to set its options). The checkpoint's labels and
     preprocessing decide the classes and the model input; faces are cut with
@@ -112,7 +92,9 @@ class Recognizer:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         resolved = resolve_device(device, setting="device")  # "auto": a GPU where there is one
-        backend = auto_backend(checkpoint, resolved) if backend == AUTO else check_backend(backend)
+        shipped = shipped_name(checkpoint)  # "default" for None; None for a path
+        backend = (auto_backend(None if shipped else checkpoint, resolved) if backend == AUTO
+                   else check_backend(backend))
         if threads is not None and (backend == "torch" or threads < 1):
             raise ValueError(f"threads={threads}: only for the onnx and int8 backends, at least 1 "
                              "(the torch backend follows torch.set_num_threads)")
@@ -127,18 +109,18 @@ class Recognizer:
         self.align = bool(align)
         self.tta = tta
         self.model: torch.nn.Module | None = None
-        if backend == "int8" and checkpoint is not None and not is_onnx_file(checkpoint):
+        if backend == "int8" and shipped is None and not is_onnx_file(checkpoint):
             raise FerkitError(f"{checkpoint}: backend 'int8' runs an int8 ONNX file; write one with `ferkit export "
                               f"{checkpoint} --format onnx-int8 --calibration TRAINING_DATA --out model-int8.onnx`")
-        if backend == "int8" and checkpoint is None:
-            with _default_checkpoint(DEFAULT_INT8_WEIGHTS) as path:
+        if backend == "int8" and shipped is not None:
+            with shipped_file(shipped, int8=True) as path:
                 self.backend: Backend = OnnxBackend(path, threads=threads)
                 self.info: ModelInfo = model_info_from_onnx(self.backend, path)
-            self.checkpoint: str = f"ferkit/weights/{DEFAULT_INT8_WEIGHTS}"
-        elif checkpoint is not None and is_onnx_file(checkpoint):
+            self.checkpoint: str = shipped_label(shipped, int8=True)
+        elif shipped is None and is_onnx_file(checkpoint):
             self._load_onnx(checkpoint, backend, threads)
         else:
-            self._load_checkpoint(checkpoint, backend, threads)
+            self._load_checkpoint(checkpoint, shipped, backend, threads)
         #: What this recognizer runs, as :class:`Options` (the backend as resolved: "auto" -> what runs here)
         self.options = (options or Options(
             model=None if checkpoint is None else os.fspath(checkpoint), threads=threads,
@@ -159,12 +141,13 @@ class Recognizer:
             raise FerkitError(f"{checkpoint}: not an int8 model (no ferkit_quantization metadata); use "
                               "backend='onnx', or write one with `ferkit export --format onnx-int8`")
 
-    def _load_checkpoint(self, checkpoint: str | os.PathLike | None, backend: str, threads: int | None) -> None:
-        """A ``.pt`` checkpoint (the shipped default when None), run by torch or exported in memory to onnx."""
-        if checkpoint is None:
-            with _default_checkpoint() as path:
+    def _load_checkpoint(self, checkpoint: str | os.PathLike | None, shipped: str | None, backend: str,
+                         threads: int | None) -> None:
+        """A ``.pt`` checkpoint (shipped model ``shipped`` when given), run by torch or exported in memory to onnx."""
+        if shipped is not None:
+            with shipped_file(shipped) as path:
                 model, info = load_model(path)
-            self.checkpoint = f"ferkit/weights/{DEFAULT_WEIGHTS}"
+            self.checkpoint = shipped_label(shipped)
         else:
             model, info = load_model(checkpoint)
             self.checkpoint = str(checkpoint)

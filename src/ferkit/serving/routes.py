@@ -145,14 +145,15 @@ async def health(request: Request) -> HealthResponse:
 
 @router.get("/models", response_model=ModelsResponse, summary="The loaded model and what else could be loaded")
 async def models(request: Request) -> ModelsResponse:
-    from ..inference import list_detectors
+    from ..inference import SHIPPED_MODELS, list_detectors
     from ..models import list_models
 
     rec: Recognizer = request.app.state.engine.recognizer
     loaded = ModelOut(name=rec.info.name, checkpoint=rec.checkpoint, labels=list(rec.labels),
                       input_size=rec.info.preprocessing.size, detector=rec.options.detector,
                       detect_max_side=getattr(rec.detector, "max_side", 0), loaded=True)
-    return ModelsResponse(models=[loaded], registered=list_models(), detectors=list_detectors())
+    return ModelsResponse(models=[loaded], registered=list_models(), shipped=dict(SHIPPED_MODELS),
+                          detectors=list_detectors())
 
 
 async def _save_video(request: Request, target: Path, limit: int) -> str:

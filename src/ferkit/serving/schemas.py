@@ -74,6 +74,8 @@ class ModelOut(BaseModel):
 class ModelsResponse(BaseModel):
     models: list[ModelOut]
     registered: list[str] = Field(description="model architectures this build can load checkpoints of")
+    shipped: dict[str, str] = Field(default_factory=dict,
+                                    description="the models inside the package, by name (`ferkit serve --model NAME`)")
     detectors: list[str]
 
 

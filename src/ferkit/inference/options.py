@@ -25,7 +25,7 @@ DEFAULT_DETECT_SIDE = 320
 class Options:
     """How to recognise faces: model and runtime, detector, and for videos the frame stride, key frames, smoothing.
 
-    - ``model``: a checkpoint (``.pt``) or ONNX file; None for the shipped model.
+    - ``model``: a checkpoint (``.pt``), an ONNX file, or a shipped model's name (``"fast"``); None for the default.
     - ``backend``: ``auto`` (the shipped model's int8 copy on a CPU with VNNI, else torch), ``torch``,
       ``onnx`` or ``int8`` (:class:`~ferkit.inference.Recognizer`); ``threads``: onnxruntime threads.
     - ``detector`` and ``detect_side``: the face detector and the long side, in pixels, an image is shrunk to

@@ -2,7 +2,7 @@
 
     python benchmarks/leaderboard.py [--data ../shared/data] [--cache-dir .cache] [--out docs/results/leaderboard.md]
 
-Models: the shipped default (``src/ferkit/weights/default.pt``) and its int8 copy, and every
+Models: the shipped ones (``src/ferkit/weights/default.pt``, ``fast.pt``) and their int8 copies, and every
 ``checkpoints/*.pt`` whose metrics file evaluates it on FER2013 (the reproduced systems, earlier defaults).
 For each: PrivateTest accuracy plain (with its 95% bootstrap interval), with flip and with ten-crop TTA,
 macro-F1 (plain), PublicTest accuracy (where models are selected), zero-shot CK+48 accuracy on the 6 classes
@@ -47,10 +47,15 @@ PAPERS = [
 
 def committed_models() -> list[tuple[str, Path, str]]:
     """(name, file, how it was trained) of every FER2013 model in the repository."""
+    from ferkit.inference.shipped import SHIPPED_MODELS, shipped_filename
+
     weights = ROOT / "src" / "ferkit" / "weights"
-    shipped = json.loads((weights / "default.json").read_text())
-    models = [("ferkit default (shipped)", weights / "default.pt", shipped["train_command"]),
-              ("ferkit default, int8 copy", weights / "default-int8.onnx", "ferkit export ... --format onnx-int8")]
+    models = []
+    for name in SHIPPED_MODELS:
+        shipped = json.loads((weights / f"{name}.json").read_text())
+        models += [(f"ferkit {name} (shipped)", weights / shipped_filename(name), shipped["train_command"]),
+                   (f"ferkit {name}, int8 copy", weights / shipped_filename(name, int8=True),
+                    "ferkit export ... --format onnx-int8")]
     for meta_path in sorted((ROOT / "checkpoints").glob("*.json")):
         meta = json.loads(meta_path.read_text())
         command = meta.get("command") or meta.get("train_command") or ""

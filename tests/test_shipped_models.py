@@ -27,8 +27,10 @@ def test_names_resolve_and_paths_stay_paths():
     from pathlib import Path
 
     assert shipped_name(Path("fast")) is None  # a Path is always a file
-    with pytest.raises(FerkitError, match="no-such.pt"):
+    with pytest.raises(FerkitError, match="checkpoint not found: no-such.pt$"):
         Recognizer("no-such.pt")  # not a name: read as a file, and refused as one
+    with pytest.raises(FerkitError, match=r"not found: fsat \(the shipped models: default, fast\)"):
+        Recognizer("fsat", backend="torch")  # a mistyped name: the error lists the names
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -32,7 +32,7 @@ from .faces import DEFAULT_MARGIN, covering_region, crop_face, to_gray
 from .images import as_rgb, load_rgb
 from .options import DEFAULT_DETECT_SIDE, Options
 from .results import Face, ImageResult
-from .shipped import shipped_file, shipped_label, shipped_name
+from .shipped import SHIPPED_MODELS, shipped_file, shipped_label, shipped_name
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,12 @@ class Recognizer:
                 model, info = load_model(path)
             self.checkpoint = shipped_label(shipped)
         else:
-            model, info = load_model(checkpoint)
+            try:
+                model, info = load_model(checkpoint)
+            except FerkitError as exc:  # a mistyped name reads as a missing file: say which names there are
+                if Path(checkpoint).suffix:
+                    raise
+                raise FerkitError(f"{exc} (the shipped models: {', '.join(SHIPPED_MODELS)})") from None
             self.checkpoint = str(checkpoint)
         self.info = info
         self.model = model.to(self.device).eval()

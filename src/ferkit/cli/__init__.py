@@ -12,6 +12,7 @@ from . import (
     balance,
     batch,
     cae_protocol,
+    ensemble,
     evaluate,
     explain,
     export,
@@ -30,8 +31,8 @@ from . import (
 log = logging.getLogger("ferkit")
 
 #: Each: NAME, HELP, EXAMPLES, add_arguments(parser), run(args); in `ferkit --help` order.
-COMMANDS = (train, queue, publish, teachers, two_stage, cae_protocol, evaluate, balance, lr_find, models, export,
-            predict, explain, webcam, serve, batch)
+COMMANDS = (train, queue, publish, teachers, two_stage, cae_protocol, evaluate, balance, ensemble, lr_find, models,
+            export, predict, explain, webcam, serve, batch)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -33,7 +33,6 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import FerkitError
     from ..io import output_folder
     from ..models import save_model
-    from ..models.checkpoint import read_checkpoint, stored_in_half
     from ..models.ensemble import build_ensemble
     from ..training.store import existing_run_file, in_store
 
@@ -42,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if any(out.exists() and out.resolve() == p.resolve() for p in paths):
         raise FerkitError(f"--out {out} is one of the checkpoints being read; give another file")
     output_folder(out.parent if str(out.parent) else ".", "--out folder")
-    model, info = build_ensemble(paths, args.weights)
-    half = all(stored_in_half(read_checkpoint(p)) for p in paths)
+    model, info, half = build_ensemble(paths, args.weights)
     save_model(out, model, info, half=half)
     members = ", ".join(f"{p} (x{w:g})" for p, w in zip(args.checkpoints, info.args["weights"]))
     print(f"{out}: an ensemble of {len(paths)} members, {'fp16' if half else 'fp32'}: {members}")  # noqa: T201

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import FerkitError
-from .checkpoint import ModelInfo, load_model
+from .checkpoint import ModelInfo, model_from_payload, read_checkpoint, stored_in_half
 from .registry import create_model, model_task, register_model
 
 
@@ -53,14 +53,16 @@ def ensemble(members: Sequence[dict] | None = None, weights: Sequence[float] | N
 
 
 def build_ensemble(paths: Sequence[str | os.PathLike], weights: Sequence[float] | None = None
-                   ) -> tuple[ProbabilityMean, ModelInfo]:
-    """The checkpoints at ``paths`` as one :class:`ProbabilityMean` and its :class:`ModelInfo`. They must share
+                   ) -> tuple[ProbabilityMean, ModelInfo, bool]:
+    """The checkpoints at ``paths`` as one :class:`ProbabilityMean`, its :class:`ModelInfo` and whether every member
+    was stored in fp16 (each file read once). They must share
     labels (in order) and preprocessing, and classify; a FerkitError names the checkpoint that does not."""
     if len(paths) < 2:
         raise FerkitError(f"an ensemble needs at least 2 checkpoints, got {len(paths)}")
     if weights is not None and (len(weights) != len(paths) or min(weights) <= 0):
         raise FerkitError(f"--weights: one positive weight per checkpoint ({len(paths)}), got {list(weights)}")
-    models, infos = zip(*(load_model(p) for p in paths))
+    payloads = [read_checkpoint(p) for p in paths]
+    models, infos = zip(*(model_from_payload(payload, p) for payload, p in zip(payloads, paths)))
     first = infos[0]
     for path, info in zip(paths, infos):
         if info.name == "ensemble" or model_task(info.name) != "classify":
@@ -77,4 +79,5 @@ def build_ensemble(paths: Sequence[str | os.PathLike], weights: Sequence[float] 
             "num_classes": len(first.labels)}
     metrics = {"ensemble": {"members": [os.fspath(p) for p in paths], "weights": weights}}
     config = {"data": first.config["data"]} if "data" in first.config else {}
-    return model, ModelInfo("ensemble", args, first.labels, first.preprocessing, metrics, config)
+    half = all(stored_in_half(payload) for payload in payloads)
+    return model, ModelInfo("ensemble", args, first.labels, first.preprocessing, metrics, config), half

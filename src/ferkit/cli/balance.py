@@ -29,19 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from ..errors import FerkitError
-    from ..io import output_folder
-    from ..training.store import existing_run_file
+    from .common import checked_checkpoint_out
 
     if "PrivateTest" in args.split.split("+"):
         raise FerkitError(f"--split {args.split}: offsets chosen on PrivateTest would tune the split you report; "
                           "choose them on PublicTest")
-    out = Path(args.out)
-    if out.exists() and out.resolve() == existing_run_file(args.checkpoint).resolve():
-        raise FerkitError(f"--out {out} is the checkpoint being read; give another file")
-    output_folder(out.parent if str(out.parent) else ".", "--out folder")
+    checked_checkpoint_out(args.out, [args.checkpoint])
 
 
 def run(args: argparse.Namespace) -> int:

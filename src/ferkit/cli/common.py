@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_recognition_options(parser: argparse.ArgumentParser, *, video: bool = True) -> None:
@@ -67,3 +68,17 @@ def face_table(results) -> str:
             box = ",".join(map(str, f.box))
             lines.append(f"{name:30s} {i:4d} {box:>22s}  {f.label:9s} {f.confidence:5.0%}  {second[0]} {second[1]:.0%}")
     return "\n".join(lines)
+
+
+def checked_checkpoint_out(out: str, sources: list[str]) -> Path:
+    """``--out`` for a command that writes a checkpoint from ``sources``: in the run store for ``runs/...``, not one
+    of the files being read, in a folder that can be written; a FerkitError otherwise."""
+    from ..errors import FerkitError
+    from ..io import output_folder
+    from ..training.store import existing_run_file, in_store
+
+    path = in_store(out)
+    if path.exists() and any(path.resolve() == existing_run_file(s).resolve() for s in sources):
+        raise FerkitError(f"--out {path} is the checkpoint being read; give another file")
+    output_folder(path.parent if str(path.parent) else ".", "--out folder")
+    return path

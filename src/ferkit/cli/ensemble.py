@@ -30,17 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..errors import FerkitError
-    from ..io import output_folder
     from ..models import save_model
     from ..models.ensemble import build_ensemble
-    from ..training.store import existing_run_file, in_store
+    from ..training.store import existing_run_file
+    from .common import checked_checkpoint_out
 
-    out = in_store(args.out)
+    out = checked_checkpoint_out(args.out, args.checkpoints)
     paths = [existing_run_file(p) for p in args.checkpoints]
-    if any(out.exists() and out.resolve() == p.resolve() for p in paths):
-        raise FerkitError(f"--out {out} is one of the checkpoints being read; give another file")
-    output_folder(out.parent if str(out.parent) else ".", "--out folder")
     model, info, half = build_ensemble(paths, args.weights)
     save_model(out, model, info, half=half)
     members = ", ".join(f"{p} (x{w:g})" for p, w in zip(args.checkpoints, info.args["weights"]))

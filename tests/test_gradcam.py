@@ -136,6 +136,22 @@ def test_default_layer_of_other_models():
         assert index == len(model.features) - 2
 
 
+def test_an_ensemble_is_explained_through_every_member():
+    torch.manual_seed(0)
+    model = create_model("ensemble")  # two untrained ferkit_cnn_small, their probabilities averaged
+    layers = default_target_layer(model).split(",")
+    assert [name.split(".")[:2] for name in layers] == [["members", "0"], ["members", "1"]]
+    assert layers[1] == "members.1." + default_target_layer(model.members[1])
+    x = torch.rand(3, 1, 48, 48)
+    both = grad_cam(model, x, 4, normalize=False)
+    each = [grad_cam(model, x, 4, layer=name, normalize=False).maps for name in layers]
+    assert torch.allclose(both.maps, each[0] + each[1], atol=1e-6)  # the sum of the members' maps of one score
+    assert not torch.allclose(each[0], each[1])  # and each member contributes its own
+    assert float(grad_cam(model, x, 4).maps.amax()) == pytest.approx(1.0)
+    with pytest.raises(FerkitError, match="no layer 'members.2.features'"):
+        grad_cam(model, x, layer=f"{layers[0]},members.2.features")
+
+
 def test_pick_one_per_class_prefers_correct_predictions():
     labels = np.array([0, 0, 1, 1, 2, 0])
     predicted = np.array([1, 0, 0, 0, 2, 0])

@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="predicted", metavar="predicted|LABEL",
                         help="the class each map explains: each face's predicted class (default) or one label")
     parser.add_argument("--layer", default=None,
-                        help="the layer to explain, a name from model.named_modules() (default: the model's own, e.g. "
-                             "layer4 of a ResNet, else its body, else its last Conv2d)")
+                        help="the layer to explain, a name from model.named_modules(), or several joined by "
+                             "commas (their maps summed; default: the model's own, e.g. layer4 of a ResNet, else its "
+                             "body, else its last Conv2d; for an ensemble, each member's)")
 
 
 def _explain_one(rec, path, name: str, args: argparse.Namespace, layer: str):

@@ -3,7 +3,8 @@
 The activations ``A`` of a target layer (default: the model's ``cam_layer`` - ``layer4`` of a ResNet, the
 last ReLU of a VGG's features - else its body, else its last convolution) are weighted by the spatially
 averaged gradients of the class score, summed over channels, passed through a ReLU and resized to the
-input: ``relu(sum_k mean_ij(d y_c / d A_k) * A_k)``.
+input: ``relu(sum_k mean_ij(d y_c / d A_k) * A_k)``. Several layers (names joined by commas; an ensemble's default:
+each member's) give the sum of their maps, each from the gradients of the one class score.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ class CamResult:
 
 
 def default_target_layer(model: nn.Module) -> str:
-    """``model.cam_layer`` if it names one, else the module ``body()`` returns, else the last ``Conv2d``."""
+    """``model.cam_layer`` if it names one, else the module ``body()`` returns, else the last ``Conv2d``; for an
+    ensemble (a ``members`` list), each member's, joined by commas."""
+    members = getattr(model, "members", None)
+    if isinstance(members, nn.ModuleList):
+        return ",".join(f"members.{i}.{default_target_layer(member)}" for i, member in enumerate(members))
     names = {id(m): name for name, m in model.named_modules()}
     if isinstance(getattr(model, "cam_layer", None), str):
         return model.cam_layer
@@ -48,53 +53,76 @@ def default_target_layer(model: nn.Module) -> str:
     return convs[-1]
 
 
+def layer_names(layer: str) -> list[str]:
+    """The layer names in ``layer`` (one name, or several joined by commas)."""
+    return [name.strip() for name in layer.split(",") if name.strip()]
+
+
 def grad_cam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | torch.Tensor | None = None, *,
              layer: str | None = None, normalize: bool = True) -> CamResult:
     """Grad-CAM maps of batch ``x`` (preprocessed, ``(N, C, H, W)``) for class ``target`` (one for all, one
-    per image, or None: each image's predicted class), at ``layer`` (a name from ``model.named_modules()``).
+    per image, or None: each image's predicted class), at ``layer`` (a name from ``model.named_modules()``, or
+    several joined by commas: their maps summed).
 
     Runs the model in eval mode in fp32 (its training flag is restored); ``normalize`` divides each map by
     its maximum (an all-zero map stays zero).
     """
-    layer = layer or default_target_layer(model)
+    names = layer_names(layer or default_target_layer(model))
     modules = dict(model.named_modules())
-    if layer not in modules:
-        names = [n for n in modules if n]
-        raise FerkitError(f"no layer {layer!r} in {type(model).__name__}; some of its layers: "
-                          f"{', '.join(names[:4] + ['...'] + names[-4:])}")
+    for name in names:
+        if name not in modules:
+            known = [n for n in modules if n]
+            raise FerkitError(f"no layer {name!r} in {type(model).__name__}; some of its layers: "
+                              f"{', '.join(known[:4] + ['...'] + known[-4:])}")
     store: dict[str, torch.Tensor] = {}
 
-    def hook(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
-        store["act"] = output
-        return output.clone()  # later in-place ops (ReLU(inplace=True)) must not change what we keep
+    def keeper(name: str):
+        def hook(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+            store[name] = output
+            return output.clone()  # later in-place ops (ReLU(inplace=True)) must not change what we keep
+        return hook
 
-    handle = modules[layer].register_forward_hook(hook)
-    device = next(model.parameters(), torch.empty(0)).device
+    handles = [modules[name].register_forward_hook(keeper(name)) for name in names]
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad():
-            inputs = x.detach().float().to(device).requires_grad_(True)  # gradients flow even through a frozen body
-            logits = model(inputs).float()
-            if "act" not in store:
-                raise FerkitError(f"layer {layer!r} was not used in the forward pass")
-            if target is None:
-                classes = logits.argmax(1)
-            else:
-                classes = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(len(x)).clone()
-            score = logits.gather(1, classes[:, None]).sum()
-            (grads,) = torch.autograd.grad(score, store["act"])
+        logits, classes, grads = _class_score_gradients(model, x, target, names, store)
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
         model.train(was_training)
-    act = store["act"].detach().float()
-    if act.ndim != 4:
-        raise FerkitError(f"layer {layer!r} outputs shape {tuple(act.shape)}; Grad-CAM needs (N, C, h, w) maps")
-    cam = F.relu((grads.float().mean((2, 3), keepdim=True) * act).sum(1, keepdim=True))
-    cam = F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
+    cam = sum(_layer_map(name, store[name], grad, tuple(x.shape[-2:])) for name, grad in zip(names, grads))
     if normalize:
         cam = cam / cam.amax((1, 2), keepdim=True).clamp_min(1e-12)
     return CamResult(maps=cam.cpu(), classes=classes.detach().cpu(), probs=logits.detach().softmax(1).cpu())
+
+
+def _class_score_gradients(model: nn.Module, x: torch.Tensor, target, names: list[str],
+                           store: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """The logits, the explained classes and the gradients of their scores at each hooked layer."""
+    device = next(model.parameters(), torch.empty(0)).device
+    with torch.enable_grad():
+        inputs = x.detach().float().to(device).requires_grad_(True)  # gradients flow even through a frozen body
+        logits = model(inputs).float()
+        missing = [name for name in names if name not in store]
+        if missing:
+            raise FerkitError(f"layer {missing[0]!r} was not used in the forward pass")
+        if target is None:
+            classes = logits.argmax(1)
+        else:
+            classes = torch.as_tensor(target, dtype=torch.long).reshape(-1).expand(len(x)).clone()
+        score = logits.gather(1, classes[:, None]).sum()
+        grads = torch.autograd.grad(score, [store[name] for name in names])
+    return logits, classes, grads
+
+
+def _layer_map(name: str, act: torch.Tensor, grads: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """One layer's Grad-CAM ``(N, H, W)``, resized to ``size`` (not normalised)."""
+    act = act.detach().float()
+    if act.ndim != 4:
+        raise FerkitError(f"layer {name!r} outputs shape {tuple(act.shape)}; Grad-CAM needs (N, C, h, w) maps")
+    cam = F.relu((grads.float().mean((2, 3), keepdim=True) * act).sum(1, keepdim=True))
+    return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
 def pick_one_per_class(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> list[int | None]:

@@ -1,8 +1,10 @@
 """Recognizer speed: classifier faces/s, whole pipeline per photo, video frames/s, memory on a long video.
 
-    python benchmarks/recognizer_speed.py [--data ../shared/data] [--threads 2] [--loops 20]
+    python benchmarks/recognizer_speed.py [--data ../shared/data] [--threads 2] [--loops 20] [--model NAME]
+                                          [--classifier-only]
 
-Uses the shipped default model (``Recognizer()``). Every figure is given twice: from wall-clock
+Uses the shipped default model (``Recognizer()``), or ``--model`` (a shipped name or a file); ``--classifier-only``
+stops after part 1. Every figure is given twice: from wall-clock
 time, and from the CPU time this process used (``time.process_time``; with ``--threads 1`` it is
 what the work costs on one free core, however busy the machine is; with more threads it also
 counts time spent spinning in OpenMP waits, so it is then only an upper bound on the work).
@@ -74,6 +76,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding photos/ and videos/")
     parser.add_argument("--threads", type=int, default=2, help="torch, onnxruntime and OpenMP threads")
     parser.add_argument("--loops", type=int, default=20, help="passes over the clip for the memory test")
+    parser.add_argument("--model", default=None, help="a shipped model's name or a checkpoint (default: the default)")
+    parser.add_argument("--classifier-only", action="store_true", help="only part 1, the classifier's faces/s")
     parser.add_argument("--memory-only", action="store_true",
                         help="only the memory test, with one recognizer, so the peak is the recognizer's alone")
     args = parser.parse_args()
@@ -90,15 +94,15 @@ def main() -> None:
     photos = sorted((args.data / "photos").glob("*.jpg"))
     video = args.data / "videos" / "single_face.mp4"
     print(f"# {describe_machine()}, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}, "
-          f"threads {args.threads}, onnxruntime {onnxruntime.__version__}\n")
+          f"threads {args.threads}, onnxruntime {onnxruntime.__version__}, model {args.model or 'default'}\n")
     print("| measure | variant | wall clock | from CPU time | goal |\n| --- | --- | ---: | ---: | --- |")
     if args.memory_only:
-        memory(Recognizer(), video, args.loops)
+        memory(Recognizer(args.model), video, args.loops)
         return
-    recs = {"torch": Recognizer(batch_size=256),
-            "onnx": Recognizer(backend="onnx", threads=args.threads, batch_size=256),
-            "int8": Recognizer(backend="int8", threads=args.threads, batch_size=256)}
-    plain = Recognizer(batch_size=256)
+    recs = {"torch": Recognizer(args.model, backend="torch", batch_size=256),
+            "onnx": Recognizer(args.model, backend="onnx", threads=args.threads, batch_size=256),
+            "int8": Recognizer(args.model, backend="int8", threads=args.threads, batch_size=256)}
+    plain = Recognizer(args.model, backend="torch", batch_size=256)
     plain.backend = TorchBackend(plain.model, optimize=False)
 
     rng = np.random.default_rng(0)
@@ -111,6 +115,8 @@ def main() -> None:
         wall, cpu = timed(lambda rec=rec: rec.predict_faces(many), repeat=3)
         row("classifier, batch 256", name, f"{3 * len(many) / wall:,.0f} faces/s",
             f"{3 * len(many) / cpu:,.0f} faces/s", "≥ 2,000 faces/s")
+    if args.classifier_only:
+        return
 
     for name, rec in recs.items():
         wall, cpu = timed(lambda rec=rec: [rec(p) for p in photos], repeat=2)
@@ -119,7 +125,8 @@ def main() -> None:
             f"{cpu / n * 1000:.1f} ms/photo")
 
     frames = sum(1 for _ in read_frames(video))
-    fast = Recognizer(detector=create_detector("yunet", max_side=320), backend="int8", threads=args.threads)
+    fast = Recognizer(args.model, detector=create_detector("yunet", max_side=320), backend="int8",
+                      threads=args.threads)
     runs = [(name, rec, None) for name, rec in (("torch", recs["torch"]), ("onnx", recs["onnx"]),
                                                 ("int8", recs["int8"]), ("int8, YuNet max_side=320", fast))]
     runs.append(("int8, YuNet max_side=320, detect_threads=1", fast, 1))

@@ -121,7 +121,7 @@ def test_cli_export_int8_and_evaluate_it(tmp_path, checkpoint, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["default", "fast"])
+@pytest.mark.parametrize("name", ["default", "fast", "accurate"])
 def test_shipped_int8_copies_agree_with_their_float_models(real_fer2013, name):
     """On 1,400 PublicTest faces each shipped int8 copy gives its float model's label for >= 95% of them and
     an accuracy within 1.5 points (the whole-split figures are in docs/results/int8.md and the models' records)."""

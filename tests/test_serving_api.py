@@ -68,7 +68,7 @@ def test_models_lists_the_loaded_model(client):
     assert loaded["loaded"] and loaded["labels"] == list(shared_recognizer().labels) and len(loaded["labels"]) == 7
     assert loaded["name"] in body["registered"] and "yunet" in body["detectors"]
     assert loaded["detect_max_side"] == shared_recognizer().detector.max_side
-    assert set(body["shipped"]) == {"default", "fast"} and "quarter" in body["shipped"]["fast"]
+    assert set(body["shipped"]) == {"default", "fast", "accurate"} and "quarter" in body["shipped"]["fast"]
 
 
 def test_openapi_documents_every_endpoint_and_the_upload_types(client):

@@ -46,7 +46,8 @@ class Recognizer:
     >>> [(f.label, f.confidence) for f in result.faces]
 
     ``checkpoint`` is a ``.pt`` checkpoint, an ``.onnx`` file from ``ferkit export``, or the name of a shipped
-    model (:data:`~ferkit.inference.shipped.SHIPPED_MODELS`: ``"default"``, what None gives, or ``"fast"``).
+    model (:data:`~ferkit.inference.shipped.SHIPPED_MODELS`: ``"default"``, what None gives, ``"fast"`` or
+    ``"accurate"``).
     ``detector`` is a name from :func:`~ferkit.inference.list_detectors` or a detector built with
     :func:`~ferkit.inference.create_detector` (to set its options). The checkpoint's labels and
     preprocessing decide the classes and the model input; faces are cut with

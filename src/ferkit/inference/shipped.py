@@ -2,7 +2,7 @@
 
 Each name has a float checkpoint ``ferkit/weights/<name>.pt``, its int8 ONNX copy ``<name>-int8.onnx`` (what
 ``backend="auto"`` runs on a CPU with VNNI) and their records ``<name>.json`` and ``<name>-int8.json`` (how they
-were made and scored). ``Recognizer()``, ``Recognizer("fast")`` and ``ferkit predict --model fast`` take a name;
+were made and scored). ``Recognizer()``, ``Recognizer("fast")`` and ``ferkit predict --model accurate`` take a name;
 a file whose path is one of these names is given as ``./fast``.
 """
 
@@ -19,8 +19,9 @@ from ..errors import FerkitError
 DEFAULT_MODEL = "default"
 #: The shipped models: name -> what it is for (FER2013 PrivateTest accuracy and the int8 speed, docs/results.md).
 SHIPPED_MODELS: dict[str, str] = {
-    DEFAULT_MODEL: "the most accurate: ferkit_cnn 32-64-128-256, 69.7% plain on FER2013 PrivateTest",
+    DEFAULT_MODEL: "speed and accuracy: ferkit_cnn 32-64-128-256, 69.7% plain on FER2013 PrivateTest",
     "fast": "a quarter of the default's compute, about 2.5x its int8 faces/s: ferkit_cnn 16-32-64-128, 66.6%",
+    "accurate": "three times the default's compute: an ensemble of three ferkit_cnn 32-64-128-256, 71.1%",
 }
 
 

@@ -284,3 +284,24 @@ def test_resume_training_refuses_while_a_queue_trains_and_runs_one_in_the_backgr
         time.sleep(0.5)
     log = (store / "queue.log").read_text()
     assert (store / "r" / "tiny" / "metrics.json").exists() and "train runs/r/tiny" in log, log[-2000:]
+
+
+@pytest.mark.parametrize("queue", sorted((ROOT / "scripts" / "queues").glob("*.txt")), ids=lambda p: p.name)
+def test_every_committed_queue_line_reads_as_the_queue_would_run_it(queue, monkeypatch):
+    """Configs exist and take their overrides, two-stage lines parse: a typo fails here, not hours into a queue."""
+    from ferkit.config import load_config
+    from ferkit.training.queue import two_stage_options
+
+    monkeypatch.chdir(ROOT)
+    entries = read_queue([queue])
+    assert entries, f"{queue.name} lists no runs"
+    for entry in entries:
+        assert entry.run.startswith("runs/"), entry.run
+        if entry.is_script:
+            assert (ROOT / entry.target).is_file(), entry.target
+        elif entry.is_two_stage:
+            (stage1, stage2), words = entry.overrides[:2], entry.overrides[2:]
+            overrides1, overrides2, _ = two_stage_options(list(words))
+            load_config(stage1, overrides1), load_config(stage2, overrides2)
+        else:
+            load_config(entry.target, [f"name={entry.name}", f"out_dir={entry.out_dir}", *entry.overrides])

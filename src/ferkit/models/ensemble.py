@@ -43,9 +43,10 @@ class ProbabilityMean(nn.Module):
 @register_model()
 def ensemble(members: Sequence[dict] | None = None, weights: Sequence[float] | None = None, num_classes: int = 7,
              in_channels: int = 1, input_size: int = 48) -> ProbabilityMean:
-    """Members (``{"model": NAME, "args": {...}}`` each, as their checkpoints record them) with their softmax
-    probabilities averaged (``weights``: relative, default equal); built by ``ferkit ensemble``. Without
-    ``members``, two untrained ``ferkit_cnn_small`` (a smoke model)."""
+    """Several classifiers' softmax probabilities averaged, in one model; built by ``ferkit ensemble``.
+
+    ``members``: ``{"model": NAME, "args": {...}}`` each, as their checkpoints record them; ``weights``: relative,
+    default equal. Without ``members``, two untrained ``ferkit_cnn_small`` (a smoke model)."""
     small = {"model": "ferkit_cnn_small",
              "args": {"num_classes": num_classes, "in_channels": in_channels, "input_size": input_size}}
     built = [create_model(m["model"], **m.get("args", {})) for m in members or [small, small]]

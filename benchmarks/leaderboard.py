@@ -149,8 +149,10 @@ def measure(name: str, path: Path, data: tuple, faces_key: str, cache: Path | No
 
 
 def goal_lines(rows: list[dict]) -> list[str]:
-    """Issue 28's goals read off the rows (the best model is the one with the best PublicTest accuracy)."""
-    best = max(rows, key=lambda r: r["public"])  # chosen on PublicTest, never on PrivateTest
+    """Issue 28's goals read off the rows (the best single model is the one with the best PublicTest accuracy that
+    is not an ensemble)."""
+    singles = [r for r in rows if r["model"] != "ensemble"]
+    best = max(singles, key=lambda r: r["public"])  # chosen on PublicTest, never on PrivateTest
     shipped = next(r for r in rows if r["file"].endswith("weights/default.pt"))
     int8 = next(r for r in rows if r["file"].endswith("weights/default-int8.onnx"))
     low_name, low = shipped["ckplus48_lowest"]
@@ -159,7 +161,8 @@ def goal_lines(rows: list[dict]) -> list[str]:
     def verdict(ok: bool) -> str:
         return "**met**" if ok else "**missed**"
 
-    return ["Issue 28's goals, from the rows above (the best model is the one with the best PublicTest accuracy):", "",
+    return ["Issue 28's goals, from the rows above (the best single model is the one with the best PublicTest "
+            "accuracy; ensembles such as the shipped `accurate` are not single models):", "",
             f"- shipped default >= 72% plain, <= 5 MB: {shipped['private_none']:.2%} "
             f"({verdict(shipped['private_none'] >= 0.72)}), {shipped['size_mb']:.2f} MB "
             f"({verdict(shipped['size_mb'] <= 5)}); >= 2x fer's classifier faces/s: its int8 copy runs "

@@ -289,8 +289,7 @@ def test_resume_training_refuses_while_a_queue_trains_and_runs_one_in_the_backgr
 @pytest.mark.parametrize("queue", sorted((ROOT / "scripts" / "queues").glob("*.txt")), ids=lambda p: p.name)
 def test_every_committed_queue_line_reads_as_the_queue_would_run_it(queue, monkeypatch):
     """Configs exist and take their overrides, two-stage lines parse: a typo fails here, not hours into a queue."""
-    from ferkit.config import load_config
-    from ferkit.training.queue import two_stage_options
+    from ferkit.training.queue import entry_config, two_stage_configs
 
     monkeypatch.chdir(ROOT)
     entries = read_queue([queue])
@@ -300,8 +299,6 @@ def test_every_committed_queue_line_reads_as_the_queue_would_run_it(queue, monke
         if entry.is_script:
             assert (ROOT / entry.target).is_file(), entry.target
         elif entry.is_two_stage:
-            (stage1, stage2), words = entry.overrides[:2], entry.overrides[2:]
-            overrides1, overrides2, _ = two_stage_options(list(words))
-            load_config(stage1, overrides1), load_config(stage2, overrides2)
+            two_stage_configs(entry)  # raises on a missing config, an unknown key or a bad option
         else:
-            load_config(entry.target, [f"name={entry.name}", f"out_dir={entry.out_dir}", *entry.overrides])
+            assert entry_config(entry).name == entry.name

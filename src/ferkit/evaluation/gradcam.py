@@ -58,6 +58,18 @@ def layer_names(layer: str) -> list[str]:
     return [name.strip() for name in layer.split(",") if name.strip()]
 
 
+def checked_layers(model: nn.Module, layer: str) -> list[str]:
+    """The names in ``layer``; a FerkitError naming the first that ``model`` does not have, and some it has."""
+    modules = dict(model.named_modules())
+    names = layer_names(layer)
+    for name in names:
+        if name not in modules:
+            known = [n for n in modules if n]
+            raise FerkitError(f"no layer {name!r} in {type(model).__name__}; some of its layers: "
+                              f"{', '.join(known[:4] + ['...'] + known[-4:])}")
+    return names
+
+
 def grad_cam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | torch.Tensor | None = None, *,
              layer: str | None = None, normalize: bool = True) -> CamResult:
     """Grad-CAM maps of batch ``x`` (preprocessed, ``(N, C, H, W)``) for class ``target`` (one for all, one
@@ -67,13 +79,8 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | to
     Runs the model in eval mode in fp32 (its training flag is restored); ``normalize`` divides each map by
     its maximum (an all-zero map stays zero).
     """
-    names = layer_names(layer or default_target_layer(model))
+    names = checked_layers(model, layer or default_target_layer(model))
     modules = dict(model.named_modules())
-    for name in names:
-        if name not in modules:
-            known = [n for n in modules if n]
-            raise FerkitError(f"no layer {name!r} in {type(model).__name__}; some of its layers: "
-                              f"{', '.join(known[:4] + ['...'] + known[-4:])}")
     store: dict[str, torch.Tensor] = {}
 
     def keeper(name: str):

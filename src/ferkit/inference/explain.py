@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import FerkitError
-from ..evaluation.gradcam import default_target_layer, grad_cam, layer_names
+from ..evaluation.gradcam import checked_layers, default_target_layer, grad_cam
 from ..labels import label_index
 from .draw import draw_faces, label_colour
 from .images import as_rgb, load_rgb, save_rgb
@@ -72,12 +72,9 @@ def explain_settings(rec: Recognizer, target: str = PREDICTED, layer: str | None
     index = None if target == PREDICTED else label_index(target, rec.labels)
     try:
         layer = layer or default_target_layer(rec.model)
+        checked_layers(rec.model, layer)
     except FerkitError as exc:
         raise FerkitError(f"{rec.checkpoint}: cannot explain the {rec.info.name} model: {exc}") from None
-    modules = dict(rec.model.named_modules())
-    for name in layer_names(layer):
-        if name not in modules:
-            raise FerkitError(f"{rec.checkpoint}: the {rec.info.name} model has no layer {name!r}")
     _check_classifier(rec)
     return index, layer
 

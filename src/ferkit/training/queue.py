@@ -28,11 +28,14 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import FerkitError
 from ..io import existing_file
 from .store import in_store, run_store
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 log = logging.getLogger(__name__)
 
@@ -222,15 +225,12 @@ def _train_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str
         return "ok" if done.returncode == 0 else "failed"
     if status == "two-stage":
         return _run_two_stage(entry, time_limit_s)
-    from ..config import load_config
     from .run import train
 
-    overrides = [f"name={entry.name}", f"out_dir={entry.out_dir}", *entry.overrides]
-    if time_limit_s > 0:
-        overrides.append(f"train.time_limit_s={time_limit_s:.3f}")
+    budget = [f"train.time_limit_s={time_limit_s:.3f}"] if time_limit_s > 0 else []
     log.info("== train %s%s (%s)", entry.run, " --resume" if status == "resume" else "", entry.folder)
     try:
-        train(load_config(entry.target, overrides), resume=status == "resume")
+        train(entry_config(entry, budget), resume=status == "resume")
     except Exception as exc:  # one broken run must not stop the queue
         log.error("== FAILED: %s: %s", entry.run, exc, exc_info=not isinstance(exc, FerkitError))
         return "failed"
@@ -256,22 +256,36 @@ def two_stage_options(words: Sequence[str]) -> tuple[list[str], list[str], dict]
     return *stage_overrides(args), recipe_options(args)
 
 
+def entry_config(entry: QueueEntry, extra: Sequence[str] = ()) -> Config:
+    """The config a training line runs: its file with the line's name, folder and overrides (then ``extra``)."""
+    from ..config import load_config
+
+    return load_config(entry.target, [f"name={entry.name}", f"out_dir={entry.out_dir}", *entry.overrides, *extra])
+
+
+def two_stage_configs(entry: QueueEntry, shared: Sequence[str] = ()) -> tuple[Config, Config, dict]:
+    """A two-stage line's two stage configs (its shared, then ``shared``, then each stage's overrides) and its
+    recipe options; a FerkitError for a line without both configs or with a bad option."""
+    from ..config import load_config
+
+    if len(entry.overrides) < 2:
+        raise FerkitError("a two-stage line needs STAGE1 and STAGE2 configs")
+    (stage1, stage2), words = entry.overrides[:2], entry.overrides[2:]
+    overrides1, overrides2, options = two_stage_options([*words, *shared])
+    return load_config(stage1, overrides1), load_config(stage2, overrides2), options
+
+
 def _run_two_stage(entry: QueueEntry, time_limit_s: float) -> str:
     """A ``two-stage STAGE1 STAGE2 [key=value ...] [--lr2=RATE ...]`` line, always resumable; ``paused`` when the
     budget ends a stage."""
-    from ..config import load_config
     from .run import RunPaused
     from .two_stage import run_two_stage
 
-    if len(entry.overrides) < 2:
-        log.error("== FAILED: %s: a two-stage line needs STAGE1 and STAGE2 configs", entry.run)
-        return "failed"
-    (stage1, stage2), words = entry.overrides[:2], entry.overrides[2:]
-    log.info("== two-stage %s: %s %s", entry.run, stage1, stage2)
+    log.info("== two-stage %s: %s", entry.run, " ".join(entry.overrides[:2]))
     try:
         budget = [f"train.time_limit_s={time_limit_s:.3f}"] if time_limit_s > 0 else []
-        overrides1, overrides2, options = two_stage_options([*words, *budget])  # the budget: a shared override
-        run_two_stage(load_config(stage1, overrides1), load_config(stage2, overrides2), resume=True, **options)
+        first, second, options = two_stage_configs(entry, budget)  # the budget: a shared override
+        run_two_stage(first, second, resume=True, **options)
     except RunPaused:
         return "paused"
     except FerkitError as exc:

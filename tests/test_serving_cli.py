@@ -102,3 +102,29 @@ def test_serve_gives_onnxruntime_the_threads_per_computation_but_not_torch():
     assert torch_options.threads is None and torch_options.recognizer().backend_name == "torch"
     int8_options = _service_options(_parser().parse_args(["serve", "--backend", "int8", "--threads", "1"]))
     assert int8_options.threads == 1 and int8_options.recognizer().backend_name == "int8"
+
+
+def test_check_port_refuses_a_port_in_use_and_a_number_that_is_no_port():
+    import socket
+
+    from ferkit.errors import FerkitError
+    from ferkit.serving.server import check_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(FerkitError, match=f"127.0.0.1 port {port}: .*in use"):
+            check_port("127.0.0.1", port)
+    check_port("127.0.0.1", port)  # free again once closed
+    with pytest.raises(FerkitError, match="--port 99999: ports run from 0 to 65535"):
+        check_port("127.0.0.1", 99999)
+
+
+@pytest.mark.parametrize(("argv", "message"), [(["--port", "-1"], "--port -1"),
+                                               (["--workers", "0"], "workers must be at least 1, got 0")])
+def test_serve_refuses_bad_options_without_a_traceback(argv, message, capsys):
+    pytest.importorskip("uvicorn", reason="needs the serve extra")
+    assert main(["serve", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

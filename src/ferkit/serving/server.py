@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import socket
 
 from ..errors import FerkitError
 from ..io import output_folder
@@ -34,6 +35,23 @@ def computation_threads(threads: int | None, workers: int | None) -> int:
     return threads
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise a FerkitError when ``port`` is no port or ``host:port`` cannot be listened on (in use, not local)."""
+    if not 0 <= port <= 65535:
+        raise FerkitError(f"--port {port}: ports run from 0 to 65535")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise FerkitError(f"--host {host}: not a name or address this machine can listen on ({exc.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing socket is no bar
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise FerkitError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
+
+
 def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, threads: int | None = None) -> None:
     """Run the service until interrupted.
 
@@ -43,6 +61,7 @@ def serve(settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000, th
     releases the GIL, so workers run detections side by side.
     """
     check_dependencies()
+    check_port(host, port)  # in use or no port: said now, not after the model has loaded
     output_folder(settings.jobs_dir, "jobs folder")  # a bad one fails here, not inside the server's start-up
     threads = computation_threads(threads, settings.workers)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # read when the detector's OpenMP runtime starts
@@ -85,7 +104,7 @@ def serve_command(args: argparse.Namespace) -> int:
               "allowed_hosts": allowed_hosts(args.host, args.allow_host), "max_jobs_bytes": args.jobs_max_mb * MB}
     if args.jobs_dir:
         kwargs["jobs_dir"] = args.jobs_dir
-    if args.workers:
+    if args.workers is not None:  # 0 is refused by the settings, not taken as the default
         kwargs["workers"] = args.workers
     serve(ServeSettings(**kwargs), host=args.host, port=args.port, threads=args.threads)
     return 0

@@ -122,7 +122,8 @@ def test_check_port_refuses_a_port_in_use_and_a_number_that_is_no_port():
 
 
 @pytest.mark.parametrize(("argv", "message"), [(["--port", "-1"], "--port -1"),
-                                               (["--workers", "0"], "workers must be at least 1, got 0")])
+                                               (["--workers", "0"], "workers must be at least 1, got 0"),
+                                               (["--jobs-max-mb", "0"], "--jobs-max-mb must be at least 1, got 0")])
 def test_serve_refuses_bad_options_without_a_traceback(argv, message, capsys):
     pytest.importorskip("uvicorn", reason="needs the serve extra")
     assert main(["serve", *argv]) == 2

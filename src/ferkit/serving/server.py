@@ -100,6 +100,8 @@ def _service_options(args: argparse.Namespace):
 
 def serve_command(args: argparse.Namespace) -> int:
     """The ``ferkit serve`` subcommand."""
+    if args.jobs_max_mb < 1:
+        raise FerkitError(f"--jobs-max-mb must be at least 1, got {args.jobs_max_mb}")
     kwargs = {"options": _service_options(args), "allowed_origins": tuple(args.allow_origin),
               "allowed_hosts": allowed_hosts(args.host, args.allow_host), "max_jobs_bytes": args.jobs_max_mb * MB}
     if args.jobs_dir:

@@ -36,18 +36,19 @@ def computation_threads(threads: int | None, workers: int | None) -> int:
 
 
 def check_port(host: str, port: int) -> None:
-    """Raise a FerkitError when ``port`` is no port or ``host:port`` cannot be listened on (in use, not local)."""
+    """Raise a FerkitError when ``port`` is no port or ``host:port`` cannot be listened on (in use, not local).
+
+    Binds a socket the way uvicorn will (IPv6 when the host has a colon, SO_REUSEADDR) and closes it again.
+    """
     if not 0 <= port <= 65535:
         raise FerkitError(f"--port {port}: ports run from 0 to 65535")
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
-    except socket.gaierror as exc:
-        raise FerkitError(f"--host {host}: not a name or address this machine can listen on ({exc.strerror})") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closing socket is no bar
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(address)
+            probe.bind((host, port))
+        except socket.gaierror as exc:
+            raise FerkitError(f"--host {host}: not a name or address to listen on ({exc.strerror})") from None
         except OSError as exc:
             raise FerkitError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
 

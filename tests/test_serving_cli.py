@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,8 +13,10 @@ import urllib.request
 import pytest
 
 from ferkit.cli import _parser, main
+from ferkit.errors import FerkitError
 from ferkit.inference.options import DEFAULT_DETECT_SIDE
 from ferkit.serving import ServeSettings
+from ferkit.serving.server import check_port
 
 
 def test_serve_options_default_to_this_machine_only():
@@ -105,11 +108,6 @@ def test_serve_gives_onnxruntime_the_threads_per_computation_but_not_torch():
 
 
 def test_check_port_refuses_a_port_in_use_and_a_number_that_is_no_port():
-    import socket
-
-    from ferkit.errors import FerkitError
-    from ferkit.serving.server import check_port
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -83,6 +83,40 @@ def test_a_run_published_under_another_name_is_known_by_the_run_its_metrics_file
                                                                           "new"]
 
 
+def test_a_line_reading_weights_no_line_will_train_is_refused_before_anything_runs(store, tmp_path, capsys):
+    from ferkit.cli import main
+
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"runs/p/body {CONFIG}\n"  # published, its weights gone with an old store
+                     f"runs/p/fresh {CONFIG}\n"  # will train: a later line may start from it
+                     f"runs/s/a {CONFIG} model.init_from=runs/p/fresh/best.pt\n"
+                     f"runs/s/b {CONFIG} model.init_from=runs/kept/best.pt\n"  # in the store
+                     f"runs/d/stage2 two-stage {CONFIG} {CONFIG} model.init_from=runs/p/body/best.pt\n"
+                     f"runs/s/c {CONFIG} train.teacher_cache=runs/teachers/gone.json\n")
+    (store / "kept").mkdir(parents=True)
+    (store / "kept" / "best.pt").write_bytes(b"weights")
+    published = tmp_path / "work" / "checkpoints"
+    published.mkdir()
+    (published / "body.json").write_text("{}")
+    with pytest.raises(FerkitError) as refused:
+        run_queue([queue])
+    message = str(refused.value)
+    assert "runs/d/stage2 reads runs/p/body/best.pt" in message and "runs/p/body is skipped as published" in message
+    assert "runs/s/c reads runs/teachers/gone.json" in message
+    assert "fresh" not in message and "kept" not in message
+    assert not (store / "p").exists()  # nothing trained
+
+    assert main(["queue", str(queue), "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed[1:]] == ["published", "new", "new", "new", "two-stage", "new",
+                                                        "missing", "missing"]
+    (store / "teachers").mkdir()
+    (store / "teachers" / "gone.json").write_text("{}")  # restored: only the published run's weights are missing
+    (published / "body.json").unlink()  # no longer published: the first line trains it
+    assert main(["queue", str(queue), "--list"]) == 0
+    assert "missing" not in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_queue_trains_in_order_in_the_store_skips_done_and_published_and_resumes(store, csv, tmp_path, caplog):
     caplog.set_level("INFO", logger="ferkit")
@@ -207,6 +241,12 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights_as_an_uninterrupted_
         assert torch.equal(got["model_checkpoint"]["state_dict"][key], tensor), key
 
 
+def _store_stage1_body(store: Path) -> None:
+    """The autoencoder body System D's stage-1 config starts from, as a queue would find it in the store."""
+    (store / "pretrain" / "vgg16_bn_ae_fer2013").mkdir(parents=True)
+    (store / "pretrain" / "vgg16_bn_ae_fer2013" / "best.pt").write_bytes(b"weights")
+
+
 def test_two_stage_lines_run_the_recipe_resumably_and_count_as_done_once_summarised(store, tmp_path, monkeypatch):
     from ferkit.training import two_stage
     from ferkit.training.run import RunPaused
@@ -224,6 +264,7 @@ def test_two_stage_lines_run_the_recipe_resumably_and_count_as_done_once_summari
     queue = tmp_path / "q.txt"
     stages = f"{ROOT}/configs/system_d_vgg16_bn_stage1.toml {ROOT}/configs/system_d_vgg16_bn_stage2.toml"
     queue.write_text(f"runs/system_d/system_d_vgg16_bn_stage2 two-stage {stages} train.epochs=1\n")
+    _store_stage1_body(store)
     assert run_queue([queue]) == [("runs/system_d/system_d_vgg16_bn_stage2", "paused")]
     assert run_queue([queue]) == [("runs/system_d/system_d_vgg16_bn_stage2", "finished")]
     assert run_queue([queue]) == [("runs/system_d/system_d_vgg16_bn_stage2", "done")]
@@ -244,6 +285,7 @@ def test_two_stage_lines_pass_the_recipes_options_and_refuse_unknown_ones(store,
     monkeypatch.setattr(two_stage, "run_two_stage", recipe)
     stages = f"{ROOT}/configs/system_d_vgg16_bn_stage1.toml {ROOT}/configs/system_d_vgg16_bn_stage2.toml"
     queue = tmp_path / "q.txt"
+    _store_stage1_body(store)
     queue.write_text(f"runs/a/s2 two-stage {stages} --lr2=5.72e-5 train.epochs=2 --steps=20\n"
                      f"runs/b/s2 two-stage {stages} --lr3=1e-3\n"
                      f"runs/c/s2 two-stage {stages} --steps=many\n"

@@ -27,14 +27,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..training.queue import listed_status, read_queue, run_queue
+    from ..training.queue import listed_status, read_queue, run_queue, unmet_inputs
     from ..training.store import run_store
 
     published = Path(args.published)
     if args.list:
         print(f"run store: {run_store()}")  # noqa: T201
-        for entry in read_queue(args.queues):
+        entries = read_queue(args.queues)
+        for entry in entries:
             print(f"{listed_status(entry, published):9s} {entry.run}")  # noqa: T201
+        for problem in unmet_inputs(entries, published):
+            print(f"missing   {problem}")  # noqa: T201
         return 0
     outcomes = run_queue(args.queues, published=published, time_limit_s=args.time_limit * 60)
     return 1 if any(outcome == "failed" for _, outcome in outcomes) else 0

@@ -125,6 +125,54 @@ def published_runs(published: Path) -> set[str]:
     return runs
 
 
+def config_inputs(config: Config) -> list[str]:
+    """The files a training config reads: its data, starting weights and teachers (as written, ``runs/...`` too)."""
+    return [path for path in (config.data.path, config.data.ferplus_path, config.model.init_from,
+                              config.model.pretrained, *config.train.teacher, config.train.teacher_cache) if path]
+
+
+def entry_inputs(entry: QueueEntry) -> list[str]:
+    """The ``runs/...`` files a training or two-stage line reads (stage 2's start, made by stage 1, excepted); none
+    for a script line, or a line whose config cannot be read (that line fails on its own when its turn comes)."""
+    if entry.is_script:
+        return []
+    try:
+        configs = two_stage_configs(entry)[:1] if entry.is_two_stage else [entry_config(entry)]
+    except FerkitError:
+        return []
+    return [path for config in configs for path in config_inputs(config) if path.startswith("runs/")]
+
+
+def unmet_inputs(entries: Sequence[QueueEntry], published: Path) -> list[str]:
+    """One message for each ``runs/...`` file a line that will train reads which the run store lacks and no
+    earlier line trains: above all the weights of a run skipped as published whose folder went with an old store."""
+    problems, made = [], []
+    for entry in entries:
+        status = entry_status(entry, published)
+        if status not in ("done", "published"):
+            for path in entry_inputs(entry):
+                maker = next((e for e in made if PurePosixPath(path).is_relative_to(_made_under(e))), None)
+                if maker is None and not in_store(path).exists():
+                    problems.append(f"{entry.run} reads {path}, which the run store ({run_store()}) lacks"
+                                    + _skipped_because(path, entries, published))
+            made.append(entry)
+    return problems
+
+
+def _made_under(entry: QueueEntry) -> PurePosixPath:
+    """The folder a line writes: its run's, or for a two-stage line the one holding both stages."""
+    return PurePosixPath(entry.out_dir if entry.is_two_stage else entry.run)
+
+
+def _skipped_because(path: str, entries: Sequence[QueueEntry], published: Path) -> str:
+    """Why no line makes ``path`` although one names its folder: that line's run is skipped as published."""
+    for entry in entries:
+        if PurePosixPath(path).is_relative_to(_made_under(entry)) and entry_status(entry, published) == "published":
+            return (f"; {entry.run} is skipped as published in {published}, weights or not: give the run a new "
+                    "name to train it again")
+    return ""
+
+
 def _cores() -> list[int]:
     """The cores this process may run on (``taskset`` narrows them); every core where the platform cannot say."""
     try:
@@ -166,6 +214,9 @@ def run_queue(paths: Sequence[str | Path], *, published: Path = Path("checkpoint
     the budget of this whole call, each run getting what is left as its ``train.time_limit_s``.
     """
     entries = read_queue(paths)  # every file checked before anything runs
+    problems = unmet_inputs(entries, published)
+    if problems:
+        raise FerkitError("; ".join(problems))
     deadline = time.monotonic() + time_limit_s if time_limit_s > 0 else None
     outcomes: list[tuple[str, str]] = []
     with trainer_lock():

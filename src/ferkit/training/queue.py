@@ -10,8 +10,10 @@ resumed; the rest start. A line ``OUT_DIR/NAME two-stage STAGE1 STAGE2 [key=valu
 ``--stage2-override=key=value`` on such a line are ``ferkit two-stage``'s options); one whose CONFIG is a Python
 script runs ``python SCRIPT [args] --resume`` (the script itself resumes what it finished). Runs under ``runs/``
 live in the run store (:mod:`ferkit.training.store`), so the same command continues the queue after a fresh
-checkout. A lock per core in the store refuses a second queue on a core a queue already trains on: two trainings on
-one core slow each other many times over; queues pinned to different cores run side by side.
+checkout. A queue whose lines read ``runs/...`` files that the store lacks and no earlier line trains (a published
+run's weights after its store was lost) is refused before anything trains (:func:`unmet_inputs`).
+A lock per core in the store refuses a second queue on a core a queue already trains on: two trainings on one core
+slow each other many times over; queues pinned to different cores run side by side.
 """
 
 from __future__ import annotations

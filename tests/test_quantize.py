@@ -15,7 +15,7 @@ from ferkit.inference.backends import OnnxBackend, is_int8_onnx
 from ferkit.labels import EMOTIONS
 from ferkit.models.export import export_checkpoint
 from ferkit.models.quantize import calibration_faces
-from synthetic import small_checkpoint
+from synthetic import FACE_INPUT, small_checkpoint
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'ferkit[onnx]')")
 pytest.importorskip("onnx", reason="onnx not installed (pip install 'ferkit[onnx]')")
@@ -72,6 +72,24 @@ def test_int8_probabilities_close_to_the_float_model(checkpoint, int8_file):
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     assert 0 < np.abs(probs - reference).max() < 0.05  # quantized: close, but not the same numbers
     assert (probs.argmax(1) == reference.argmax(1)).mean() >= 0.9
+
+
+def test_attention_networks_quantize_too(tmp_path):
+    """CBAM's channel max-pool (ReduceMax, axes as an input) defeats onnxruntime's symbolic shape inference: the
+    export falls back to ONNX's own, and the int8 file still follows the float model."""
+    from ferkit.models import create_model, save_model
+    from ferkit.models.checkpoint import ModelInfo
+
+    torch.manual_seed(0)
+    model = create_model("cnn_attention")
+    info = ModelInfo(name="cnn_attention", args={}, labels=EMOTIONS, preprocessing=FACE_INPUT)
+    checkpoint = save_model(tmp_path / "attention.pt", model, info)
+    out = export_checkpoint(checkpoint, tmp_path / "attention-int8.onnx", "onnx-int8",
+                            calibration=_smooth_faces(64, seed=1))
+    faces = _smooth_faces(32, seed=2)
+    reference = Recognizer.from_checkpoint(checkpoint).predict_faces(faces)
+    probs = Recognizer.from_checkpoint(out, backend="int8", threads=1).predict_faces(faces)
+    assert is_int8_onnx(OnnxBackend(out)) and np.abs(probs - reference).max() < 0.05
 
 
 def test_int8_needs_calibration_and_an_int8_file(tmp_path, checkpoint):

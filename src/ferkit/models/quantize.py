@@ -83,7 +83,7 @@ def quantize_onnx(model: bytes, faces: np.ndarray, preprocessing: Preprocessing,
     with tempfile.TemporaryDirectory(prefix="ferkit-int8-") as tmp:
         float_path, pre_path, int8_path = (Path(tmp) / n for n in ("float.onnx", "pre.onnx", "int8.onnx"))
         float_path.write_bytes(model)
-        quant_pre_process(str(float_path), str(pre_path))
+        _pre_process(quant_pre_process, float_path, pre_path)
         quantize_static(str(pre_path), str(int8_path), _Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range,
                         calibrate_method=CalibrationMethod.MinMax)
@@ -99,3 +99,16 @@ def quantize_onnx(model: bytes, faces: np.ndarray, preprocessing: Preprocessing,
         entry.key, entry.value = key, value
     log.info("quantized to int8 with %d calibration faces", len(faces))
     return quantized.SerializeToString()
+
+
+def _pre_process(quant_pre_process, source: Path, target: Path) -> None:
+    """onnxruntime's pre-processing before quantization; where its symbolic shape inference fails on a graph
+    (it cannot size a convolution after ``ReduceMax`` with axes given as an input, as in CBAM attention), the
+    same without it: ONNX's own shape inference sizes every tensor of these fixed-size networks."""
+    try:
+        quant_pre_process(str(source), str(target))
+    except (TypeError, ValueError, KeyError, AssertionError) as exc:
+        log.info("symbolic shape inference failed (%s: %s); pre-processing with ONNX's shape inference only",
+                 type(exc).__name__, exc)
+        quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
+

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,7 @@ def quantize_onnx(model: bytes, faces: np.ndarray, preprocessing: Preprocessing,
     return quantized.SerializeToString()
 
 
-def _pre_process(quant_pre_process, source: Path, target: Path) -> None:
+def _pre_process(quant_pre_process: Callable[..., None], source: Path, target: Path) -> None:
     """onnxruntime's pre-processing before quantization; where its symbolic shape inference fails on a graph
     (it cannot size a convolution after ``ReduceMax`` with axes given as an input, as in CBAM attention), the
     same without it: ONNX's own shape inference sizes every tensor of these fixed-size networks."""
@@ -111,4 +112,3 @@ def _pre_process(quant_pre_process, source: Path, target: Path) -> None:
         log.info("symbolic shape inference failed (%s: %s); pre-processing with ONNX's shape inference only",
                  type(exc).__name__, exc)
         quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
-

@@ -153,8 +153,8 @@ def unmet_inputs(entries: Sequence[QueueEntry], published: Path) -> list[str]:
         status = entry_status(entry, published)
         if status not in ("done", "published"):
             for path in entry_inputs(entry):
-                maker = next((e for e in made if PurePosixPath(path).is_relative_to(_made_under(e))), None)
-                if maker is None and not in_store(path).exists():
+                trained_earlier = any(PurePosixPath(path).is_relative_to(_made_under(e)) for e in made)
+                if not trained_earlier and not in_store(path).exists():
                     problems.append(f"{entry.run} reads {path}, which the run store ({run_store()}) lacks"
                                     + _skipped_because(path, entries, published))
             made.append(entry)

@@ -148,15 +148,16 @@ def entry_inputs(entry: QueueEntry) -> list[str]:
 def unmet_inputs(entries: Sequence[QueueEntry], published: Path) -> list[str]:
     """One message for each ``runs/...`` file a line that will train reads which the run store lacks and no
     earlier line trains: above all the weights of a run skipped as published whose folder went with an old store."""
+    statuses = [entry_status(entry, published) for entry in entries]  # each reads every published record
+    skipped = [entry for entry, status in zip(entries, statuses) if status == "published"]
     problems, made = [], []
-    for entry in entries:
-        status = entry_status(entry, published)
+    for entry, status in zip(entries, statuses):
         if status not in ("done", "published"):
             for path in entry_inputs(entry):
                 trained_earlier = any(PurePosixPath(path).is_relative_to(_made_under(e)) for e in made)
                 if not trained_earlier and not in_store(path).exists():
                     problems.append(f"{entry.run} reads {path}, which the run store ({run_store()}) lacks"
-                                    + _skipped_because(path, entries, published))
+                                    + _skipped_because(path, skipped, published))
             made.append(entry)
     return problems
 
@@ -166,10 +167,10 @@ def _made_under(entry: QueueEntry) -> PurePosixPath:
     return PurePosixPath(entry.out_dir if entry.is_two_stage else entry.run)
 
 
-def _skipped_because(path: str, entries: Sequence[QueueEntry], published: Path) -> str:
-    """Why no line makes ``path`` although one names its folder: that line's run is skipped as published."""
-    for entry in entries:
-        if PurePosixPath(path).is_relative_to(_made_under(entry)) and entry_status(entry, published) == "published":
+def _skipped_because(path: str, skipped: Sequence[QueueEntry], published: Path) -> str:
+    """Why no line makes ``path`` although one names its folder: that line's run (of ``skipped``) is published."""
+    for entry in skipped:
+        if PurePosixPath(path).is_relative_to(_made_under(entry)):
             return (f"; {entry.run} is skipped as published in {published}, weights or not: give the run a new "
                     "name to train it again")
     return ""

@@ -11,9 +11,12 @@ recall, size on disk, parameters, and classifier faces/s at batch 256 on this CP
 (torch backend, or onnxruntime for the int8 file; wall clock, after a warm-up). Published figures are quoted
 from the papers, not run here, and marked so. Writes the markdown to ``--out`` and prints it.
 
-With ``--cache-dir`` each model's accuracy figures are kept in ``CACHE/leaderboard/`` under the sha256 of its
-file and of the faces it was scored on, so a re-run scores only new or changed models (minutes, not an hour);
-faces/s is measured afresh every run. ``--no-cache`` scores everything again.
+Each model's accuracy figures are kept in ``--scores-dir`` (default ``benchmarks/leaderboard_scores/``, committed
+with the page it feeds) under the sha256 of its file and of the faces it was scored on (and, for an int8 file, whether
+the CPU has VNNI, which changes its arithmetic), so a re-run on any machine scores only new or changed models
+(minutes, not the hour a full scoring takes); rows of models no longer in the repository are removed. faces/s is
+measured afresh every run. ``--no-cache`` scores everything again and rewrites the rows. ``--cache-dir`` is the
+FER2013 reader's parse cache.
 """
 
 from __future__ import annotations
@@ -97,8 +100,10 @@ def faces_per_second(rec, faces: np.ndarray, repeat: int = 3) -> float:
     return repeat * len(faces) / (time.perf_counter() - start)
 
 
-#: Bumped when the figures :func:`scores` computes change meaning: older cached rows are then ignored.
+#: Bumped when the figures :func:`scores` computes change meaning: older kept rows are then ignored.
 SCORES_VERSION = 2
+#: Each model file's accuracy figures, committed beside the page they feed (:func:`scores_file`).
+SCORES_DIR = ROOT / "benchmarks" / "leaderboard_scores"
 
 
 def scores(path: Path, private, public, ck) -> dict:
@@ -120,29 +125,36 @@ def scores(path: Path, private, public, ck) -> dict:
     return row
 
 
-def cached_scores(path: Path, faces_key: str, cache: Path | None, compute) -> dict:
-    """``compute()``, or the row a previous run stored for the same file, faces and :data:`SCORES_VERSION`."""
-    from ferkit.io import atomic_write_text, file_sha256
+def scores_file(path: Path, faces_key: str, scores_dir: Path) -> Path:
+    """Where the accuracy figures of model file ``path`` scored on the faces ``faces_key`` are kept."""
+    from ferkit.inference.backends import is_onnx_file
+    from ferkit.io import file_sha256
+    from ferkit.machine import has_vnni
 
-    if cache is None:
-        return compute()
-    target = cache / f"{file_sha256(path)[:20]}-{faces_key[:12]}-v{SCORES_VERSION}.json"
-    if target.is_file():
+    cpu = ("-vnni" if has_vnni() else "-novnni") if is_onnx_file(path) else ""
+    return scores_dir / f"{file_sha256(path)[:20]}-{faces_key[:12]}-v{SCORES_VERSION}{cpu}.json"
+
+
+def cached_scores(target: Path, rescore: bool, compute) -> dict:
+    """The row kept in ``target`` by an earlier run, or ``compute()`` kept there (always with ``rescore``)."""
+    from ferkit.io import atomic_write_text
+
+    if target.is_file() and not rescore:
         return json.loads(target.read_text())
     row = compute()
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, json.dumps(row))
+    atomic_write_text(target, json.dumps(row, indent=1) + "\n")
     return row
 
 
-def measure(name: str, path: Path, data: tuple, faces_key: str, cache: Path | None) -> dict:
-    """One leaderboard row: cached (or fresh) accuracy figures, size, and faces/s measured now."""
+def measure(name: str, path: Path, data: tuple, scores_at: Path, rescore: bool) -> dict:
+    """One leaderboard row: kept (or fresh) accuracy figures, size, and faces/s measured now."""
     from ferkit.evaluation.model_size import size_on_disk_mb
     from ferkit.inference import Recognizer
     from ferkit.inference.backends import is_onnx_file
 
     row = {"name": name, "file": str(path.relative_to(ROOT)), "size_mb": size_on_disk_mb(path),
-           **cached_scores(path, faces_key, cache, lambda: scores(path, *data))}
+           **cached_scores(scores_at, rescore, lambda: scores(path, *data))}
     rec = Recognizer(path, backend="int8" if is_onnx_file(path) else "torch", batch_size=256)
     row["faces_per_s"] = faces_per_second(rec, data[0].images)
     return row
@@ -204,9 +216,9 @@ def markdown(rows: list[dict], commands: dict[str, str]) -> str:
     from ferkit.machine import cpu_capability
 
     lines = ["# FER2013 leaderboard", "",
-             "Written by `python benchmarks/leaderboard.py --cache-dir .cache` (ferkit rows measured on this machine; "
-             "accuracy figures kept per model file in the cache, faces/s measured in the run, wall clock, so a busy "
-             "machine lowers it).", "",
+             "Written by `python benchmarks/leaderboard.py` (ferkit rows measured on this machine; each model "
+             "file's accuracy figures kept in benchmarks/leaderboard_scores/ and scored again by `--no-cache`; "
+             "faces/s measured in the run, wall clock, so a busy machine lowers it).", "",
              f"nproc {os.cpu_count()}, this run on {len(os.sched_getaffinity(0))} core(s) with "
              f"{torch.get_num_threads()} torch thread(s), CPU capability {cpu_capability()} (the int8 row's accuracy "
              f"and speed depend on it: VNNI or not), load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", "",
@@ -241,7 +253,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "leaderboard.md")
-    parser.add_argument("--no-cache", action="store_true", help="score every model again (ignore cached rows)")
+    parser.add_argument("--scores-dir", type=Path, default=SCORES_DIR, help="where each model's figures are kept")
+    parser.add_argument("--no-cache", action="store_true", help="score every model again (ignore kept rows)")
     args = parser.parse_args()
 
     from ferkit.data.fer2013 import read_fer2013
@@ -253,11 +266,14 @@ def main() -> None:
     private, public = fer.split("PrivateTest"), fer.split("PublicTest")
     ck = read_folder(args.data / "ckplus48", size=48)  # contempt, a class FER2013 lacks, is left out
     faces_key = faces_sha256(np.concatenate([d.images.reshape(len(d), -1) for d in (private, public, ck)]))
-    cache = None if args.no_cache or args.cache_dir is None else args.cache_dir / "leaderboard"
-    rows, commands = [], {}
+    rows, commands, kept = [], {}, set()
     for name, path, command in committed_models():
-        rows.append(measure(name, path, (private, public, ck), faces_key, cache))
+        scores_at = scores_file(path, faces_key, args.scores_dir)
+        rows.append(measure(name, path, (private, public, ck), scores_at, args.no_cache))
         commands[name] = command
+        kept.add(scores_at)
+    for stale in set(args.scores_dir.glob("*.json")) - kept:  # models that left the repository
+        stale.unlink()
     text = markdown(rows, commands)
     atomic_write_text(args.out, text)
     print(text)  # noqa: T201

@@ -14,7 +14,8 @@ from the papers, not run here, and marked so. Writes the markdown to ``--out`` a
 Each model's accuracy figures are kept in ``--scores-dir`` (default ``benchmarks/leaderboard_scores/``, committed
 with the page it feeds) under the sha256 of its file and of the faces it was scored on (and, for an int8 file, whether
 the CPU has VNNI, which changes its arithmetic), so a re-run on any machine scores only new or changed models
-(minutes, not the hour a full scoring takes); rows of models no longer in the repository are removed. faces/s is
+(minutes, not the hour a full scoring takes); rows of models no longer in the repository
+(scored on the same faces) are removed. faces/s is
 measured afresh every run. ``--no-cache`` scores everything again and rewrites the rows. ``--cache-dir`` is the
 FER2013 reader's parse cache.
 """
@@ -272,7 +273,7 @@ def main() -> None:
         rows.append(measure(name, path, (private, public, ck), scores_at, args.no_cache))
         commands[name] = command
         kept.add(scores_at)
-    for stale in set(args.scores_dir.glob("*.json")) - kept:  # models that left the repository
+    for stale in set(args.scores_dir.glob(f"*-{faces_key[:12]}-*.json")) - kept:  # models that left the repository
         stale.unlink()
     text = markdown(rows, commands)
     atomic_write_text(args.out, text)

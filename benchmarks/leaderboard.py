@@ -12,12 +12,11 @@ recall, size on disk, parameters, and classifier faces/s at batch 256 on this CP
 from the papers, not run here, and marked so. Writes the markdown to ``--out`` and prints it.
 
 Each model's accuracy figures are kept in ``--scores-dir`` (default ``benchmarks/leaderboard_scores/``, committed
-with the page it feeds) under the sha256 of its file and of the faces it was scored on (and, for an int8 file, whether
-the CPU has VNNI, which changes its arithmetic), so a re-run on any machine scores only new or changed models
-(minutes, not the hour a full scoring takes); rows of models no longer in the repository
-(scored on the same faces) are removed. faces/s is
-measured afresh every run. ``--no-cache`` scores everything again and rewrites the rows. ``--cache-dir`` is the
-FER2013 reader's parse cache.
+with the page it feeds) under the sha256 of its file and of the faces it was scored on (and, for an int8 file,
+whether the CPU has VNNI, which changes its arithmetic), so a re-run on any machine scores only new or changed
+models (minutes, not the hour a full scoring takes); the rows of models no longer in the repository (scored on the
+same faces) are removed. faces/s is measured afresh every run. ``--no-cache`` scores everything again and rewrites
+the rows. ``--cache-dir`` is the FER2013 reader's parse cache.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +59,6 @@ def quantize_onnx(model: bytes, faces: np.ndarray, preprocessing: Preprocessing,
             QuantType,
             quantize_static,
         )
-        from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError:
         raise FerkitError("int8 quantization needs onnx and onnxruntime: pip install 'ferkit[onnx]'") from None
     faces = np.asarray(faces)
@@ -84,7 +82,7 @@ def quantize_onnx(model: bytes, faces: np.ndarray, preprocessing: Preprocessing,
     with tempfile.TemporaryDirectory(prefix="ferkit-int8-") as tmp:
         float_path, pre_path, int8_path = (Path(tmp) / n for n in ("float.onnx", "pre.onnx", "int8.onnx"))
         float_path.write_bytes(model)
-        _pre_process(quant_pre_process, float_path, pre_path)
+        _pre_process(float_path, pre_path)
         quantize_static(str(pre_path), str(int8_path), _Faces(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range,
                         calibrate_method=CalibrationMethod.MinMax)
@@ -102,10 +100,12 @@ def quantize_onnx(model: bytes, faces: np.ndarray, preprocessing: Preprocessing,
     return quantized.SerializeToString()
 
 
-def _pre_process(quant_pre_process: Callable[..., None], source: Path, target: Path) -> None:
+def _pre_process(source: Path, target: Path) -> None:
     """onnxruntime's pre-processing before quantization; where its symbolic shape inference fails on a graph
     (it cannot size a convolution after ``ReduceMax`` with axes given as an input, as in CBAM attention), the
     same without it: ONNX's own shape inference sizes every tensor of these fixed-size networks."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
     try:
         quant_pre_process(str(source), str(target))
     except (TypeError, ValueError, KeyError, AssertionError) as exc:

@@ -6,12 +6,15 @@ run that dies), so they check what a user runs. Run as a script, this file is th
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import json
 import os
 import signal
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +97,46 @@ def test_rank_seeds_differ_by_rank_and_epoch_and_repeat():
     seeds = {(epoch, rank): distributed.rank_seed(7, epoch, rank) for epoch in (1, 2) for rank in (0, 1)}
     assert len(set(seeds.values())) == 4
     assert distributed.rank_seed(7, 2, 1) == seeds[2, 1] and distributed.rank_seed(8, 2, 1) != seeds[2, 1]
+
+
+class _Cycle:
+    """An object in a reference cycle, as a run is (its callbacks hold its bound methods)."""
+
+    def __init__(self):
+        self.me = self
+
+
+@pytest.fixture
+def fake_group(monkeypatch):
+    """``session()`` as rank 0 of 2, with the process-group calls recorded instead of made."""
+    calls = []
+    for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend: calls.append("init"))
+    monkeypatch.setattr(distributed.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(distributed.dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(distributed.dist, "get_backend", lambda: "gloo")
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    gc.disable()  # only session() may collect the cycle
+    yield calls
+    gc.enable()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_block_s_cycles_are_freed_before_the_group_is_destroyed(fake_group, monkeypatch, fails):
+    held = {}
+
+    def destroy():
+        fake_group.append("destroy, cycle freed" if held["ref"]() is None else "destroy, cycle alive")
+
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", destroy)
+    with contextlib.suppress(KeyError), distributed.session() as env:
+        assert env == DistEnv(0, 2, 0)
+        held["ref"] = weakref.ref(_Cycle())
+        if fails:
+            raise KeyError("a run that failed")
+    assert fake_group == ["init"] + ([] if fails else ["barrier"]) + ["destroy, cycle freed"]
 
 
 # --- real two-process runs --------------------------------------------------------------------------------------

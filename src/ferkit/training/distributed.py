@@ -140,8 +140,8 @@ def _free_wrappers() -> None:
 
     A run's callbacks hold bound methods of the run, so its DistributedDataParallel wrapper (whose reducer
     holds the group and its pending work) outlives the block until the cyclic collector runs. Left to the
-    interpreter's exit, a gloo worker could be torn down after the group, which aborted a rank (SIGABRT,
-    "terminate called without an active exception") once in CI.
+    interpreter's exit, the wrapper is torn down after the group: the likely cause of a rank that aborted once
+    in CI (SIGABRT, "terminate called without an active exception") after its run had finished.
     """
     gc.collect()
 

@@ -118,9 +118,11 @@ def fake_group(monkeypatch):
     monkeypatch.setattr(distributed.dist, "get_rank", lambda: 0)
     monkeypatch.setattr(distributed.dist, "get_backend", lambda: "gloo")
     monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    was_enabled = gc.isenabled()
     gc.disable()  # only session() may collect the cycle
     yield calls
-    gc.enable()
+    if was_enabled:
+        gc.enable()
 
 
 @pytest.mark.parametrize("fails", [False, True])

@@ -126,24 +126,25 @@ def session() -> Iterator[DistEnv]:
         yield env
     except BaseException:
         if created:
-            _free_wrappers()
-            dist.destroy_process_group()
+            _leave_group(wait_for_all=False)
         raise
     if created:
-        _free_wrappers()
-        dist.barrier()  # every rank done with its last collective before any tears the group down
-        dist.destroy_process_group()
+        _leave_group(wait_for_all=True)
 
 
-def _free_wrappers() -> None:
-    """Free what the block left in reference cycles while the group still lives.
+def _leave_group(*, wait_for_all: bool) -> None:
+    """Destroy the process group this process created, after freeing what the block left in reference cycles.
 
     A run's callbacks hold bound methods of the run, so its DistributedDataParallel wrapper (whose reducer
     holds the group and its pending work) outlives the block until the cyclic collector runs. Left to the
     interpreter's exit, the wrapper is torn down after the group: the likely cause of a rank that aborted once
     in CI (SIGABRT, "terminate called without an active exception") after its run had finished.
+    ``wait_for_all``: every rank done with its last collective before any tears the group down.
     """
     gc.collect()
+    if wait_for_all:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def wrap(model: nn.Module, env: DistEnv, *, find_unused_parameters: bool = False) -> nn.Module:

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from ferkit.cli import main
+from synthetic import small_checkpoint
 
 MB = 2**20
 
@@ -85,6 +86,31 @@ def test_cli_refuses_a_bad_output_path_before_any_work(bad_out, tmp_path, capsys
     err = capsys.readouterr().err
     assert str(out) in err and "Traceback" not in err, err
     assert blocker.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("command", ["export fp16", "export onnx", "ensemble", "batch"])
+@pytest.mark.parametrize("bad_out", ["a folder", "under a file"])
+def test_every_writing_command_refuses_an_output_it_cannot_write(command, bad_out, tmp_path, capsys):
+    checkpoint = small_checkpoint(tmp_path / "model.pt")
+    blocker = tmp_path / "taken"
+    blocker.write_text("keep me")
+    out = str(tmp_path if bad_out == "a folder" else blocker / "out.pt")
+    if command == "batch":
+        pytest.importorskip("pyarrow")
+        photo = tmp_path / "p.jpg"
+        photo.write_bytes(_jpeg(_noise()))
+        out = str(blocker if bad_out == "a folder" else blocker / "results")
+    argv = {"export fp16": ["export", str(checkpoint), "--format", "fp16", "--out", out],
+            "export onnx": ["export", str(checkpoint), "--format", "onnx", "--out", out],
+            "ensemble": ["ensemble", str(checkpoint), str(checkpoint), "--out", out],
+            "batch": ["batch", str(tmp_path / "p.jpg"), "--model", str(checkpoint), "--out", out]}[command]
+    before = sorted(tmp_path.rglob("*"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    named = out if bad_out == "a folder" else str(blocker)  # the output, or the file standing in its way
+    assert named in err and "Traceback" not in err, err
+    assert blocker.read_text() == "keep me"
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 @pytest.mark.parametrize("mode", ["I;16", "CMYK"])

@@ -312,3 +312,17 @@ def test_two_stage_applies_each_stage_override_to_its_own_stage_only(monkeypatch
     assert code == 0
     assert seen == {"epochs": (4, 30), "seeds": (3, 3)}
     assert '"lr2": 5e-05' in capsys.readouterr().out
+
+
+def test_a_file_system_refusal_is_reported_as_one_line_naming_the_path(monkeypatch, capsys):
+    from ferkit.cli import export
+
+    def disk_full(args):
+        raise OSError(28, "No space left on device", "/data/out.onnx")
+
+    monkeypatch.setattr(export, "run", disk_full)
+    assert main(["export", "model.pt", "--format", "onnx", "--out", "/data/out.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err == "ferkit export: error: No space left on device: /data/out.onnx\n"
+    with pytest.raises(OSError):
+        main(["-v", "export", "model.pt", "--format", "onnx", "--out", "/data/out.onnx"])

@@ -1,4 +1,4 @@
-"""ferkit.io: file digests, interrupts held over a write."""
+"""ferkit.io: atomic writes, file digests, interrupts held over a write."""
 
 from __future__ import annotations
 
@@ -11,7 +11,32 @@ import time
 import numpy as np
 import pytest
 
-from ferkit.io import file_sha256, interrupts_held
+from ferkit.errors import FerkitError
+from ferkit.io import atomic_open, file_sha256, interrupts_held
+
+
+def test_atomic_open_replaces_the_file_only_when_the_block_succeeds(tmp_path):
+    path = tmp_path / "new" / "out.bin"
+    with atomic_open(path) as handle:
+        handle.write(b"first")
+    with pytest.raises(RuntimeError), atomic_open(path) as handle:
+        handle.write(b"half")
+        raise RuntimeError("cut off")
+    assert path.read_bytes() == b"first"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["out.bin"]
+
+
+@pytest.mark.parametrize("where", ["a folder", "under a file", "under a file's child"])
+def test_atomic_open_refuses_a_path_it_cannot_write_naming_it(where, tmp_path):
+    blocker = tmp_path / "taken.txt"
+    blocker.write_text("keep me")
+    path = {"a folder": tmp_path, "under a file": blocker / "out.bin",
+            "under a file's child": blocker / "sub" / "out.bin"}[where]
+    with pytest.raises(FerkitError, match="cannot write") as caught, atomic_open(path) as handle:
+        handle.write(b"never")
+    assert str(path) in str(caught.value)
+    assert blocker.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.txt"]
 
 
 def test_file_sha256_matches_hashlib_across_blocks(tmp_path):

@@ -20,8 +20,7 @@ from .errors import FerkitError
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temporary_beside(path)
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -35,6 +34,19 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """Create the folder of ``path`` and a temporary file in it, or raise a FerkitError naming ``path``."""
+    if path.is_dir():
+        raise FerkitError(f"cannot write {path}: it is a folder, expected a file name")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise FerkitError(f"cannot write {path}: {path.parent} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise FerkitError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 @contextlib.contextmanager

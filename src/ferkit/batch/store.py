@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from ..errors import FerkitError
 from ..inference.rows import SORT_KEYS
-from ..io import atomic_open, atomic_write_text
+from ..io import atomic_open, atomic_write_text, output_folder
 from .analyze import InputResult
 
 try:
@@ -87,9 +87,8 @@ class BatchStore:
         self._lock = None
 
     def __enter__(self) -> BatchStore:
-        if self.out.exists() and not self.out.is_dir():
-            raise FerkitError(f"--out {self.out} is a file, expected a folder")
-        self.faces_dir.mkdir(parents=True, exist_ok=True)
+        output_folder(self.out, what="--out folder")
+        output_folder(self.faces_dir, what="--out folder")
         self._acquire_lock()
         try:
             self._check_settings()

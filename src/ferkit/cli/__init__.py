@@ -58,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"ferkit {args.command}: error: {exc}", file=sys.stderr)  # noqa: T201
         return 2
+    except OSError as exc:  # the file system refused (full disk, permissions): name the path, not the stack
+        if args.verbose:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"ferkit {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)  # noqa: T201
+        return 2
     except KeyboardInterrupt:
         hint = " (continue with --resume)" if args.command == "train" else ""
         print(f"ferkit {args.command}: interrupted{hint}", file=sys.stderr)  # noqa: T201

@@ -183,16 +183,17 @@ def _last(run_dir: Path) -> dict:
     return torch.load(run_dir / "last.pt", weights_only=True)
 
 
-@pytest.fixture(scope="module")
-def parity_runs(tmp_path_factory):
-    """The same run (no batch norm, no dropout, no augmentation) by 1 process and by 2 under torchrun.
+@pytest.fixture(scope="module", params=["train.sam_rho=0", "train.sam_rho=0.05"])
+def parity_runs(tmp_path_factory, request):
+    """The same run (no batch norm, no dropout, no augmentation) by 1 process and by 2 under torchrun, with
+    ordinary steps and with sharpness-aware ones (whose shift must follow the gradient averaged over the ranks).
 
     SGD, because its steps scale with the gradient (Adam's hardly do): a sum in place of the mean over
     ranks would show. Adam gives the same losses too, but magnifies rounding in near-zero gradients.
     """
     root = tmp_path_factory.mktemp("parity")
     path = _config_file(root, "two", "model.name=cae_cnn", "model.args={dropout = 0.0, input_size = 24}",
-                        "train.epochs=3", "train.optimizer=sgd", "train.lr=0.2")
+                        "train.epochs=3", "train.optimizer=sgd", "train.lr=0.2", request.param)
     _ferkit_train(path)
     single = train(load_config(path, ["name=one"]))
     return root / "two", single

@@ -209,9 +209,10 @@ def test_ema_update_is_the_weighted_average():
 
 
 @pytest.mark.slow
-def test_ema_and_mixing_resume_exactly_and_best_holds_the_ema(fer_csv, tmp_path, monkeypatch):
+@pytest.mark.parametrize("sam", ["train.sam_rho=0", "train.sam_rho=0.05"])
+def test_ema_and_mixing_resume_exactly_and_best_holds_the_ema(sam, fer_csv, tmp_path, monkeypatch):
     recipe = ("train.ema_decay=0.9", "train.mixup=0.4", "train.cutmix=1.0", "train.mix_prob=0.8",
-              "train.label_smoothing=0.1")
+              "train.label_smoothing=0.1", sam)
     reference = train(_config(tmp_path, "whole", fer_csv, *recipe))
     config = _config(tmp_path, "resumed", fer_csv, *recipe)
     resumed, after_one, best_after_one = _interrupted_then_resumed(config, monkeypatch)
@@ -339,12 +340,14 @@ def test_bad_teachers_are_refused_by_name(fer_csv, tmp_path):
     ("train.kd_alpha=2", "train.kd_alpha must be between 0 and 1"),
     ("train.kd_temperature=0", "train.kd_temperature must be > 0"),
     ("train.kd_alpha=nan", "train.kd_alpha"),
+    ("train.sam_rho=-0.1", "train.sam_rho must be >= 0"),
+    ("train.task=contrast train.sam_rho=0.05", "train.sam_rho is only for train.task = 'classify'"),
     ('train.teacher=[""]', "train.teacher must be a list of checkpoint paths"),
     ("train.teacher=a.pt", "teacher must be list"),
 ])
 def test_bad_recipe_values_are_named(override, message):
     with pytest.raises(FerkitError, match=message):
-        load_config(None, [override])
+        load_config(None, override.split())
 
 
 def test_teacher_lists_from_toml_and_the_command_line(tmp_path):

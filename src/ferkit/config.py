@@ -105,6 +105,7 @@ class TrainConfig:
     cutmix: float = 0.0  # cutmix Beta(alpha, alpha) alpha (0 = off; e.g. 1.0); with mixup, each batch picks one
     mix_prob: float = 1.0  # probability that a batch is mixed when mixup or cutmix is on
     ema_decay: float = 0.0  # EMA of the weights (0 = off; e.g. 0.999): validation, best.pt and test use the EMA
+    sam_rho: float = 0.0  # sharpness-aware minimisation radius (0 = off; e.g. 0.05): two passes a step
     # teacher checkpoints for knowledge distillation (several: an ensemble); on the command line a TOML list,
     # quoted for the shell: 'train.teacher=["runs/a/best.pt", "runs/b/best.pt"]' ([] = off)
     teacher: list[str] = field(default_factory=list)
@@ -121,6 +122,7 @@ class TrainConfig:
             "cutmix": (self.cutmix >= 0, ">= 0 (0 = off)"),
             "mix_prob": (0 <= self.mix_prob <= 1, "between 0 and 1"),
             "ema_decay": (0 <= self.ema_decay < 1, ">= 0 and < 1 (0 = off, e.g. 0.999)"),
+            "sam_rho": (self.sam_rho >= 0, ">= 0 (0 = off, e.g. 0.05)"),
             "kd_alpha": (0 <= self.kd_alpha <= 1, "between 0 and 1"),
             "kd_temperature": (self.kd_temperature > 0, "> 0"),
             "contrast_temperature": (self.contrast_temperature > 0, "> 0"),
@@ -134,7 +136,8 @@ class TrainConfig:
             raise FerkitError("train.teacher_cache holds each Training face's teacher probabilities: it cannot be "
                               "combined with train.teacher or with mixup/cutmix (mixed faces have no cached targets)")
         recipe = {"teacher": bool(self.teacher), "teacher_cache": bool(self.teacher_cache), "mixup": self.mixup > 0,
-                  "cutmix": self.cutmix > 0, "cache_frozen_features": self.cache_frozen_features}
+                  "cutmix": self.cutmix > 0, "cache_frozen_features": self.cache_frozen_features,
+                  "sam_rho": self.sam_rho > 0}
         for key, used in recipe.items():
             if used and self.task != "classify":
                 raise FerkitError(f"train.{key} is only for train.task = 'classify', not {self.task!r}")

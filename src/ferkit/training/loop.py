@@ -20,6 +20,7 @@ from .device import to_device
 from .distill import distillation_loss
 from .distributed import SINGLE, DistEnv
 from .mixing import Mixer
+from .sam import sam_step
 
 
 def batches(n: int, batch_size: int, *, generator: torch.Generator | None = None,
@@ -72,6 +73,7 @@ class EpochOptions:
     mixer: Mixer | None = None
     teacher: Callable[..., torch.Tensor] | None = None
     noise_std: float = 0.0
+    sam_rho: float = 0.0
 
 
 def train_one_epoch(state: LoopState, images: torch.Tensor, targets: torch.Tensor, options: EpochOptions, *,
@@ -93,6 +95,8 @@ def train_one_epoch(state: LoopState, images: torch.Tensor, targets: torch.Tenso
     :class:`~.distill.CachedTeacher`); then the loss is called as ``loss_fn(logits, targets, teacher_probs)``
     (default: :func:`~.distill.distillation_loss` at the teacher's temperature), otherwise as
     ``loss_fn(logits, targets)`` (default cross-entropy). Without them nothing more is drawn or computed.
+    ``options.sam_rho`` > 0 updates by sharpness-aware minimisation (:func:`~.sam.sam_step`): the same batch's
+    loss again at weights moved that far up its gradient, for twice the work of a step.
     """
     model, optimizer = state.model if net is None else net, state.optimizer
     model.train()
@@ -105,8 +109,8 @@ def train_one_epoch(state: LoopState, images: torch.Tensor, targets: torch.Tenso
         for index in batches(len(images), options.batch_size, generator=generator, shuffle=True, drop_last=True,
                              dist=dist):
             index = to_device(index, device)
-            loss, logits, y = _classify_batch(model, images, targets, index, options, augment_generator)
-            optimisation_step(optimizer, loss)
+            x, y, soft = _classify_inputs(images, targets, index, options, augment_generator)
+            loss, logits = _classify_step(model, optimizer, x, y, soft, options)
             state.step += 1
             for cb in callbacks:
                 cb.on_batch_end(state)
@@ -122,10 +126,10 @@ def train_one_epoch(state: LoopState, images: torch.Tensor, targets: torch.Tenso
             "lr": optimizer.param_groups[0]["lr"]}
 
 
-def _classify_batch(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
-                    o: EpochOptions, augment_generator: torch.Generator
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(loss, logits, targets)`` of one batch: augmented, mixed, and distilled as ``o`` says."""
+def _classify_inputs(images: torch.Tensor, targets: torch.Tensor, index: torch.Tensor, o: EpochOptions,
+                     augment_generator: torch.Generator
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(inputs, targets, teacher probabilities or None)`` of one batch: augmented and mixed as ``o`` says."""
     x = o.preprocessing(images[index])
     if o.augment is not None:
         x = o.augment(x, augment_generator)
@@ -134,12 +138,32 @@ def _classify_batch(model: nn.Module, images: torch.Tensor, targets: torch.Tenso
         x, y = o.mixer(x, y, augment_generator)
     if o.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    if o.teacher is None:
+        return x, y, None
     with autocast(o.bf16, images.device.type):
+        return x, y, o.teacher(x, index)
+
+
+def _classify_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
+                   o: EpochOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, logits)`` of the prepared batch, distilled from ``soft`` when there is a teacher."""
+    with autocast(o.bf16, x.device.type):
         logits = model(x)
-        soft = None if o.teacher is None else o.teacher(x, index)
     loss_fn = o.loss_fn or (F.cross_entropy if o.teacher is None else _default_distillation(o.teacher))
     loss = loss_fn(logits.float(), y) if soft is None else loss_fn(logits.float(), y, soft)
-    return loss, logits, y
+    return loss, logits
+
+
+def _classify_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                   soft: torch.Tensor | None, o: EpochOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update on the prepared batch, ordinary or sharpness-aware (``o.sam_rho``); ``(loss, logits)`` at the
+    weights before it."""
+    loss, logits = _classify_loss(model, x, y, soft, o)
+    if o.sam_rho > 0:
+        sam_step(model, optimizer, loss, lambda: _classify_loss(model, x, y, soft, o)[0], o.sam_rho)
+    else:
+        optimisation_step(optimizer, loss)
+    return loss, logits
 
 
 def _default_distillation(teacher) -> Callable[..., torch.Tensor]:

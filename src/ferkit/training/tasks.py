@@ -46,7 +46,8 @@ class ClassifyTask:
 
     def epoch_options(self, run: Run) -> EpochOptions:
         return EpochOptions(run.info.preprocessing, run.config.augment, self.tc.batch_size, run.bf16,
-                            self.tc.channels_last, run.env, loss_fn=self.loss, mixer=self.mixer, teacher=self.teacher)
+                            self.tc.channels_last, run.env, loss_fn=self.loss, mixer=self.mixer, teacher=self.teacher,
+                            sam_rho=self.tc.sam_rho)
 
     def train_epoch(self, run: Run, augment_generator: torch.Generator | None) -> dict[str, float]:
         return train_one_epoch(run.state, run.train_x, run.train_y, self.epoch_options(run), generator=run.generator,

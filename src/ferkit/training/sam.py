@@ -1,5 +1,6 @@
 """Sharpness-aware minimisation (SAM; Foret et al., ICLR 2021): each update uses the gradient taken at the worst
-weights within a small radius, which favours flat minima and resists label noise, for twice the work of a step."""
+weights within a small radius, which favours flat minima (reported to resist label noise; not yet measured here),
+for twice the work of a step."""
 
 from __future__ import annotations
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+
 import numpy as np
 import pytest
 import torch
@@ -147,3 +150,15 @@ def test_a_student_distils_from_the_cached_probabilities_of_its_own_batch_rows(d
                                   torch.device("cpu"))
     with pytest.raises(FerkitError, match="cannot be combined"):
         load_config(None, [f"train.teacher_cache={record_path}", "train.mixup=0.2"])
+
+
+def test_the_written_record_names_the_command_that_reproduces_it(data, tmp_path, monkeypatch, capsys):
+    from ferkit.cli import main
+
+    paths = [str(_checkpoint(tmp_path / f"m{i}.pt", i)) for i in range(2)]
+    csv = write_fer2013_csv(tmp_path / "fer.csv", {"Training": 4, "PublicTest": 3, "PrivateTest": 3})
+    out = tmp_path / "record.json"
+    assert main(["teachers", *paths, "--data", str(csv), "--cache", str(tmp_path / "c"), "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["command"] == shlex.join(["ferkit", "teachers", *paths, "--data", str(csv)])
+    assert set(record["members"]) == {"m0", "m1"} and "selected" in capsys.readouterr().out

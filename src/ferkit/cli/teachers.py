@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import shlex
     from pathlib import Path
 
     from ..config import DataConfig
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if data.splits is None:
         raise FerkitError(f"{args.data}: no Usage column; the teachers need Training, PublicTest and PrivateTest")
     record = teacher_ensemble(args.checkpoint, data, Path(args.cache) if args.cache else user_cache_dir("teachers"))
+    record["command"] = shlex.join(["ferkit", "teachers", *args.checkpoint, "--data", args.data])  # to reproduce it
     for name, acc in record["members"].items():  # Training far above PublicTest: the member saw those faces
         print(f"{name:40s} PublicTest {acc['PublicTest']:.4f}  PrivateTest {acc['PrivateTest']:.4f}  "  # noqa: T201
               f"Training {acc['Training']:.4f}")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ferkit.cli import main
 from ferkit.config import load_config
 from ferkit.data.fer2013 import read_fer2013
 from ferkit.evaluation.predict import predict_proba
@@ -152,9 +153,7 @@ def test_a_student_distils_from_the_cached_probabilities_of_its_own_batch_rows(d
         load_config(None, [f"train.teacher_cache={record_path}", "train.mixup=0.2"])
 
 
-def test_the_written_record_names_the_command_that_reproduces_it(data, tmp_path, monkeypatch, capsys):
-    from ferkit.cli import main
-
+def test_the_written_record_names_the_command_that_reproduces_it(tmp_path, capsys):
     paths = [str(_checkpoint(tmp_path / f"m{i}.pt", i)) for i in range(2)]
     csv = write_fer2013_csv(tmp_path / "fer.csv", {"Training": 4, "PublicTest": 3, "PrivateTest": 3})
     out = tmp_path / "record.json"

@@ -73,6 +73,10 @@ def test_metrics_file_describes_the_shipped_weights(name):
     assert meta["evaluate_command"].startswith(f"ferkit evaluate src/ferkit/weights/{name}.pt")
     int8_meta = json.loads((WEIGHTS / f"{name}-int8.json").read_text())
     assert int8_meta["source"] == f"src/ferkit/weights/{name}.pt"
+    for record, weights in ((meta, f"{name}.pt"), (int8_meta, f"{name}-int8.onnx")):  # made by evaluate --record
+        for key, faces in (("publictest", 3589), ("privatetest", 3589), ("ckplus48_zero_shot", 927)):
+            assert record[key]["faces"] == faces and set(record[key]) >= {"plain", "command"}
+            assert record[key]["command"].startswith(f"ferkit evaluate src/ferkit/weights/{weights} --data ")
     report = meta["privatetest"]["plain"]
     low, high = report["accuracy_ci95"]
     assert low < report["accuracy"] < high and high - low < 0.05  # an interval over thousands of faces

@@ -14,7 +14,9 @@ EXAMPLES = """examples:
   ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv --split PublicTest --tta --out reports/
   ferkit evaluate runs/cae/subject/cnn_cae_ck_fold0/best.pt --data ../shared/data/ckplus48 --split test
   ferkit evaluate checkpoints/se_cnn_fer2013_s*.pt --data fer2013.csv.gz   # three seeds: each, mean +- sd, ensemble
-  ferkit evaluate checkpoints/plain_cnn_fer2013_s0.pt --data fer2013.csv.gz --gradcam --out cams/   # + gradcam.png"""
+  ferkit evaluate checkpoints/plain_cnn_fer2013_s0.pt --data fer2013.csv.gz --gradcam --out cams/   # + gradcam.png
+  ferkit evaluate src/ferkit/weights/default.pt --data ../shared/data/ckplus48 --record src/ferkit/weights/default.json
+      # the headline figures (and this command) into the model's record, as its "ckplus48" block"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gradcam", action="store_true",
                         help="also write --out/gradcam.png: one face per emotion (the first one the model gets "
                              "right) with the Grad-CAM of its prediction; one PyTorch checkpoint only")
+    parser.add_argument("--record", default="",
+                        help="also write each view's accuracy (95%% interval), macro-F1, lowest recall and this "
+                             "command into this JSON record (created if missing; other keys kept)")
+    parser.add_argument("--record-key", default="",
+                        help="the record's key for this evaluation (default: the split in lower case, e.g. "
+                             "privatetest, or the data folder's name, e.g. ckplus48)")
+    parser.add_argument("--record-note", default="", help="a sentence kept in the record's block (e.g. the protocol)")
 
 
 def evaluation_data(args: argparse.Namespace, info):
@@ -89,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..evaluation import evaluate_model, evaluate_with_tta, plot_split_gradcam, random_rounds, size_on_disk_mb
+    from ..evaluation.record import read_record
     from ..io import atomic_write_text, output_folder
     from ..training.store import existing_run_file
 
@@ -99,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         _check_gradcam_request(args, loaded)
     if args.out:
         output_folder(args.out, "--out folder")
+    if args.record:
+        read_record(args.record)  # refused before the work, not after it
     data, where = evaluation_data(args, info)
     members: dict = {}
     if len(loaded) == 1:
@@ -128,7 +140,27 @@ def run(args: argparse.Namespace) -> int:
                                             f"({where.replace(str(args.data), Path(args.data).name)})")
             print(f"Grad-CAM grid: {cams or 'not written (see the warning)'}")  # noqa: T201
         log.info("reports written to %s", args.out)
+    if args.record:
+        _write_record(args, reports, where)
     return 0
+
+
+def _write_record(args: argparse.Namespace, reports: dict, where: str) -> None:
+    """Put this evaluation's headline figures and command into ``--record`` under ``--record-key``."""
+    import shlex
+
+    from ..evaluation.record import record_key, score_block, write_scores
+
+    from_split = where != str(args.data)  # evaluation_data names the split it took, or just the data
+    key = args.record_key or record_key(args.split, args.data, from_split)
+    options = [("--data", args.data), ("--format", args.format), ("--ferplus", args.ferplus),
+               ("--split", args.split if from_split else "")]
+    command = shlex.join(["ferkit", "evaluate", *args.checkpoint,
+                          *[part for option, value in options if value for part in (option, value)]])
+    command += " --tta" if args.tta else ""
+    block = score_block(reports, data=where, command=command) | ({"note": args.record_note} if args.record_note else {})
+    write_scores(args.record, key, block)
+    print(f"record: {args.record} [{key}]")  # noqa: T201
 
 
 def _check_gradcam_request(args: argparse.Namespace, loaded: list) -> None:
@@ -150,6 +182,7 @@ def _ensemble_reports(paths: list[str], loaded: list, data, where: str, tta: boo
     import numpy as np
 
     from ..evaluation import TTA_MODES, TTA_REPORT_NAMES, evaluate_ensemble, size_on_disk_mb
+    from ..evaluation.record import headline
     from ..training.store import as_runs_path
 
     members, reports, own = [(m, i) for m, i, _ in loaded], {}, {}
@@ -164,15 +197,8 @@ def _ensemble_reports(paths: list[str], loaded: list, data, where: str, tta: boo
     print(f"members alone: mean {mean:.4f} +- {sd:.4f} (sample sd over {len(alone)})")  # noqa: T201
     title = f"ensemble of {len(paths)} models"
     print(f"{title} (the mean of their probabilities); {len(data)} images from {where}")  # noqa: T201
-    figures = [{view: _summary(own[view][k]) for view in own} for k in range(len(paths))]
+    figures = [{view: headline(own[view][k]) for view in own} for k in range(len(paths))]
     record = {"members": [{"path": as_runs_path(path), "name": member_info.name, **member_figures}
                           for path, (_, member_info, _), member_figures in zip(paths, loaded, figures, strict=True)],
               "plain_accuracy_mean": mean, "plain_accuracy_sd": sd}
     return reports, title, record
-
-
-def _summary(report) -> dict:
-    """One member's headline figures for ``members.json``."""
-    lowest, recall = report.lowest_recall
-    return {"accuracy": float(report.accuracy), "macro_f1": float(report.macro_f1),
-            "lowest_recall": {lowest: float(recall)}}

@@ -50,12 +50,12 @@ def read_record(path: str | os.PathLike) -> dict:
     return record
 
 
-def write_scores(path: str | os.PathLike, key: str, block: dict) -> dict:
-    """Set ``block`` as ``key`` of the record in ``path`` (replacing that key only), written atomically."""
+def write_scores(path: str | os.PathLike, key: str, block: dict) -> None:
+    """Set ``block`` as ``key`` of the record in ``path`` (replacing that key only), written atomically; the record
+    is read again here, so keys another command wrote since the early check are kept."""
     record = read_record(path)
     record[key] = block
     atomic_write_text(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    return record
 
 
 def record_key(split: str, data: str, has_splits: bool) -> str:

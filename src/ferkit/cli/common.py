@@ -31,9 +31,9 @@ def add_recognition_options(parser: argparse.ArgumentParser, *, video: bool = Tr
                              "larger finds smaller faces, more slowly)")
     parser.add_argument("--align", action="store_true", help="turn each face so the eyes are level before classifying")
     parser.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"],
-                        help="average each face over views: flip (2x the classifier's work; for the shipped model +0.7 "
-                             "points on FER2013 PrivateTest but -1.2 on CK+48 zero-shot) or tencrop (10x; +1.5 on "
-                             "FER2013 PrivateTest, not measured elsewhere); default none")
+                        help="average each face over views: flip (2x the classifier's work; for the shipped model +1.2 "
+                             "points on FER2013 PrivateTest, +0.8 on CK+48 zero-shot) or tencrop (10x; +1.5 on "
+                             "FER2013 PrivateTest, -0.2 on CK+48); default none")
     if not video:
         return
     parser.add_argument("--stride", type=int, default=1, help="videos: analyse every Nth frame (default 1)")

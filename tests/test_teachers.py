@@ -108,6 +108,28 @@ def test_the_ensemble_record_chooses_on_public_test_and_reports_private_test(dat
     assert "PrivateTest only reported" in record["chosen_on"]
 
 
+def test_without_training_only_the_test_splits_are_cached_and_a_student_is_refused_them(data, tmp_path):
+    from ferkit.errors import FerkitError
+    from ferkit.evaluation.teachers import cached_targets
+
+    paths = [_checkpoint(tmp_path / f"m{i}.pt", i) for i in range(2)]
+    record = teacher_ensemble(paths, data, tmp_path / "cache", training=False)
+    with np.load(record["cache"]["m0"]) as arrays:
+        assert "Training" not in arrays and "Training_flip" not in arrays
+        model, info = load_model(paths[0])
+        np.testing.assert_allclose(arrays["PublicTest"], predict_proba(model, data.split("PublicTest").images,
+                                                                       info.preprocessing), atol=1e-6)
+    assert record["training"] is False and "Training" not in record["members"]["m0"]
+    assert set(record["selected"]["weights"]) <= {"m0", "m1"}
+    with pytest.raises(FerkitError, match="no Training probabilities .*--no-training"):
+        cached_targets(record, data.split("Training").images)
+    full = teacher_ensemble(paths, data, tmp_path / "cache")  # a full call completes the test-only caches
+    assert "Training" in full["members"]["m0"]
+    assert cached_targets(full, data.split("Training").images).shape == (len(data.split("Training")), 7)
+    stamp = cache_member(paths[0], data, tmp_path / "cache").stat().st_mtime_ns
+    assert cache_member(paths[0], data, tmp_path / "cache", training=False).stat().st_mtime_ns == stamp  # reused
+
+
 @pytest.mark.slow
 def test_a_student_distils_from_the_cached_probabilities_of_its_own_batch_rows(data, tmp_path, monkeypatch):
     import json
@@ -161,3 +183,8 @@ def test_the_written_record_names_the_command_that_reproduces_it(tmp_path, capsy
     record = json.loads(out.read_text())
     assert record["command"] == shlex.join(["ferkit", "teachers", *paths, "--data", str(csv)])
     assert set(record["members"]) == {"m0", "m1"} and "selected" in capsys.readouterr().out
+    assert main(["teachers", *paths, "--data", str(csv), "--cache", str(tmp_path / "c2"), "--out", str(out),
+                 "--no-training"]) == 0
+    record = json.loads(out.read_text())
+    assert record["command"].endswith("--no-training") and record["training"] is False
+    assert "Training" not in capsys.readouterr().out

@@ -14,7 +14,9 @@ EXAMPLES = """examples:
   (runs/xfit/default_v2/f0 ... f4, each trained without one fold of Training, give every face out-of-fold;
    the member is named default_v2_xfit, a run's best.pt after its run folder, NAME-fp16.pt after NAME)
   ferkit teachers checkpoints/xfit/default_v2 --data fer2013.csv.gz   # the same teacher from the folds' records
-  (ferkit publish runs/xfit/default_v2/f0 --name xfit/default_v2/f0 wrote checkpoints/xfit/default_v2/f0.oof.npz)"""
+  (ferkit publish runs/xfit/default_v2/f0 --name xfit/default_v2/f0 wrote checkpoints/xfit/default_v2/f0.oof.npz)
+  ferkit teachers checkpoints/*.pt --data fer2013.csv.gz --no-training --out sel.json   # choose an ensemble to ship
+  (PublicTest and PrivateTest only: an eighth of the work; then ferkit ensemble ... --weights ...)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="the FER2013 CSV (Training, PublicTest, PrivateTest)")
     parser.add_argument("--cache", default=None, help="cache folder (default ~/.cache/ferkit/teachers)")
     parser.add_argument("--out", default=None, help="also write the record as JSON here")
+    parser.add_argument("--no-training", action="store_true", help="cache PublicTest and PrivateTest only: "
+                        "enough to choose an ensemble to ship, not to distil a student from")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
     data = read_source(DataConfig(format="fer2013", path=args.data))
     if data.splits is None:
         raise FerkitError(f"{args.data}: no Usage column; the teachers need Training, PublicTest and PrivateTest")
-    record = teacher_ensemble(args.checkpoint, data, Path(args.cache) if args.cache else user_cache_dir("teachers"))
-    record["command"] = shlex.join(["ferkit", "teachers", *args.checkpoint, "--data", args.data])  # to reproduce it
+    cache = Path(args.cache) if args.cache else user_cache_dir("teachers")
+    record = teacher_ensemble(args.checkpoint, data, cache, training=not args.no_training)
+    record["command"] = shlex.join(["ferkit", "teachers", *args.checkpoint, "--data", args.data,  # to reproduce it
+                                    *(["--no-training"] if args.no_training else [])])
     for name, acc in record["members"].items():  # Training far above PublicTest: the member saw those faces
-        print(f"{name:40s} PublicTest {acc['PublicTest']:.4f}  PrivateTest {acc['PrivateTest']:.4f}  "  # noqa: T201
-              f"Training {acc['Training']:.4f}")
+        train = f"  Training {acc['Training']:.4f}" if "Training" in acc else ""
+        print(f"{name:40s} PublicTest {acc['PublicTest']:.4f}  PrivateTest {acc['PrivateTest']:.4f}{train}")  # noqa: T201
     for kind in ("uniform_mean", "selected"):
         r = record[kind]
         print(f"{kind:40s} PublicTest {r['PublicTest']['accuracy']:.4f}  "  # noqa: T201

@@ -6,7 +6,8 @@ the ensemble), in the data's label order, in ``CACHE/NAME.npz`` with the checkpo
 file is never run twice, a changed one is run again. :func:`select_ensemble` picks members greedily, with
 repetition (weights), by PublicTest accuracy; :func:`fit_temperature` softens the mean on PublicTest's
 log-loss. PrivateTest is only ever reported, never used to choose. A folder of fold runs is one cross-fitted
-member (:mod:`ferkit.evaluation.cross_fit`).
+member (:mod:`ferkit.evaluation.cross_fit`). With ``training=False`` only the two test splits are cached (an eighth
+of the work): enough to choose an ensemble to ship (``ferkit ensemble``), not to distil from.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .predict import predict_proba
 log = logging.getLogger(__name__)
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
+TEST_SPLITS = SPLITS[1:]
 
 
 def faces_sha256(faces: np.ndarray) -> str:
@@ -49,18 +51,20 @@ def member_name(path: str | Path) -> str:
     return path.parent.name if path.stem in RUN_CHECKPOINTS else path.stem.removesuffix("-fp16")
 
 
-def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path) -> Path:
-    """``cache_dir/NAME.npz`` with the checkpoint's probabilities on each split (and ``Training_flip``)."""
+def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path, *, training: bool = True) -> Path:
+    """``cache_dir/NAME.npz`` with the checkpoint's probabilities on each split (and ``Training_flip``); with
+    ``training=False`` on the test splits only (a full cache of the same file is reused, a test-only one is
+    completed by the next full call)."""
     checkpoint = Path(checkpoint)
     digest, target = file_sha256(checkpoint), Path(cache_dir) / f"{member_name(checkpoint)}.npz"
     if target.is_file():
         with np.load(target) as cached:
-            if str(cached["sha256"]) == digest and "training_faces_sha256" in cached:
+            if str(cached["sha256"]) == digest and ("training_faces_sha256" in cached or not training):
                 return target
     model, info = load_model(checkpoint)
     order = label_order(info, data.label_names, str(checkpoint))
     arrays: dict[str, np.ndarray] = {"sha256": np.array(digest)}
-    for split in SPLITS:
+    for split in SPLITS if training else TEST_SPLITS:
         faces = data.split(split).images
         arrays[split] = predict_proba(model, faces, info.preprocessing)[:, order]
         if split == "Training":
@@ -74,13 +78,15 @@ def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path) -> Pat
     return target
 
 
-def _cache(member: str | Path, data: FaceData, cache_dir: Path) -> Path:
-    """The cache file of a checkpoint, or of a folder of fold runs (a cross-fitted teacher)."""
+def _cache(member: str | Path, data: FaceData, cache_dir: Path, training: bool) -> Path:
+    """The cache file of a checkpoint, or of a folder of fold runs (a cross-fitted teacher, always in full)."""
     from ..training.store import existing_run_file
     from .cross_fit import cache_cross_fitted
 
     path = existing_run_file(member)
-    return cache_cross_fitted(path, data, cache_dir) if path.is_dir() else cache_member(path, data, cache_dir)
+    if path.is_dir():
+        return cache_cross_fitted(path, data, cache_dir)
+    return cache_member(path, data, cache_dir, training=training)
 
 
 def load_cache(paths: Sequence[Path], split: str) -> dict[str, np.ndarray]:
@@ -140,11 +146,13 @@ def _log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))))
 
 
-def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_dir: Path) -> dict:
+def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_dir: Path, *,
+                     training: bool = True) -> dict:
     """Cache every member, choose the ensemble and its temperature on PublicTest, report PrivateTest once.
 
     Returns a JSON-ready record: each member's accuracy, the uniform mean of all members, the chosen
-    weights and temperature, and the cache files (a student reads its targets from them).
+    weights and temperature, and the cache files (a student reads its targets from them; not with
+    ``training=False``, which leaves Training out of the caches and of the members' figures).
     """
     from ..training.store import existing_run_file
     from .metrics import bootstrap_accuracy_ci
@@ -154,7 +162,7 @@ def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_di
         twice = sorted({name for name in names if names.count(name) > 1})
         raise FerkitError(f"two teachers would share the name {', '.join(twice)} (a checkpoint's stem, a run's "
                           "folder): rename or copy one")
-    paths = [_cache(c, data, cache_dir) for c in checkpoints]
+    paths = [_cache(c, data, cache_dir, training) for c in checkpoints]
     labels = {split: np.asarray(data.split(split).labels) for split in ("PublicTest", "PrivateTest")}
     probs = {split: load_cache(paths, split) for split in labels}
     weights = select_ensemble(probs["PublicTest"], labels["PublicTest"])
@@ -169,11 +177,12 @@ def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_di
                           "log_loss": _log_loss(mean, y)}
         return out
 
-    train_labels = np.asarray(data.split("Training").labels)
-    training = {Path(p).stem: _accuracy(_mean_with_mirror(p), train_labels) for p in paths}
-    return {"members": {name: {"Training": training[name], **{split: _accuracy(probs[split][name], y)
-                                                               for split, y in labels.items()}}
-                        for name in sorted(uniform)},
+    members = {name: {split: _accuracy(probs[split][name], y) for split, y in labels.items()} for name in uniform}
+    if training:
+        train_labels = np.asarray(data.split("Training").labels)
+        for path in paths:
+            members[Path(path).stem]["Training"] = _accuracy(_mean_with_mirror(path), train_labels)
+    return {"members": dict(sorted(members.items())), "training": training,
             "uniform_mean": scores(uniform), "selected": {"weights": weights, **scores(weights)},
             "temperature": temperature, "cache": {Path(p).stem: str(Path(p).resolve()) for p in paths},
             "labels": list(data.label_names),
@@ -197,6 +206,9 @@ def cached_targets(record: dict, train_faces: np.ndarray) -> np.ndarray:
     total = 0.0
     for name, weight in weights.items():
         with np.load(record["cache"][name]) as cached:
+            if "training_faces_sha256" not in cached:
+                raise FerkitError(f"{record['cache'][name]}: no Training probabilities (cached by ferkit teachers "
+                                  "--no-training): run ferkit teachers without --no-training to distil from it")
             if str(cached["training_faces_sha256"]) != wanted:
                 raise FerkitError(f"{record['cache'][name]}: cached on other Training faces than this run's "
                                   "(another data file, or a train_limit/val split): run ferkit teachers on them")

@@ -82,6 +82,8 @@ def test_selection_keeps_the_members_that_help_and_drops_one_that_misleads():
     partner[:80] = np.eye(7)[labels[:80]] * 0.9 + 0.1 / 7  # right where "good" guesses, guessing elsewhere:
     partner[80:160] = rng.dirichlet(np.ones(7), 80)  # each alone ~80%, their mean right nearly everywhere
     assert set(select_ensemble({"good": good, "partner": partner, "noise": noise}, labels)) == {"good", "partner"}
+    alone = select_ensemble({"good": good, "partner": partner, "noise": noise}, labels, max_members=1)
+    assert len(alone) == 1 and set(alone) < {"good", "partner"}  # a budget of one network: the better one alone
     mean = weighted_mean({"good": good, "noise": noise}, {"good": 2, "noise": 1})
     np.testing.assert_allclose(mean, (2 * good + noise) / 3)
 
@@ -184,7 +186,10 @@ def test_the_written_record_names_the_command_that_reproduces_it(tmp_path, capsy
     assert record["command"] == shlex.join(["ferkit", "teachers", *paths, "--data", str(csv)])
     assert set(record["members"]) == {"m0", "m1"} and "selected" in capsys.readouterr().out
     assert main(["teachers", *paths, "--data", str(csv), "--cache", str(tmp_path / "c2"), "--out", str(out),
-                 "--no-training"]) == 0
+                 "--no-training", "--max-members", "1"]) == 0
     record = json.loads(out.read_text())
-    assert record["command"].endswith("--no-training") and record["training"] is False
+    assert record["command"].endswith("--no-training --max-members 1") and record["training"] is False
+    assert len(record["selected"]["weights"]) == 1
     assert "Training" not in capsys.readouterr().out
+    assert main(["teachers", *paths, "--data", str(csv), "--max-members", "0"]) == 2
+    assert "--max-members 0: give at least 1" in capsys.readouterr().err

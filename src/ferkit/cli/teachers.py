@@ -15,8 +15,9 @@ EXAMPLES = """examples:
    the member is named default_v2_xfit, a run's best.pt after its run folder, NAME-fp16.pt after NAME)
   ferkit teachers checkpoints/xfit/default_v2 --data fer2013.csv.gz   # the same teacher from the folds' records
   (ferkit publish runs/xfit/default_v2/f0 --name xfit/default_v2/f0 wrote checkpoints/xfit/default_v2/f0.oof.npz)
-  ferkit teachers checkpoints/*.pt --data fer2013.csv.gz --no-training --out sel.json   # choose an ensemble to ship
-  (PublicTest and PrivateTest only: an eighth of the work; then ferkit ensemble ... --weights ...)"""
+  ferkit teachers checkpoints/*.pt --data fer2013.csv.gz --no-training --max-members 6 --out sel.json
+  (an ensemble to ship: PublicTest and PrivateTest only, an eighth of the work, at most six networks to run;
+   then ferkit ensemble ... --weights ...)"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="also write the record as JSON here")
     parser.add_argument("--no-training", action="store_true", help="cache PublicTest and PrivateTest only: "
                         "enough to choose an ensemble to ship, not to distil a student from")
+    parser.add_argument("--max-members", type=int, default=None, metavar="N",
+                        help="choose at most N distinct members (the ensemble's compute); default no limit")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,13 +46,17 @@ def run(args: argparse.Namespace) -> int:
     from ..io import atomic_write_text, user_cache_dir
     from ..training.store import in_store
 
+    if args.max_members is not None and args.max_members < 1:
+        raise FerkitError(f"--max-members {args.max_members}: give at least 1")
     data = read_source(DataConfig(format="fer2013", path=args.data))
     if data.splits is None:
         raise FerkitError(f"{args.data}: no Usage column; the teachers need Training, PublicTest and PrivateTest")
     cache = Path(args.cache) if args.cache else user_cache_dir("teachers")
-    record = teacher_ensemble(args.checkpoint, data, cache, training=not args.no_training)
-    record["command"] = shlex.join(["ferkit", "teachers", *args.checkpoint, "--data", args.data,  # to reproduce it
-                                    *(["--no-training"] if args.no_training else [])])
+    record = teacher_ensemble(args.checkpoint, data, cache, training=not args.no_training,
+                              max_members=args.max_members)
+    options = [*(["--no-training"] if args.no_training else []),
+               *(["--max-members", str(args.max_members)] if args.max_members else [])]
+    record["command"] = shlex.join(["ferkit", "teachers", *args.checkpoint, "--data", args.data, *options])
     for name, acc in record["members"].items():  # Training far above PublicTest: the member saw those faces
         train = f"  Training {acc['Training']:.4f}" if "Training" in acc else ""
         print(f"{name:40s} PublicTest {acc['PublicTest']:.4f}  PrivateTest {acc['PrivateTest']:.4f}{train}")  # noqa: T201

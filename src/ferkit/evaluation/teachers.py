@@ -98,15 +98,19 @@ def load_cache(paths: Sequence[Path], split: str) -> dict[str, np.ndarray]:
     return out
 
 
-def select_ensemble(probs: dict[str, np.ndarray], labels: np.ndarray, rounds: int = 25) -> dict[str, int]:
+def select_ensemble(probs: dict[str, np.ndarray], labels: np.ndarray, rounds: int = 25,
+                    max_members: int | None = None) -> dict[str, int]:
     """Greedy forward selection with repetition: each round adds the member that most raises the accuracy of
-    the running mean (ties: the lower log-loss); ``{name: times chosen}`` after the best round."""
+    the running mean (ties: the lower log-loss); ``{name: times chosen}`` after the best round. With
+    ``max_members``, once that many distinct members are in, later rounds only repeat them (a compute budget)."""
     names = sorted(probs)
     total = np.zeros_like(probs[names[0]], dtype=np.float64)
     chosen: list[str] = []
     best: tuple[float, float, int] = (-1.0, 0.0, 0)
     for _ in range(rounds):
-        pick = max(names, key=lambda name: _score((total + probs[name]) / (len(chosen) + 1), labels))
+        full = max_members is not None and len(set(chosen)) >= max_members
+        candidates = sorted(set(chosen)) if full else names
+        pick = max(candidates, key=lambda name: _score((total + probs[name]) / (len(chosen) + 1), labels))
         total += probs[pick]
         chosen.append(pick)
         score = _score(total / len(chosen), labels)
@@ -147,7 +151,7 @@ def _log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_dir: Path, *,
-                     training: bool = True) -> dict:
+                     training: bool = True, max_members: int | None = None) -> dict:
     """Cache every member, choose the ensemble and its temperature on PublicTest, report PrivateTest once.
 
     Returns a JSON-ready record: each member's accuracy, the uniform mean of all members, the chosen
@@ -165,7 +169,7 @@ def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_di
     paths = [_cache(c, data, cache_dir, training) for c in checkpoints]
     labels = {split: np.asarray(data.split(split).labels) for split in ("PublicTest", "PrivateTest")}
     probs = {split: load_cache(paths, split) for split in labels}
-    weights = select_ensemble(probs["PublicTest"], labels["PublicTest"])
+    weights = select_ensemble(probs["PublicTest"], labels["PublicTest"], max_members=max_members)
     uniform = dict.fromkeys(probs["PublicTest"], 1)
     temperature = fit_temperature(weighted_mean(probs["PublicTest"], weights), labels["PublicTest"])
 

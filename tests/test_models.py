@@ -19,6 +19,7 @@ from ferkit.models import (
     model_builder,
     model_task,
     register_model,
+    require_classifier,
     save_model,
 )
 
@@ -153,3 +154,35 @@ def test_a_narrow_ferkit_cnn_is_rebuilt_from_its_checkpoint(tmp_path):
     assert [m.out_channels for m in loaded.modules() if isinstance(m, nn.Conv2d)][::2] == args["widths"]
     with torch.no_grad():
         assert torch.equal(loaded(x), narrow(x))
+
+
+def _autoencoder_checkpoint(path):
+    info = ModelInfo(name="cae", args={}, labels=_info().labels, preprocessing=Preprocessing(size=48))
+    return save_model(path, create_model("cae").eval(), info)
+
+
+def test_only_a_classifier_passes_the_classifier_check(tmp_path):
+    cae = _autoencoder_checkpoint(tmp_path / "cae.pt")
+    with pytest.raises(FerkitError, match=r"cae\.pt: the cae model is not a classifier \(it was trained to"):
+        require_classifier(load_model(cae)[1], cae)
+    classifier = save_model(tmp_path / "m.pt", _trained_model(), _info())
+    require_classifier(load_model(classifier)[1], classifier)  # no error
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "balance", "teachers", "ensemble"])
+def test_every_command_that_classifies_refuses_an_autoencoder_by_name(tmp_path, capsys, command):
+    from ferkit.cli import main
+    from synthetic import write_fer2013_csv
+
+    cae = str(_autoencoder_checkpoint(tmp_path / "cae.pt"))
+    csv = str(write_fer2013_csv(tmp_path / "fer.csv", {"Training": 2, "PublicTest": 2, "PrivateTest": 2}))
+    photo = tmp_path / "face.png"
+    photo.write_bytes(b"")  # never read: the model is refused first
+    argv = {"predict": [str(photo), "--model", cae, "--out", str(tmp_path / "out")],
+            "evaluate": [cae, "--data", csv, "--out", str(tmp_path / "out")],
+            "balance": [cae, "--data", csv, "--out", str(tmp_path / "b.pt")],
+            "teachers": [cae, "--data", csv, "--no-training", "--cache", str(tmp_path / "c")],
+            "ensemble": [cae, cae, "--out", str(tmp_path / "e.pt")]}[command]
+    assert main([command, *argv]) == 2
+    assert "the cae model is not a classifier" in capsys.readouterr().err
+    assert not (tmp_path / "b.pt").exists() and not (tmp_path / "e.pt").exists()

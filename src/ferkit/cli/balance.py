@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.class_bias import fit_class_bias, fold_class_bias
     from ..evaluation.predict import labels_in_model_order, predict_proba
     from ..models import save_model
-    from ..models.checkpoint import model_from_payload, read_checkpoint, stored_in_half
+    from ..models.checkpoint import model_from_payload, read_checkpoint, require_classifier, stored_in_half
     from ..training.store import in_store
     from .evaluate import evaluation_data
 
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     payload = read_checkpoint(args.checkpoint)
     model, info = model_from_payload(payload, args.checkpoint)
+    require_classifier(info, args.checkpoint)
     if "class_bias" in info.metrics:
         chosen_on = info.metrics["class_bias"].get("chosen_on", "another split")
         raise FerkitError(f"{args.checkpoint} already carries offsets chosen on {chosen_on}; balance the checkpoint "

@@ -22,7 +22,7 @@ import numpy as np
 from ..data.dataset import FaceData
 from ..errors import FerkitError
 from ..io import atomic_open, file_sha256
-from ..models import load_model
+from ..models import load_model, require_classifier
 from .ensemble import label_order
 from .predict import predict_proba
 
@@ -62,6 +62,7 @@ def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path, *, tra
             if str(cached["sha256"]) == digest and ("training_faces_sha256" in cached or not training):
                 return target
     model, info = load_model(checkpoint)
+    require_classifier(info, checkpoint)
     order = label_order(info, data.label_names, str(checkpoint))
     arrays: dict[str, np.ndarray] = {"sha256": np.array(digest)}
     for split in SPLITS if training else TEST_SPLITS:

@@ -202,9 +202,11 @@ def load_classifier(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelInfo
     """A checkpoint, or an exported ONNX file (float or int8, run by onnxruntime behind a torch module), and its
     :class:`ModelInfo`: what evaluation scores either way."""
     from ..io import existing_file
-    from ..models import load_model
+    from ..models import load_model, require_classifier
 
     if is_onnx_file(path):
         backend = OnnxBackend(existing_file(path, "ONNX model"))
         return OnnxModule(backend), model_info_from_onnx(backend, path)
-    return load_model(path)
+    model, info = load_model(path)
+    require_classifier(info, path)
+    return model, info

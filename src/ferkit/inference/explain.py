@@ -15,7 +15,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from ..errors import FerkitError
 from ..evaluation.gradcam import checked_layers, default_target_layer, grad_cam
@@ -75,18 +74,7 @@ def explain_settings(rec: Recognizer, target: str = PREDICTED, layer: str | None
         checked_layers(rec.model, layer)
     except FerkitError as exc:
         raise FerkitError(f"{rec.checkpoint}: cannot explain the {rec.info.name} model: {exc}") from None
-    _check_classifier(rec)
     return index, layer
-
-
-def _check_classifier(rec: Recognizer) -> None:
-    """Raise a FerkitError unless one blank face gives one score per label (an autoencoder gives an image)."""
-    pre = rec.info.preprocessing
-    with torch.inference_mode():
-        shape = tuple(rec.model.eval()(pre(np.zeros((1, pre.size, pre.size), np.uint8)).to(rec.device)).shape)
-    if shape != (1, len(rec.labels)):
-        raise FerkitError(f"{rec.checkpoint}: the {rec.info.name} model is not a classifier (it outputs shape "
-                          f"{shape} for one face, not one score for each of its {len(rec.labels)} labels)")
 
 
 def explain_photo(rec: Recognizer, image: ImageInput, *, target: str = PREDICTED,

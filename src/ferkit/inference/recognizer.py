@@ -15,7 +15,7 @@ from ..device import resolve_device
 from ..errors import FerkitError
 from ..evaluation.predict import TTA_MODES, tta_views
 from ..io import existing_file
-from ..models.checkpoint import ModelInfo, load_model
+from ..models.checkpoint import ModelInfo, load_model, require_classifier
 from .backends import (
     AUTO,
     Backend,
@@ -157,6 +157,7 @@ class Recognizer:
                     raise
                 raise FerkitError(f"{exc} (the shipped models: {', '.join(SHIPPED_MODELS)})") from None
             self.checkpoint = str(checkpoint)
+        require_classifier(info, self.checkpoint)
         self.info = info
         self.model = model.to(self.device).eval()
         if backend != "onnx":

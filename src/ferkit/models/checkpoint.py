@@ -16,7 +16,7 @@ from ..data.preprocessing import Preprocessing
 from ..errors import FerkitError
 from ..io import atomic_open, existing_file
 from ..training.store import existing_run_file
-from .registry import create_model
+from .registry import create_model, model_task
 
 FORMAT = "ferkit-model/1"
 
@@ -100,6 +100,15 @@ def _is_legacy_pickle(path: Path) -> bool:
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, ModelInfo]:
     """Rebuild the model stored at ``path`` (fp32, eval mode) and return it with its :class:`ModelInfo`."""
     return model_from_payload(read_checkpoint(path), path)
+
+
+def require_classifier(info: ModelInfo, source: str | os.PathLike) -> None:
+    """Raise a FerkitError naming ``source`` unless its model classifies faces (a pre-training checkpoint, an
+    autoencoder or a contrastive body, gives images or embeddings, not one score per label)."""
+    task = model_task(info.name)
+    if task != "classify":
+        raise FerkitError(f"{source}: the {info.name} model is not a classifier (it was trained to {task}, not to "
+                          "score emotions): give a classifier checkpoint, such as one trained from it")
 
 
 def stored_in_half(payload: dict) -> bool:

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from ..errors import FerkitError
-from .checkpoint import ModelInfo, model_from_payload, read_checkpoint, stored_in_half
-from .registry import create_model, model_task, register_model
+from .checkpoint import ModelInfo, model_from_payload, read_checkpoint, require_classifier, stored_in_half
+from .registry import create_model, register_model
 
 
 class ProbabilityMean(nn.Module):
@@ -66,7 +66,8 @@ def build_ensemble(paths: Sequence[str | os.PathLike], weights: Sequence[float] 
     models, infos = zip(*(model_from_payload(payload, p) for payload, p in zip(payloads, paths)))
     first = infos[0]
     for path, info in zip(paths, infos):
-        if info.name == "ensemble" or model_task(info.name) != "classify":
+        require_classifier(info, path)
+        if info.name == "ensemble":
             raise FerkitError(f"{path}: a {info.name} model cannot be an ensemble member (a classifier, not an "
                               "ensemble, is needed)")
         if info.labels != first.labels:

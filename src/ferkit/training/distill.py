@@ -17,7 +17,7 @@ from torch import nn
 
 from ..data.preprocessing import Preprocessing
 from ..errors import FerkitError
-from ..models import load_model, model_task
+from ..models import load_model, require_classifier
 from .store import existing_run_file
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,7 @@ def load_teachers(paths: Sequence[str], labels: Sequence[str], device: torch.dev
         if not existing_run_file(path).is_file():
             raise FerkitError(f"train.teacher: checkpoint {path} not found")
         model, info = load_model(path)
-        if model_task(info.name) != "classify":
-            raise FerkitError(f"train.teacher: {path} holds a {model_task(info.name)!r} model ({info.name}), "
-                              "not a classifier")
+        require_classifier(info, f"train.teacher: {path}")
         if tuple(info.labels) != tuple(labels):
             raise FerkitError(f"train.teacher: {path} predicts labels {list(info.labels)}, but the student's are "
                               f"{list(labels)} (names and order must match)")

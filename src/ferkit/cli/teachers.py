@@ -7,7 +7,7 @@ import argparse
 NAME = "teachers"
 HELP = "Cache FER2013 classifiers' probabilities and choose a teacher ensemble on PublicTest."
 EXAMPLES = """examples:
-  ferkit teachers checkpoints/*_fer2013*.pt checkpoints/default_v2.pt --data ../shared/data/fer2013/fer2013.csv.gz
+  ferkit teachers checkpoints/*_cnn_fer2013_s?.pt checkpoints/default_v2.pt --data ../shared/data/fer2013/fer2013.csv.gz
   (each model's probabilities on Training, its mirror images, PublicTest and PrivateTest are cached once in
    ~/.cache/ferkit/teachers; the ensemble and its temperature are chosen on PublicTest)
   ferkit teachers runs/xfit/default_v2 checkpoints/default_v2.pt --data fer2013.csv.gz   # a cross-fitted teacher:
@@ -15,8 +15,8 @@ EXAMPLES = """examples:
    the member is named default_v2_xfit, a run's best.pt after its run folder, NAME-fp16.pt after NAME)
   ferkit teachers checkpoints/xfit/default_v2 --data fer2013.csv.gz   # the same teacher from the folds' records
   (ferkit publish runs/xfit/default_v2/f0 --name xfit/default_v2/f0 wrote checkpoints/xfit/default_v2/f0.oof.npz)
-  ferkit teachers checkpoints/*.pt --data fer2013.csv.gz --no-training --max-members 6 --out sel.json
-  (an ensemble to ship: PublicTest and PrivateTest only, an eighth of the work, at most six networks to run;
+  ferkit teachers checkpoints/default_v*.pt checkpoints/se_cnn_*.pt --data fer2013.csv.gz --no-training --max-members 4
+  (an ensemble to ship: PublicTest and PrivateTest only, an eighth of the work, at most four networks to run;
    then ferkit ensemble ... --weights ...)"""
 
 

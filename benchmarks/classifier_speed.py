@@ -16,17 +16,15 @@ import argparse
 import statistics
 from pathlib import Path
 
-from leaderboard import DEFAULT_DATA, faces_per_second
+from leaderboard import DEFAULT_DATA, faces_per_second, timed_recognizer
 
 from ferkit.data.fer2013 import read_fer2013
-from ferkit.inference import Recognizer
-from ferkit.inference.backends import is_onnx_file
 from ferkit.machine import describe as describe_machine
 
 
 def rounds_of_faces_per_second(paths: list[Path], faces, rounds: int) -> list[list[float]]:
     """``[round][file]`` faces/s, the files taking turns within each round."""
-    recognizers = [Recognizer(p, backend="int8" if is_onnx_file(p) else "torch", batch_size=256) for p in paths]
+    recognizers = [timed_recognizer(p) for p in paths]
     return [[faces_per_second(rec, faces, repeat=1) for rec in recognizers] for _ in range(rounds)]
 
 

@@ -91,6 +91,15 @@ def stored_model_lines() -> list[str]:
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |", *lines]
 
 
+def timed_recognizer(path: Path):
+    """A model file as the leaderboard times it: torch for a checkpoint, the int8 backend for an .onnx file,
+    batch 256."""
+    from ferkit.inference import Recognizer
+    from ferkit.inference.backends import is_onnx_file
+
+    return Recognizer(path, backend="int8" if is_onnx_file(path) else "torch", batch_size=256)
+
+
 def faces_per_second(rec, faces: np.ndarray, repeat: int = 3) -> float:
     """Batched classifier throughput (``rec.predict_faces`` at its batch size), wall clock, after a warm-up."""
     rec.predict_faces(faces[:rec.batch_size])
@@ -150,13 +159,10 @@ def cached_scores(target: Path, rescore: bool, compute) -> dict:
 def measure(name: str, path: Path, data: tuple, scores_at: Path, rescore: bool) -> dict:
     """One leaderboard row: kept (or fresh) accuracy figures, size, and faces/s measured now."""
     from ferkit.evaluation.model_size import size_on_disk_mb
-    from ferkit.inference import Recognizer
-    from ferkit.inference.backends import is_onnx_file
 
     row = {"name": name, "file": str(path.relative_to(ROOT)), "size_mb": size_on_disk_mb(path),
            **cached_scores(scores_at, rescore, lambda: scores(path, *data))}
-    rec = Recognizer(path, backend="int8" if is_onnx_file(path) else "torch", batch_size=256)
-    row["faces_per_s"] = faces_per_second(rec, data[0].images)
+    row["faces_per_s"] = faces_per_second(timed_recognizer(path), data[0].images)
     return row
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -173,6 +174,30 @@ def test_list_input_returns_list(recognizer):
     results = recognizer(arrays)
     assert isinstance(results, list) and len(results) == 2
     assert (results[1].width, results[1].height) == (50, 40)
+
+
+def test_encoded_bytes_and_open_files_read_as_the_path_does(recognizer, shared_data):
+    photo = shared_data / "photos" / "couple.jpg"
+    from_path = recognizer(photo)
+    data = photo.read_bytes()
+    with open(photo, "rb") as handle:
+        others = [recognizer(data), recognizer(bytearray(data)), recognizer(io.BytesIO(data)), recognizer(handle)]
+    assert len(from_path.faces) == 2
+    for result in others:  # the same pixels (EXIF orientation included): the same faces and scores
+        assert result.path is None and (result.width, result.height) == (from_path.width, from_path.height)
+        assert [f.box for f in result.faces] == [f.box for f in from_path.faces]
+        assert [f.scores for f in result.faces] == [f.scores for f in from_path.faces]
+
+
+def test_bad_bytes_and_objects_are_named_errors(recognizer):
+    with pytest.raises(FerkitError, match="<BytesIO>: not an image file"):
+        recognizer(b"GIF89a but not really")
+    cut = io.BytesIO()
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(cut, format="PNG")
+    with pytest.raises(FerkitError, match="<BytesIO>: cannot decode"):
+        recognizer(cut.getvalue()[:-40])
+    with pytest.raises(TypeError, match="encoded bytes, a binary file.*got int"):
+        recognizer(42)
 
 
 def test_real_photos_give_faces_with_probabilities(recognizer, shared_data):

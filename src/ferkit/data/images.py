@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -39,16 +40,17 @@ def _to_gray(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8).copy()
 
 
-def read_image(path: str | os.PathLike, convert: Callable[[Image.Image], np.ndarray],
+def read_image(path: str | os.PathLike | BinaryIO, convert: Callable[[Image.Image], np.ndarray],
                before_load: Callable[[Image.Image, Path], None] | None = None) -> np.ndarray:
     """Open an image file, apply its EXIF orientation and ``convert`` it to an array.
 
-    Missing, empty, non-image, truncated and oversized files raise a :class:`FerkitError`
-    naming the file. ``before_load(image, path)`` runs on the opened, not yet decoded image.
+    ``path`` may also be an open binary file (e.g. ``io.BytesIO`` of an upload). Missing, empty,
+    non-image, truncated and oversized files raise a :class:`FerkitError` naming the file.
+    ``before_load(image, path)`` runs on the opened, not yet decoded image.
     """
-    path = existing_file(path, "image file")
+    source, path = _image_source(path)
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             if before_load is not None:  # e.g. a size check that must run before decoding
                 before_load(im, path)
             im.load()
@@ -63,6 +65,17 @@ def read_image(path: str | os.PathLike, convert: Callable[[Image.Image], np.ndar
     if array.size == 0:
         raise FerkitError(f"{path}: decoded to an empty image")
     return array
+
+
+def _image_source(path: str | os.PathLike | BinaryIO) -> tuple[Path | BinaryIO, Path]:
+    """What ``Image.open`` reads, and the name errors give: the file's path, or the stream's name."""
+    if isinstance(path, str | os.PathLike):
+        checked = existing_file(path, "image file")
+        return checked, checked
+    if not callable(getattr(path, "read", None)):
+        raise TypeError(f"expected a path or a binary file, got {type(path).__name__}")
+    name = getattr(path, "name", None)
+    return path, Path(name) if isinstance(name, str) and name else Path(f"<{type(path).__name__}>")
 
 
 def load_gray(path: str | os.PathLike) -> np.ndarray:

@@ -20,8 +20,8 @@ from ..errors import FerkitError
 from ..evaluation.gradcam import checked_layers, default_target_layer, grad_cam
 from ..labels import label_index
 from .draw import draw_faces, label_colour
-from .images import as_rgb, load_rgb, save_rgb
-from .recognizer import ImageInput, Recognizer
+from .images import ImageInput, read_any, save_rgb
+from .recognizer import Recognizer
 from .results import Face, ImageResult
 
 #: The ``target`` that explains each face's own predicted class.
@@ -79,15 +79,14 @@ def explain_settings(rec: Recognizer, target: str = PREDICTED, layer: str | None
 
 def explain_photo(rec: Recognizer, image: ImageInput, *, target: str = PREDICTED,
                   layer: str | None = None) -> Explanation:
-    """Detect, classify and explain every face of one photo (a path, an RGB array or a PIL image).
+    """Detect, classify and explain every face of one photo (any :data:`~ferkit.inference.images.ImageInput`).
 
     The labels are the recognizer's own (``rec(image)`` gives the same faces); the heat maps are
     Grad-CAM of ``rec.model`` on the very tensor the classifier read, for each face's predicted class
     or for ``target``.
     """
     index, layer = explain_settings(rec, target, layer)
-    path = str(image) if isinstance(image, str | os.PathLike) else None
-    rgb = load_rgb(image) if path is not None else as_rgb(image)
+    path, rgb = read_any(image)
     detections = rec.detect(rgb)
     result = rec.recognize_detected(rgb, detections)
     result.path = path

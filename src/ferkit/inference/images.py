@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -79,8 +81,8 @@ def _limit_size(im: Image.Image, path: Path, max_pixels: int) -> None:
     raise _too_large(path, width, height, max_pixels)
 
 
-def load_rgb(path: str | os.PathLike, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
-    """Read an image file as RGB uint8 ``(H, W, 3)``, with its EXIF orientation applied.
+def load_rgb(path: str | os.PathLike | BinaryIO, *, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """Read an image file (a path or an open binary file) as RGB uint8 ``(H, W, 3)``, EXIF orientation applied.
 
     Gray, palette, RGBA (composited onto white), 16-bit gray (scaled to 8 bits) and 16-bit RGB
     (its high bytes) files are handled; multi-frame files give their first frame. Images over
@@ -104,7 +106,8 @@ def as_rgb(image: np.ndarray | Image.Image) -> np.ndarray:
     if isinstance(image, Image.Image):
         return pil_to_rgb(ImageOps.exif_transpose(image) or image)
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"expected a path, numpy array or PIL image, got {type(image).__name__}")
+        raise TypeError(f"expected a path, encoded bytes, a binary file, a numpy array or a PIL image, "
+                        f"got {type(image).__name__}")
     if image.dtype != np.uint8:
         raise ValueError(f"expected a uint8 image array, got dtype {image.dtype}")
     if image.ndim == 3 and image.shape[2] in (1, 3, 4):
@@ -114,6 +117,22 @@ def as_rgb(image: np.ndarray | Image.Image) -> np.ndarray:
     if image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"expected an (H, W) or (H, W, 3) image array, got shape {image.shape}")
     return np.ascontiguousarray(image)
+
+
+#: What the recognizer reads: a path, encoded bytes or an open binary file (decoded by :func:`load_rgb`),
+#: or pixels (an RGB/gray uint8 array or a PIL image, :func:`as_rgb`).
+ImageInput = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | np.ndarray | Image.Image
+
+
+def read_any(item: ImageInput) -> tuple[str | None, np.ndarray]:
+    """``(the path or None, RGB uint8 pixels)`` of any :data:`ImageInput`."""
+    if isinstance(item, str | os.PathLike):
+        return str(Path(item)), load_rgb(item)
+    if isinstance(item, bytes | bytearray | memoryview):
+        item = io.BytesIO(item)  # an encoded image, e.g. an upload's body
+    if callable(getattr(item, "read", None)):
+        return None, load_rgb(item)
+    return None, as_rgb(item)
 
 
 def save_rgb(path: str | os.PathLike, rgb: np.ndarray, **save_kwargs) -> Path:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..device import resolve_device
 from ..errors import FerkitError
@@ -29,14 +28,13 @@ from .backends import (
 )
 from .detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector, detector_name
 from .faces import DEFAULT_MARGIN, covering_region, crop_face, to_gray
-from .images import as_rgb, load_rgb
+from .images import ImageInput, read_any
 from .options import DEFAULT_DETECT_SIDE, Options
 from .results import Face, ImageResult
 from .shipped import SHIPPED_MODELS, shipped_file, shipped_label, shipped_name
 
 log = logging.getLogger(__name__)
 
-ImageInput = str | os.PathLike | np.ndarray | Image.Image
 
 class Recognizer:
     """Detect faces and classify their emotion with a ferkit checkpoint.
@@ -190,8 +188,9 @@ class Recognizer:
     def __call__(self, images: ImageInput | Sequence[ImageInput]) -> ImageResult | list[ImageResult]:
         """Find and classify the faces of one image (-> ImageResult) or a list of them (-> list).
 
-        Paths are read with :func:`~ferkit.inference.images.load_rgb` (EXIF orientation applied,
-        size limited by its ``MAX_PIXELS``); arrays are RGB (or gray) uint8. An image without a
+        Paths, encoded bytes (e.g. an upload's body) and open binary files are read with
+        :func:`~ferkit.inference.images.load_rgb` (EXIF orientation applied, size limited by its
+        ``MAX_PIXELS``); arrays are RGB (or gray) uint8. An image without a
         face gives an ImageResult with no faces. The faces of all the images are classified
         together, ``batch_size`` at a time.
         """
@@ -201,7 +200,7 @@ class Recognizer:
         crops: list[np.ndarray] = []
         found: list[tuple[int, Detection]] = []
         for i, item in enumerate(items):
-            path, rgb = self._read(item)
+            path, rgb = read_any(item)
             detections = self.detector(rgb)
             log.debug("%s: %d face(s)", path or f"image {i}", len(detections))
             if detections:
@@ -227,7 +226,7 @@ class Recognizer:
         """
         results, crops, found = [], [], []
         for i, (image, boxes) in enumerate(zip(images, detections, strict=True)):
-            path, rgb = self._read(image)
+            path, rgb = read_any(image)
             if boxes:
                 crops.extend(self._crop(rgb, boxes))
             found.extend((i, det) for det in boxes)
@@ -253,7 +252,7 @@ class Recognizer:
 
     def detect(self, image: ImageInput) -> list[Detection]:
         """The detector's faces in one image (box, score and, where it gives them, five landmarks)."""
-        return self.detector(self._read(image)[1])
+        return self.detector(read_any(image)[1])
 
     def prepare_faces(self, image: ImageInput, detections: Sequence[Detection]) -> np.ndarray:
         """uint8 ``(N, size, size)`` model-size gray crops of ``detections`` in ``image``, as ``__call__`` cuts them.
@@ -262,7 +261,7 @@ class Recognizer:
         pixels the training readers give (:func:`ferkit.data.images.load_gray` and its resize).
         """
         size = self.info.preprocessing.size
-        crops = self._crop(self._read(image)[1], detections)
+        crops = self._crop(read_any(image)[1], detections)
         return np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
 
     def _crop(self, rgb: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
@@ -277,12 +276,6 @@ class Recognizer:
                           size=size, align=self.align,
                           landmarks=None if det.landmarks is None else [(x - x0, y - y0) for x, y in det.landmarks])
                 for det in detections]
-
-    @staticmethod
-    def _read(item: ImageInput) -> tuple[str | None, np.ndarray]:
-        if isinstance(item, str | os.PathLike):
-            return str(Path(item)), load_rgb(item)
-        return None, as_rgb(item)
 
     def predict_faces(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(N, len(labels))`` for already-cropped uint8 gray faces ``(N, H, W)``.

@@ -1,7 +1,7 @@
 """How narrow must the default's network be to classify twice as fast? int8 faces/s of ``ferkit_cnn`` by width.
 
     python benchmarks/width_speed.py [--bases 32 28 24 20 16] [--shapes 16-32-64-256 ...] [--batch 256]
-                                     [--rounds 8] [--threads 1]
+                                     [--rounds 8] [--threads 1] [--separable 32-64-128-256 ...]
 
 For each base width ``w`` (blocks ``w-2w-4w-8w``, dense ``8w``; 32 is the shipped default's shape), and for each
 ``--shapes`` entry (the blocks' widths, dense as wide as the last block; e.g. narrow early blocks only), a network with
@@ -11,6 +11,9 @@ by onnxruntime at batch ``--batch``; the files take turns, round after round, an
 so a busy machine slows them alike. Also timed: the shipped ``default-int8.onnx``. Prints multiply-adds,
 parameters, faces/s and the speed relative to the shipped file (``fer``'s classifier runs at about the shipped
 file's speed: docs/results/fer_comparison.md, so 2x the shipped file is issue 28's speed goal).
+
+``--separable`` adds, for each shape, ``ferkit_cnn_separable``: the same network with depthwise-separable
+convolutions (a 3x3 depthwise conv and a 1x1 pointwise one, each with BN and ReLU) in every block but the first.
 """
 
 from __future__ import annotations
@@ -60,14 +63,19 @@ def width_model(widths: list[int], faces: np.ndarray, threads: int) -> tuple[Onn
     and parameters."""
     import torch
 
+    torch.manual_seed(0)
+    model = create_model("ferkit_cnn", widths=list(widths), hidden=widths[-1])
+    return int8_backend(model, "ferkit_cnn", faces, threads)
+
+
+def int8_backend(model, name: str, faces: np.ndarray, threads: int) -> tuple[OnnxBackend, int, int]:
+    """``model``'s int8 ONNX copy as ``ferkit export --format onnx-int8`` writes it, its multiply-adds and
+    parameters."""
     from ferkit.labels import EMOTIONS
     from ferkit.models import ModelInfo
 
-    torch.manual_seed(0)
-    args = {"widths": list(widths), "hidden": widths[-1]}
-    model = create_model("ferkit_cnn", **args).eval()
-    info = ModelInfo(name="ferkit_cnn", args=args, labels=EMOTIONS, preprocessing=Preprocessing())
-    int8 = quantize_onnx(onnx_bytes(model, info), faces, info.preprocessing)
+    info = ModelInfo(name=name, args={}, labels=EMOTIONS, preprocessing=Preprocessing())
+    int8 = quantize_onnx(onnx_bytes(model.eval(), info), faces, info.preprocessing)
     return OnnxBackend(int8, threads=threads), count_multiply_adds(model, (1, 48, 48)), count_parameters(model)
 
 
@@ -94,13 +102,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument("--separable", type=parse_shape, nargs="*", default=[],
+                        help="shapes also timed with depthwise-separable convolutions after the first block")
     args = parser.parse_args()
+    import torch
+
     faces, source = calibration()
     backends, sizes = {"shipped default-int8.onnx": OnnxBackend(SHIPPED_INT8, threads=args.threads)}, {}
     shapes = [[base, 2 * base, 4 * base, 8 * base] for base in args.bases] + args.shapes
     for widths in shapes:
         name = "ferkit_cnn " + "-".join(map(str, widths))
         backend, macs, params = width_model(widths, faces, args.threads)
+        backends[name], sizes[name] = backend, (macs, params)
+    for widths in args.separable:
+        torch.manual_seed(0)
+        name = "separable " + "-".join(map(str, widths))
+        model = create_model("ferkit_cnn_separable", widths=list(widths), hidden=widths[-1])
+        backend, macs, params = int8_backend(model, "ferkit_cnn_separable", faces, args.threads)
         backends[name], sizes[name] = backend, (macs, params)
     speed = fastest_faces_per_second(backends, args.batch, args.rounds)
     shipped = speed["shipped default-int8.onnx"]

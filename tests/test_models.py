@@ -156,6 +156,27 @@ def test_a_narrow_ferkit_cnn_is_rebuilt_from_its_checkpoint(tmp_path):
         assert torch.equal(loaded(x), narrow(x))
 
 
+def test_the_separable_cnn_keeps_the_first_block_and_cuts_the_rest(tmp_path):
+    from ferkit.evaluation import count_multiply_adds
+
+    separable, default = create_model("ferkit_cnn_separable").eval(), create_model("ferkit_cnn")
+    convs = [m for m in separable.modules() if isinstance(m, nn.Conv2d)]
+    full = [m for m in convs if m.groups == 1 and m.kernel_size == (3, 3)]
+    depthwise = [m for m in convs if m.groups > 1]
+    assert [m.out_channels for m in full] == [32, 32]  # the default's first block, as it is
+    assert [m.groups for m in depthwise] == [32, 64, 64, 128, 128, 256]
+    assert all(m.kernel_size == (3, 3) for m in depthwise)
+    ratio = count_multiply_adds(default, (1, 48, 48)) / count_multiply_adds(separable, (1, 48, 48))
+    assert 3.0 < ratio < 4.0
+    info = ModelInfo(name="ferkit_cnn_separable", labels=tuple("abcdefg"), preprocessing=Preprocessing(size=48),
+                     args={})
+    loaded, _ = load_model(save_model(tmp_path / "sep.pt", separable, info))
+    x = torch.rand(2, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), separable(x))
+    assert dict(separable.named_modules())[separable.cam_layer].__class__ is nn.ReLU  # Grad-CAM's default layer
+
+
 def _autoencoder_checkpoint(path):
     info = ModelInfo(name="cae", args={}, labels=_info().labels, preprocessing=Preprocessing(size=48))
     return save_model(path, create_model("cae").eval(), info)

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .layers import SqueezeExcite, conv_bn_relu
+from .layers import SqueezeExcite, conv_bn_relu, separable_conv_bn_relu
 from .registry import register_model
 
 
 class ConvNet(nn.Module):
     """``len(widths)`` blocks of ``convs_per_block`` 3x3 convs + max-pool, then a dense head.
 
+    Blocks from index ``separable_from`` on use depthwise-separable convs (None: none do).
     ``se_reduction`` > 0 puts a Squeeze-and-Excitation block before each pool. ``head`` is the
     hidden dense widths; with ``global_pool`` the features are averaged instead of flattened.
     """
@@ -26,7 +27,7 @@ class ConvNet(nn.Module):
         widths: Sequence[int] = (32, 64, 128),
         convs_per_block: int = 2,
         head: Sequence[int] = (256,),
-        batch_norm: bool = True,
+        separable_from: int | None = None,
         se_reduction: int = 0,
         dropout: float = 0.5,
         global_pool: bool = False,
@@ -34,9 +35,10 @@ class ConvNet(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_channels
-        for width in widths:
+        for block, width in enumerate(widths):
+            separable = separable_from is not None and block >= separable_from
             for _ in range(convs_per_block):
-                layers += conv_bn_relu(cin, width, batch_norm=batch_norm)
+                layers += separable_conv_bn_relu(cin, width) if separable else conv_bn_relu(cin, width)
                 cin = width
             if se_reduction:
                 layers.append(SqueezeExcite(width, se_reduction))
@@ -67,6 +69,18 @@ def ferkit_cnn(num_classes: int = 7, in_channels: int = 1, input_size: int = 48,
     return ConvNet(
         num_classes=num_classes, in_channels=in_channels, input_size=input_size,
         widths=tuple(widths), head=(hidden,), dropout=dropout, global_pool=True,
+    )
+
+
+@register_model()
+def ferkit_cnn_separable(num_classes: int = 7, in_channels: int = 1, input_size: int = 48, dropout: float = 0.4,
+                         widths: Sequence[int] = (32, 64, 128, 256), hidden: int = 256,
+                         separable_from: int = 1) -> ConvNet:
+    """``ferkit_cnn`` with depthwise-separable convs from block ``separable_from`` on: the default's first block, a
+    quarter of its multiply-adds (33.5 M), about twice its int8 speed."""
+    return ConvNet(
+        num_classes=num_classes, in_channels=in_channels, input_size=input_size, widths=tuple(widths),
+        head=(hidden,), dropout=dropout, global_pool=True, separable_from=separable_from,
     )
 
 

@@ -15,6 +15,12 @@ def conv_bn_relu(cin: int, cout: int, *, batch_norm: bool = True) -> list[nn.Mod
     return layers
 
 
+def separable_conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    """Depthwise-separable 3x3 convolution: a depthwise 3x3 and a pointwise 1x1, each with batch norm and ReLU."""
+    return [nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU(inplace=True),
+            nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
 class SqueezeExcite(nn.Module):
     """Squeeze-and-Excitation: global average pool, bottleneck MLP, sigmoid gate, channel rescale."""
 

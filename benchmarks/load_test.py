@@ -195,7 +195,7 @@ def live_load(port: int, frame: bytes, duration: float, in_flight: int = 2) -> d
             "p50_ms": round(percentile(ms, 50), 1), "p95_ms": round(percentile(ms, 95), 1)}
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO, help="a photo with one face")
     parser.add_argument("--clients", type=int, default=4)
@@ -205,51 +205,45 @@ def main() -> int:
     parser.add_argument("--detect-side", type=int, default=None, help="passed to ferkit serve")
     parser.add_argument("--live", action="store_true", help="also measure the live WebSocket's updates/s")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def measure(server: ServerProcess, args: argparse.Namespace, report: dict) -> None:
+    """Fill ``report`` with the HTTP load (and with ``--live`` the WebSocket's), memory and CPU per request."""
     body = one_face_jpeg(args.photo)
-    frame = one_face_jpeg(args.photo, (320, 240))
-    extra = [*(["--workers", str(args.workers)] if args.workers else []),
-             *(["--threads", str(args.threads)] if args.threads else []),
-             *(["--detect-side", str(args.detect_side)] if args.detect_side else [])]
-    load_before = os.getloadavg()
-    t0 = time.monotonic()
-    server = ServerProcess(extra)
-    report: dict = {"server_args": extra, "startup_s": round(time.monotonic() - t0, 1), "cpus": os.cpu_count(),
-                    "loadavg_before": [round(v, 2) for v in load_before]}
-    try:
-        status, payload = server.request("POST", "/v1/analyze", body)
-        faces = len(json.loads(payload)["faces"]) if status == 200 else None
-        if faces != 1:
-            raise RuntimeError(f"the test photo should give one face; got status {status}, faces {faces}")
-        for _ in range(5):  # warm-up, not counted
-            server.request("POST", "/v1/analyze", body)
-        report["rss_before_mb"] = round(rss_mb(server.proc.pid), 1)
-        cpu = cpu_seconds(server.proc.pid)
-        samples: list[float] = []
-        done = threading.Event()
+    status, payload = server.request("POST", "/v1/analyze", body)
+    faces = len(json.loads(payload)["faces"]) if status == 200 else None
+    if faces != 1:
+        raise RuntimeError(f"the test photo should give one face; got status {status}, faces {faces}")
+    for _ in range(5):  # warm-up, not counted
+        server.request("POST", "/v1/analyze", body)
+    report["rss_before_mb"] = round(rss_mb(server.proc.pid), 1)
+    cpu = cpu_seconds(server.proc.pid)
+    samples: list[float] = []
+    done = threading.Event()
 
-        def sample_rss() -> None:  # memory over the run: growth that levels off is warm-up, not a leak
-            while not done.wait(args.duration / 6):
-                samples.append(round(rss_mb(server.proc.pid), 1))
+    def sample_rss() -> None:  # memory over the run: growth that levels off is warm-up, not a leak
+        while not done.wait(args.duration / 6):
+            samples.append(round(rss_mb(server.proc.pid), 1))
 
-        sampler = threading.Thread(target=sample_rss, daemon=True)
-        sampler.start()
-        report["http"] = http_load(server.port, body, args.clients, args.duration)
-        done.set()
-        sampler.join()
-        report["rss_during_mb"] = samples
-        # CPU time per request does not depend on what else the machine runs: 2 / it is the most
-        # requests per second 2 idle cores could serve.
-        report["http"]["server_cpu_ms_per_request"] = round(
-            (cpu_seconds(server.proc.pid) - cpu) * 1000 / max(1, report["http"]["ok"]), 1)
-        if args.live:
-            report["live"] = live_load(server.port, frame, min(args.duration, 20.0))
-        report["rss_after_mb"] = round(rss_mb(server.proc.pid), 1)
-        report["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
-        report["server_5xx_logged"] = len(re.findall(r'HTTP/1\.[01]" 5\d\d', server.log_text()))
-    finally:
-        server.stop()
+    sampler = threading.Thread(target=sample_rss, daemon=True)
+    sampler.start()
+    report["http"] = http_load(server.port, body, args.clients, args.duration)
+    done.set()
+    sampler.join()
+    report["rss_during_mb"] = samples
+    # CPU time per request does not depend on what else the machine runs: 2 / it is the most
+    # requests per second 2 idle cores could serve.
+    report["http"]["server_cpu_ms_per_request"] = round(
+        (cpu_seconds(server.proc.pid) - cpu) * 1000 / max(1, report["http"]["ok"]), 1)
+    if args.live:
+        report["live"] = live_load(server.port, one_face_jpeg(args.photo, (320, 240)), min(args.duration, 20.0))
+    report["rss_after_mb"] = round(rss_mb(server.proc.pid), 1)
+    report["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
+    report["server_5xx_logged"] = len(re.findall(r'HTTP/1\.[01]" 5\d\d', server.log_text()))
+
+
+def print_report(report: dict) -> None:
     h = report["http"]
     print(f"{h['clients']} clients, {h['duration_s']} s: {h['ok']} ok, {h['req_per_s']} req/s, "
           f"p50 {h['p50_ms']} ms, p95 {h['p95_ms']} ms, p99 {h['p99_ms']} ms, max {h['max_ms']} ms, "
@@ -263,9 +257,26 @@ def main() -> int:
           f"{report['rss_after_mb']} MB after; "
           f"load average {report['loadavg_before']} before, {report['loadavg_after']} after "
           f"({report['cpus']} CPUs); 5xx in the server log: {report['server_5xx_logged']}")
+
+
+def main() -> int:
+    args = parse_args()
+    extra = [*(["--workers", str(args.workers)] if args.workers else []),
+             *(["--threads", str(args.threads)] if args.threads else []),
+             *(["--detect-side", str(args.detect_side)] if args.detect_side else [])]
+    load_before = os.getloadavg()
+    t0 = time.monotonic()
+    server = ServerProcess(extra)
+    report: dict = {"server_args": extra, "startup_s": round(time.monotonic() - t0, 1), "cpus": os.cpu_count(),
+                    "loadavg_before": [round(v, 2) for v in load_before]}
+    try:
+        measure(server, args, report)
+    finally:
+        server.stop()
+    print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
-    return 0 if not h["errors"] and report["server_5xx_logged"] == 0 else 1
+    return 0 if not report["http"]["errors"] and report["server_5xx_logged"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -223,6 +223,32 @@ def main() -> None:
 
     system = SYSTEMS[args.system]
     fer = read_source(DataConfig(format="fer2013", path=args.data, cache_dir=args.cache_dir))
+    results, missing = evaluate_system(system, args, fer)
+    if not results:
+        raise SystemExit(f"none of the checkpoints of system {args.system} is published yet: {missing}")
+    extra = [f"Not trained yet (no checkpoint): {', '.join(missing)}."] if missing else []
+    ensembles = {v: evaluate_seed_ensemble(v, runs, fer) for v, runs in results.items() if len(runs) > 1}
+    extra += comparison_lines(system, results, ensembles)
+    runs_all = [r for runs in results.values() for r in runs]
+    extra += ["", "Trained on: " + "; ".join(
+        f"`{r['name']}` {r['machine'] or 'machine not recorded'}, {r['precision'] or 'precision not recorded'}"
+        for r in runs_all) + "."]
+    extra += ["", "Confusion matrices (PrivateTest, row-normalised): " + ", ".join(
+        f"[{r['name']}]({Path('figures') / (r['name'] + '_confusion.png')})" for r in runs_all) + "."]
+    figures = [attention_figure(runs[0]["name"], fer) for runs in results.values()] if args.system == "a" else []
+    extra += [line for f in figures if f for line in ("", f"![attention]({Path('figures') / f.name})")]
+
+    text = markdown(system, results, extra)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(RESULTS / f"system_{args.system}.md", text)
+    clean = {v: [{k: x for k, x in r.items() if not k.startswith("_")} for r in runs] for v, runs in results.items()}
+    clean["ensembles"] = [{k: x for k, x in e.items() if not k.startswith("_")} for e in ensembles.values()]
+    atomic_write_text(RESULTS / f"system_{args.system}.json", json.dumps(clean, indent=2) + "\n")
+
+
+def evaluate_system(system: dict, args: argparse.Namespace, fer) -> tuple[dict[str, list[dict]], list[str]]:
+    """Every published seed of every variant of ``system`` evaluated; and the names not published yet."""
     ckplus = read_source(DataConfig(format="folder", path=args.ckplus)).drop_empty_classes() \
         if Path(args.ckplus).is_dir() else None
     photos = Path(args.photos) if (Path(args.photos) / "faces.csv").is_file() else None
@@ -234,12 +260,12 @@ def main() -> None:
                 missing.append(name)
                 continue
             results.setdefault(variant, []).append(evaluate_checkpoint(name, fer, ckplus, photos))
-    if not results:
-        raise SystemExit(f"none of the checkpoints of system {args.system} is published yet: {missing}")
+    return results, missing
 
+
+def comparison_lines(system: dict, results: dict[str, list[dict]], ensembles: dict[str, dict]) -> list[str]:
+    """Seed means, McNemar tests between each pair of variants, the seed ensembles and the paper's rounds table."""
     extra: list[str] = []
-    if missing:
-        extra.append(f"Not trained yet (no checkpoint): {', '.join(missing)}.")
     for variant, runs in results.items():
         if len(runs) > 1:
             acc = np.array([r["private_acc"] for r in runs])
@@ -257,7 +283,6 @@ def main() -> None:
             extra.append(mcnemar_line(ra, rb, lead="Best pair (each variant's seed with the best PublicTest "
                                       "accuracy): ", where=""))
     # beyond the paper's single models: each variant's seeds as one ensemble (the mean of their probabilities)
-    ensembles = {v: evaluate_seed_ensemble(v, runs, fer) for v, runs in results.items() if len(runs) > 1}
     for e in ensembles.values():
         extra.append(f"- {e['name']} (the mean of their probabilities; not the paper's single model): PrivateTest "
                      f"{pct(e['private_acc'])} ({pct(e['private_ci95'][0])}-{pct(e['private_ci95'][1])}), "
@@ -273,21 +298,7 @@ def main() -> None:
             rows.append(f"| {k + 1} | " + " | ".join(pct(r["rounds"]["accuracies"][k]) for r in runs_all) + " |")
         extra += ["", "15 rounds of 100 random PrivateTest images (the same images for every model; "
                   f"paper: {', '.join(f'{k} {pct(v)}' for k, v in system['paper_rounds'].items())}):", ""] + rows
-    extra += ["", "Trained on: " + "; ".join(
-        f"`{r['name']}` {r['machine'] or 'machine not recorded'}, {r['precision'] or 'precision not recorded'}"
-        for r in runs_all) + "."]
-    extra += ["", "Confusion matrices (PrivateTest, row-normalised): " + ", ".join(
-        f"[{r['name']}]({Path('figures') / (r['name'] + '_confusion.png')})" for r in runs_all) + "."]
-    figures = [attention_figure(runs[0]["name"], fer) for runs in results.values()] if args.system == "a" else []
-    extra += [line for f in figures if f for line in ("", f"![attention]({Path('figures') / f.name})")]
-
-    text = markdown(system, results, extra)
-    print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / f"system_{args.system}.md", text)
-    clean = {v: [{k: x for k, x in r.items() if not k.startswith("_")} for r in runs] for v, runs in results.items()}
-    clean["ensembles"] = [{k: x for k, x in e.items() if not k.startswith("_")} for e in ensembles.values()]
-    atomic_write_text(RESULTS / f"system_{args.system}.json", json.dumps(clean, indent=2) + "\n")
+    return extra
 
 
 if __name__ == "__main__":

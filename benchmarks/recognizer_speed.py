@@ -86,7 +86,7 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from ferkit.inference import Recognizer, VideoReader, create_detector, track_video
+    from ferkit.inference import Recognizer, create_detector
     from ferkit.inference.backends import TorchBackend
     from ferkit.machine import describe as describe_machine
 
@@ -104,29 +104,39 @@ def main() -> None:
             "int8": Recognizer(args.model, backend="int8", threads=args.threads, batch_size=256)}
     plain = Recognizer(args.model, backend="torch", batch_size=256)
     plain.backend = TorchBackend(plain.model, optimize=False)
-
-    rng = np.random.default_rng(0)
-    one = rng.integers(0, 256, (1, 48, 48), dtype=np.uint8)
-    many = rng.integers(0, 256, (1024, 48, 48), dtype=np.uint8)
-    for name, rec in (("torch", recs["torch"]), ("torch, plain model", plain), ("onnx", recs["onnx"]),
-                      ("int8", recs["int8"])):
-        wall, cpu = timed(lambda rec=rec: rec.predict_faces(one), repeat=200)
-        row("classifier, batch 1", name, f"{200 / wall:,.0f} faces/s", f"{200 / cpu:,.0f} faces/s")
-        wall, cpu = timed(lambda rec=rec: rec.predict_faces(many), repeat=3)
-        row("classifier, batch 256", name, f"{3 * len(many) / wall:,.0f} faces/s",
-            f"{3 * len(many) / cpu:,.0f} faces/s", "≥ 2,000 faces/s")
+    classifier_rows({"torch": recs["torch"], "torch, plain model": plain, "onnx": recs["onnx"],
+                     "int8": recs["int8"]})
     if args.classifier_only:
         return
-
     for name, rec in recs.items():
         wall, cpu = timed(lambda rec=rec: [rec(p) for p in photos], repeat=2)
         n = 2 * len(photos)
         row(f"pipeline, {len(photos)} photos", name, f"{wall / n * 1000:.1f} ms/photo",
             f"{cpu / n * 1000:.1f} ms/photo")
-
-    frames = sum(1 for _ in read_frames(video))
     fast = Recognizer(args.model, detector=create_detector("yunet", max_side=320), backend="int8",
                       threads=args.threads)
+    video_rows(recs, fast, video)
+    memory(recs["torch"], video, args.loops)
+
+
+def classifier_rows(recs: dict) -> None:
+    """Faces/s of each recognizer's classifier alone, at batch 1 and batch 256 (random faces)."""
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, 48, 48), dtype=np.uint8)
+    many = rng.integers(0, 256, (1024, 48, 48), dtype=np.uint8)
+    for name, rec in recs.items():
+        wall, cpu = timed(lambda rec=rec: rec.predict_faces(one), repeat=200)
+        row("classifier, batch 1", name, f"{200 / wall:,.0f} faces/s", f"{200 / cpu:,.0f} faces/s")
+        wall, cpu = timed(lambda rec=rec: rec.predict_faces(many), repeat=3)
+        row("classifier, batch 256", name, f"{3 * len(many) / wall:,.0f} faces/s",
+            f"{3 * len(many) / cpu:,.0f} faces/s", "≥ 2,000 faces/s")
+
+
+def video_rows(recs: dict, fast, video: Path) -> None:
+    """Frames/s end to end on ``video``: each backend, then the fast detector, then frame by frame."""
+    from ferkit.inference import VideoReader, track_video
+
+    frames = sum(1 for _ in read_frames(video))
     runs = [(name, rec, None) for name, rec in (("torch", recs["torch"]), ("onnx", recs["onnx"]),
                                                 ("int8", recs["int8"]), ("int8, YuNet max_side=320", fast))]
     runs.append(("int8, YuNet max_side=320, detect_threads=1", fast, 1))
@@ -138,8 +148,6 @@ def main() -> None:
     wall, cpu = timed(lambda: [fast(f) for f in read_frames(video)], repeat=2)
     row(f"video frame by frame, rec(frame) ({frames} frames)", "int8, YuNet max_side=320",
         f"{2 * frames / wall:.1f} frames/s", f"{2 * frames / cpu:.1f} frames/s", "")
-
-    memory(recs["torch"], video, args.loops)
 
 
 def memory(rec, video: Path, loops: int) -> None:

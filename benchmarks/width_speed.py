@@ -58,24 +58,19 @@ def parse_shape(text: str) -> list[int]:
     return widths
 
 
-def width_model(widths: list[int], faces: np.ndarray, threads: int) -> tuple[OnnxBackend, int, int]:
-    """The int8 ONNX copy of ``ferkit_cnn`` with blocks ``widths`` (dense as wide as the last), its multiply-adds
-    and parameters."""
+def network_backend(name: str, widths: list[int], faces: np.ndarray, threads: int) -> tuple[OnnxBackend, int, int]:
+    """The int8 ONNX copy of the registered network ``name`` (``ferkit_cnn`` or ``ferkit_cnn_separable``) with
+    blocks ``widths`` and dense as wide as the last, as ``ferkit export --format onnx-int8`` writes it (random
+    weights); its multiply-adds and parameters."""
     import torch
 
-    torch.manual_seed(0)
-    model = create_model("ferkit_cnn", widths=list(widths), hidden=widths[-1])
-    return int8_backend(model, "ferkit_cnn", faces, threads)
-
-
-def int8_backend(model, name: str, faces: np.ndarray, threads: int) -> tuple[OnnxBackend, int, int]:
-    """``model``'s int8 ONNX copy as ``ferkit export --format onnx-int8`` writes it, its multiply-adds and
-    parameters."""
     from ferkit.labels import EMOTIONS
     from ferkit.models import ModelInfo
 
+    torch.manual_seed(0)
+    model = create_model(name, widths=list(widths), hidden=widths[-1]).eval()
     info = ModelInfo(name=name, args={}, labels=EMOTIONS, preprocessing=Preprocessing())
-    int8 = quantize_onnx(onnx_bytes(model.eval(), info), faces, info.preprocessing)
+    int8 = quantize_onnx(onnx_bytes(model, info), faces, info.preprocessing)
     return OnnxBackend(int8, threads=threads), count_multiply_adds(model, (1, 48, 48)), count_parameters(model)
 
 
@@ -105,20 +100,14 @@ def main() -> None:
     parser.add_argument("--separable", type=parse_shape, nargs="*", default=[],
                         help="shapes also timed with depthwise-separable convolutions after the first block")
     args = parser.parse_args()
-    import torch
-
     faces, source = calibration()
     backends, sizes = {"shipped default-int8.onnx": OnnxBackend(SHIPPED_INT8, threads=args.threads)}, {}
     shapes = [[base, 2 * base, 4 * base, 8 * base] for base in args.bases] + args.shapes
-    for widths in shapes:
-        name = "ferkit_cnn " + "-".join(map(str, widths))
-        backend, macs, params = width_model(widths, faces, args.threads)
-        backends[name], sizes[name] = backend, (macs, params)
-    for widths in args.separable:
-        torch.manual_seed(0)
-        name = "separable " + "-".join(map(str, widths))
-        model = create_model("ferkit_cnn_separable", widths=list(widths), hidden=widths[-1])
-        backend, macs, params = int8_backend(model, "ferkit_cnn_separable", faces, args.threads)
+    networks = ([("ferkit_cnn", "ferkit_cnn", widths) for widths in shapes]
+                + [("ferkit_cnn_separable", "separable", widths) for widths in args.separable])
+    for network, row_label, widths in networks:
+        name = f"{row_label} " + "-".join(map(str, widths))
+        backend, macs, params = network_backend(network, widths, faces, args.threads)
         backends[name], sizes[name] = backend, (macs, params)
     speed = fastest_faces_per_second(backends, args.batch, args.rounds)
     shipped = speed["shipped default-int8.onnx"]

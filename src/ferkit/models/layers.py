@@ -6,13 +6,9 @@ import torch
 from torch import nn
 
 
-def conv_bn_relu(cin: int, cout: int, *, batch_norm: bool = True) -> list[nn.Module]:
-    """3x3 convolution (same padding), optional batch norm, ReLU."""
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=not batch_norm)]
-    if batch_norm:
-        layers.append(nn.BatchNorm2d(cout))
-    layers.append(nn.ReLU(inplace=True))
-    return layers
+def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    """3x3 convolution (same padding, no bias), batch norm, ReLU."""
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
 def separable_conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from ferkit.errors import FerkitError
-from ferkit.training.queue import listed_status, read_queue, run_queue, trainer_lock
+from ferkit.training.history import write_history_csv
+from ferkit.training.queue import entry_progress, listed_status, read_queue, run_queue, trainer_lock
 from ferkit.training.store import as_runs_path, existing_run_file, in_store, run_store
 from synthetic import write_fer2013_csv
 
@@ -270,6 +271,27 @@ def test_two_stage_lines_run_the_recipe_resumably_and_count_as_done_once_summari
     assert run_queue([queue]) == [("runs/system_d/system_d_vgg16_bn_stage2", "done")]
     assert calls[1] == ("system_d_vgg16_bn_stage1", "system_d_vgg16_bn_stage2",
                         store / "system_d" / "system_d_vgg16_bn_stage2", 1, True)
+
+
+def test_listing_shows_each_runs_epochs_and_time_left_stage_by_stage(store, tmp_path):
+    stages = f"{ROOT}/configs/system_d_vgg16_bn_stage1.toml {ROOT}/configs/system_d_vgg16_bn_stage2.toml"
+    queue = tmp_path / "q.txt"
+    queue.write_text(f"runs/p/plain {CONFIG} train.epochs=10\n"
+                     f"runs/p/fresh {CONFIG}\n"
+                     f"runs/d/system_d_vgg16_bn_stage2 two-stage {stages} out_dir=runs/d "
+                     "--stage2-override=train.epochs=50\n")
+    plain, fresh, two_stage = read_queue([queue])
+    (store / "p" / "plain").mkdir(parents=True)
+    write_history_csv([{"epoch": 1, "seconds": 60.0}, {"epoch": 2, "seconds": 62.0}],
+                      store / "p" / "plain" / "history.csv")
+    assert entry_progress(plain) == "2/10 epochs, about 8 min left at 61 s an epoch"
+    assert entry_progress(fresh) == ""
+    for stage, epochs, seconds in ((1, 5, 30.0), (2, 1, 330.0)):  # both stages' folders: the line's out_dir
+        (store / "d" / f"system_d_vgg16_bn_stage{stage}").mkdir(parents=True)
+        write_history_csv([{"epoch": e, "seconds": seconds} for e in range(1, epochs + 1)],
+                          store / "d" / f"system_d_vgg16_bn_stage{stage}" / "history.csv")
+    assert entry_progress(two_stage) == ("stage 1: 5/5 epochs; "
+                                         "stage 2: 1/50 epochs, about 4 h 30 min left at 330 s an epoch")
 
 
 def test_two_stage_lines_pass_the_recipes_options_and_refuse_unknown_ones(store, tmp_path, monkeypatch):

@@ -10,7 +10,8 @@ HELP = ("Train the runs of queue files one at a time: skip finished and publishe
 EXAMPLES = """examples:
   ferkit queue scripts/queues/transfer_random70_30.txt          # train, resume or skip each run in turn
   ferkit queue scripts/queues/transfer.txt --time-limit 150     # stop at an epoch boundary after 150 min
-  ferkit queue scripts/queues/transfer.txt --list               # done, published, training, cut off or new
+  ferkit queue scripts/queues/transfer.txt --list               # done, published, training, cut off or new;
+                                                                # epochs done and time left by the recent pace
   (a line: OUT_DIR/NAME CONFIG [key=value ...]; runs/... lives in the run store, outside the repository)"""
 
 
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..training.queue import listed_status, read_queue, run_queue, unmet_inputs
+    from ..training.queue import entry_progress, listed_status, read_queue, run_queue, unmet_inputs
     from ..training.store import run_store
 
     published = Path(args.published)
@@ -35,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"run store: {run_store()}")  # noqa: T201
         entries = read_queue(args.queues)
         for entry in entries:
-            print(f"{listed_status(entry, published):9s} {entry.run}")  # noqa: T201
+            status = listed_status(entry, published)
+            progress = entry_progress(entry) if status in ("resume", "training", "two-stage") else ""
+            print(f"{status:9s} {entry.run}" + (f"  ({progress})" if progress else ""))  # noqa: T201
         for problem in unmet_inputs(entries, published):
             print(f"missing   {problem}")  # noqa: T201
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from pathlib import Path
 
 from ..io import atomic_savefig, atomic_write_text
@@ -19,6 +20,26 @@ def write_history_csv(history: list[dict[str, float]], path: str | Path) -> None
     writer.writeheader()
     writer.writerows(history)
     atomic_write_text(path, buffer.getvalue())
+
+
+def read_history_csv(path: str | Path) -> list[dict[str, str]]:
+    """A run's ``history.csv``: one dict per epoch, values as written."""
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def progress(history: list[dict[str, str]], epochs: int, recent: int = 5) -> str:
+    """How far a run is: ``'14/50 epochs, about 3 h 24 min left at 340 s an epoch'``; the pace is the median time
+    of the last ``recent`` epochs (earlier ones may have shared the CPU with other work)."""
+    done = len(history)
+    text = f"{done}/{epochs} epochs"
+    seconds = [float(row["seconds"]) for row in history[-recent:] if row.get("seconds") not in ("", None)]
+    if seconds and done < epochs:
+        each = statistics.median(seconds)
+        hours, minutes = divmod(round((epochs - done) * each / 60), 60)
+        left = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+        text += f", about {left} left at {each:.0f} s an epoch"
+    return text
 
 
 def epoch_table(history: list[dict[str, str | float]]) -> str:
@@ -41,8 +62,7 @@ def epoch_table(history: list[dict[str, str | float]]) -> str:
 
 def write_epoch_table(history_csv: str | Path, name: str, out: str | Path) -> Path:
     """``out`` (markdown): :func:`epoch_table` of a run's ``history.csv`` under a heading naming the run."""
-    with open(history_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_history_csv(history_csv)
     atomic_write_text(out, f"# {name}: per epoch\n\nFrom `{Path(history_csv).name}` (time: the epoch's wall clock, "
                            "validation included).\n\n" + epoch_table(rows))
     return Path(out)

@@ -15,7 +15,6 @@ after the run store is gone.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -32,7 +31,7 @@ from ..io import atomic_open, atomic_write_text, existing_file, file_sha256
 from ..machine import describe as describe_machine
 from ..models import load_model, read_checkpoint
 from ..models.export import export_checkpoint
-from .history import write_epoch_table
+from .history import read_history_csv, write_epoch_table
 from .store import as_runs_path
 
 log = logging.getLogger(__name__)
@@ -43,8 +42,7 @@ def publish_run(run: Path, command: str, *, name: str | None = None, note: str =
     """Publish the finished run in folder ``run`` into the repository at ``repo``; returns the metrics record."""
     run, name = Path(run), published_name(name or Path(run).name)
     metrics = json.loads(existing_file(run / "metrics.json", "finished run's metrics (is the run done?)").read_text())
-    with open(run / "history.csv") as handle:
-        history = list(csv.DictReader(handle))
+    history = read_history_csv(run / "history.csv")
     target, pretrain = _publish_weights(run, repo / "checkpoints" / f"{name}.pt", max_mb)
     model, info = load_model(target)  # the published file is what gets scored
     record = {**metrics, "model": info.name, "parameters": count_parameters(model),

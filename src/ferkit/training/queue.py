@@ -258,6 +258,23 @@ def listed_status(entry: QueueEntry, published: Path) -> str:
         return status if claimed else "training"
 
 
+def entry_progress(entry: QueueEntry) -> str:
+    """How far a training line's run (each stage of a two-stage line) has got: :func:`~.history.progress` of its
+    ``history.csv``; ``''`` for a script line or a run that has not started."""
+    from .history import progress, read_history_csv
+
+    if entry.is_script:
+        return ""
+    configs = two_stage_configs(entry)[:2] if entry.is_two_stage else (entry_config(entry),)
+    parts = []
+    for stage, config in enumerate(configs, start=1):
+        history = config.run_dir / "history.csv"
+        if history.is_file():
+            prefix = f"stage {stage}: " if len(configs) > 1 else ""
+            parts.append(prefix + progress(read_history_csv(history), config.train.epochs))
+    return "; ".join(parts)
+
+
 def _run_entry(entry: QueueEntry, published: Path, time_limit_s: float) -> str:
     if entry_status(entry, published) in ("done", "published"):
         return _train_entry(entry, published, time_limit_s)  # nothing to train: only logged

@@ -28,6 +28,20 @@ def test_models_lists_registered_names(capsys):
     assert "ferkit_cnn" in out and "ferkit_cnn_small" in out
 
 
+def test_version_names_ferkit_python_and_the_runtimes_as_installed(capsys):
+    from importlib import metadata
+
+    import ferkit
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ferkit {ferkit.__version__} (Python ")
+    assert f"torch {metadata.version('torch')}" in out and f"onnxruntime {metadata.version('onnxruntime')}" in out
+    assert metadata.version("ferkit") == ferkit.__version__  # pyproject reads the one written in the package
+
+
 def test_help_shows_examples(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", "--help"])

@@ -35,9 +35,40 @@ COMMANDS = (train, queue, publish, teachers, two_stage, cae_protocol, evaluate, 
             export, predict, explain, webcam, serve, batch)
 
 
+#: The distributions a bug report needs the versions of (read from their metadata: nothing is imported).
+REPORTED_DEPENDENCIES = ("torch", "onnxruntime", "opencv-python-headless", "yuface", "numpy")
+
+
+def version_text() -> str:
+    """``ferkit 0.1.0 (Python 3.12.3; torch 2.13.0, onnxruntime 1.20.1, ...)``: what ``ferkit --version`` prints."""
+    from importlib import metadata
+
+    from .. import __version__
+
+    found = []
+    for name in REPORTED_DEPENDENCIES:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} missing")
+    return f"ferkit {__version__} (Python {sys.version.split()[0]}; {', '.join(found)})"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the versions, read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        sys.stdout.write(version_text() + "\n")  # on stdout, as argparse's own version action
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit", description="Facial emotion recognition toolkit.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action=_VersionAction, help="the versions of ferkit, Python and its runtimes")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         p = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP, epilog=command.EXAMPLES,

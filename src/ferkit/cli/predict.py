@@ -15,7 +15,8 @@ EXAMPLES = """examples:
   ferkit predict photos/ --format parquet        # every photo and video under photos/, recursively
   ferkit predict clip.mp4 --stride 2 --smooth 0.3 # clip_frames.csv, clip_annotated.mp4, clip_emotions.png
   ferkit predict photos/ --detect-side 640        # detection at 640 px: smaller faces, more slowly
-  ferkit predict clip.mp4 --detect-every 1 --backend torch   # detection on every frame, the float model"""
+  ferkit predict clip.mp4 --detect-every 1 --backend torch   # detection on every frame, the float model
+  ferkit predict photos/ clip.mp4 --report       # + ferkit-out/report.html: emotion counts, every photo and video"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="csv", choices=["csv", "json", "jsonl", "parquet"],
                         help="results table format (default csv; parquet needs pyarrow)")
     parser.add_argument("--no-draw", action="store_true", help="do not write annotated copies")
+    parser.add_argument("--report", action="store_true",
+                        help="also write OUT/report.html: one offline page with the counts per emotion, every photo "
+                             "(its annotated copy and faces), every video (its tracks) and what was skipped")
     add_recognition_options(parser)
 
 
@@ -53,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import FerkitError
     from ..inference import TABLE_FORMATS, ImageResult, results_to_rows, write_table
+    from ..inference.pipeline import annotated_path
+    from ..inference.report import ReportPhoto, write_report
     from ..inference.sources import expand_inputs
     from ..io import output_folder
 
@@ -61,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     sources = expand_inputs(args.paths, exclude=out)
     output_folder(out, "--out folder")  # before the model loads: a bad --out costs nothing
     rec = chosen.recognizer()
-    photos, videos, skipped = [], [], []
+    photos, videos, skipped, drawn = [], [], [], []
     bar = tqdm(sources, desc="predict", unit="file", dynamic_ncols=True, disable=None if len(sources) > 1 else True)
     for source in bar:
         try:
@@ -70,12 +76,17 @@ def run(args: argparse.Namespace) -> int:
             skipped.append(str(exc))
             continue
         (photos if isinstance(result, ImageResult) else videos).append(result)
+        if isinstance(result, ImageResult):
+            drawn.append(None if args.no_draw else annotated_path(out, source.name, source.path))
     bar.close()
     if photos:
         print(face_table(photos))  # noqa: T201
         write_table(out / f"results{TABLE_FORMATS[args.format]}", results_to_rows(photos, rec.labels), args.format)
     for summary in videos:
         print(summary.to_text())  # noqa: T201
+    if args.report:
+        write_report(out / "report.html", [ReportPhoto(r, a) for r, a in zip(photos, drawn)], videos, skipped,
+                     rec.labels, f"{rec.checkpoint} ({rec.info.name}, {rec.backend_name})")
     print(f"ferkit predict: {len(photos) + len(videos)} processed ({len(photos)} photo(s), "  # noqa: T201
           f"{len(videos)} video(s)), {len(skipped)} skipped" + (f"; results in {out}/" if photos or videos else ""))
     for reason in skipped:

@@ -36,4 +36,8 @@ def test_the_python_api_page_runs_as_written(shared_data, tmp_path, monkeypatch,
     assert "missing.jpg" in printed and "[2, 5]" in printed  # the error names the file; both photos' faces
     assert {"faces.csv", "photo_cam.png"} <= {p.name for p in tmp_path.iterdir()}
     assert (tmp_path / "out" / "clip_frames.csv").is_file()
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert all(f'src="{name}"' in report for name in ("photo_annotated.jpg", "group_annotated.jpg",
+                                                      "clip_annotated.mp4", "clip_emotions.png"))
+    assert (tmp_path / "out" / "group_annotated.jpg").is_file()
     assert namespace["summary"].faces > 0 and len(namespace["table"]) == 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,6 +180,9 @@ def test_suggest_lr_gives_none_for_a_curve_flat_within_noise():
               for lr, n in zip(lrs, noise)]
     assert suggest_lr(lrs, losses) is None
     assert suggest_lr(lrs, losses, min_fall=0.0) is not None
+    lowest = LRFinderResult(lrs, losses, losses, None).lowest_loss_lr  # what the warning offers instead
+    assert lowest == lrs[int(np.argmin(losses))] and 1e-4 < lowest < 1e-2  # before the rise, past the drift
+    assert LRFinderResult([], [], [], None).lowest_loss_lr is None
 
 
 def test_two_stage_falls_back_on_a_flat_sweep():
@@ -191,6 +195,17 @@ def test_two_stage_falls_back_on_a_flat_sweep():
     assert _rate(3e-2, None, "stage 2", fallback=1e-3, cap=1e-3) == 3e-2  # --lr2 given wins
     assert _rate(None, None, "stage 1", fallback=3e-3) == 3e-3  # flat stage 1 (random frozen body): config's lr
     assert _rate(None, 4e-2, "stage 1", fallback=3e-3) == 4e-2  # stage 1 has no cap
+
+
+def test_a_flat_stage_2_sweep_names_its_lowest_loss_rate_and_the_option_that_sets_one(tmp_path, caplog):
+    from ferkit.training.two_stage import _stage_rate
+
+    caplog.set_level("WARNING", logger="ferkit")
+    lrs = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
+    flat = LRFinderResult(lrs, [1.70, 1.69, 1.68, 1.69, 1.80], [1.70] * 5, None)
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.toml", [f"out_dir={tmp_path}"])
+    assert _stage_rate(config, lambda: flat, None, "stage 2", fallback=3e-5, cap=3e-5) == (None, 3e-5)
+    assert "lowest smoothed loss is at 1.00e-04" in caplog.text and "--lr2 RATE" in caplog.text
 
 
 def test_suggest_lr_ignores_a_noisy_dip_on_a_nearly_flat_curve():

@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     result = lr_find_from_config(config, start=args.start, end=args.end, steps=args.steps, out=args.out or None)
     if result.suggestion is None:
-        print("no suggestion: the loss shows no clear fall over the sweep (see the plot)")  # noqa: T201
+        lowest = f"; the lowest smoothed loss is at {result.lowest_loss_lr:.2e}" if result.lowest_loss_lr else ""
+        print(f"no suggestion: the loss shows no clear fall over the sweep (see the plot){lowest}")  # noqa: T201
     else:
         print(f"suggested learning rate: {result.suggestion:.2e}")  # noqa: T201
     return 0

@@ -40,6 +40,12 @@ class LRFinderResult:
     raw_losses: list[float]
     suggestion: float | None
 
+    @property
+    def lowest_loss_lr(self) -> float | None:
+        """The rate of the lowest smoothed loss: an upper bound to read off a sweep without a clear fall (one-cycle
+        peaks there or below; beyond it the loss rises). None for an empty sweep."""
+        return float(self.lrs[int(np.argmin(self.losses))]) if self.losses else None
+
     def save_csv(self, path: str | os.PathLike) -> Path:
         """Write the sweep (``lr, loss, raw_loss`` a row; the smoothed loss in ``loss``) as CSV at ``path``."""
         with atomic_open(path, "w") as handle:

@@ -57,7 +57,11 @@ def _stage_rate(config: Config, search: Callable[[], LRFinderResult], given: flo
         saved = json.loads(path.read_text())
         log.info("%s: rate %.2e read back from %s", stage, saved["lr"], path)
         return saved["lr_suggested"], saved["lr"]
-    suggestion = search().suggestion
+    result = search()
+    suggestion = result.suggestion
+    if suggestion is None and given is None and result.lowest_loss_lr is not None:
+        log.warning("%s: the sweep's lowest smoothed loss is at %.2e (see lr_find.png); --lr%s RATE sets the rate",
+                    stage, result.lowest_loss_lr, stage[-1])
     rate = _rate(given, suggestion, stage, fallback=fallback, cap=cap)
     config.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"lr_suggested": suggestion, "lr": rate}) + "\n")

@@ -265,7 +265,7 @@ def main() -> None:
 
     from ferkit.data.fer2013 import read_fer2013
     from ferkit.data.folder import read_folder
-    from ferkit.evaluation.teachers import faces_sha256
+    from ferkit.evaluation.members import faces_sha256
     from ferkit.io import atomic_write_text
 
     fer = read_fer2013(args.data / "fer2013" / "fer2013.csv.gz", cache_dir=args.cache_dir)

@@ -12,11 +12,11 @@ import torch
 from ferkit.cli import main
 from ferkit.config import load_config
 from ferkit.data.fer2013 import read_fer2013
+from ferkit.evaluation.members import member_name
 from ferkit.evaluation.predict import predict_proba
 from ferkit.evaluation.teachers import (
     cache_member,
     fit_temperature,
-    member_name,
     select_ensemble,
     soften,
     teacher_ensemble,

@@ -29,6 +29,7 @@ from ..errors import FerkitError
 from ..io import atomic_open, file_sha256
 from ..models import load_model
 from .ensemble import label_order
+from .members import faces_sha256, member_name
 from .predict import predict_proba
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,6 @@ def fold_sources(folder: Path) -> list[Path]:
 def fold_arrays(checkpoint: Path, data: FaceData) -> dict[str, np.ndarray]:
     """One fold model's probabilities on the Training faces it never saw (and their mirrors), on PublicTest and
     PrivateTest, in the data's label order, with its fold settings and which rows it held out."""
-    from .teachers import faces_sha256
 
     model, info = load_model(checkpoint)
     settings = config_from_dict(info.config).data
@@ -107,7 +107,6 @@ def _check_folds(folder: Path, folds: list[dict[str, np.ndarray]]) -> int:
 def cache_cross_fitted(folder: Path, data: FaceData, cache_dir: Path) -> Path:
     """``cache_dir/FOLDER-NAME_xfit.npz``: out-of-fold Training probabilities (and their mirrors') of the fold runs
     or records in ``folder``, their mean on PublicTest and PrivateTest; reused while those files are unchanged."""
-    from .teachers import faces_sha256, member_name
 
     sources = fold_sources(folder)
     digest = hashlib.sha256("".join(file_sha256(p) for p in sources).encode()).hexdigest()

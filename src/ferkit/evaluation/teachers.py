@@ -12,7 +12,6 @@ of the work): enough to choose an ensemble to ship (``ferkit ensemble``), not to
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,31 +23,13 @@ from ..errors import FerkitError
 from ..io import atomic_open, file_sha256
 from ..models import load_model, require_classifier
 from .ensemble import label_order
+from .members import faces_sha256, member_name
 from .predict import predict_proba
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("Training", "PublicTest", "PrivateTest")
 TEST_SPLITS = SPLITS[1:]
-
-
-def faces_sha256(faces: np.ndarray) -> str:
-    """A fingerprint of a face array (so cached rows are only ever matched to the same faces, in order)."""
-    return hashlib.sha256(np.ascontiguousarray(faces).tobytes()).hexdigest()
-
-
-#: Checkpoint names a training run writes: such a member is named after its run folder.
-RUN_CHECKPOINTS = ("best", "last")
-
-
-def member_name(path: str | Path) -> str:
-    """A member's name (its cache file's and record's): a checkpoint's stem (a published file kept in the run
-    store, ``NAME-fp16.pt``: its published NAME), a run's ``best.pt`` its run folder's name, a folder of fold runs
-    (a cross-fitted teacher) its name + ``_xfit``."""
-    path = Path(path)
-    if path.is_dir():
-        return f"{path.name}_xfit"
-    return path.parent.name if path.stem in RUN_CHECKPOINTS else path.stem.removesuffix("-fp16")
 
 
 def cache_member(checkpoint: str | Path, data: FaceData, cache_dir: Path, *, training: bool = True) -> Path:

@@ -5,8 +5,19 @@ from .draw import draw_faces
 from .faces import crop_face
 from .images import load_rgb, save_rgb
 from .options import Options
-from .pipeline import AnnotatedVideo, RowsSink, TableSink, TimelineSink, VideoSummary, analyze_video, run_video
+from .pipeline import (
+    AnnotatedVideo,
+    RowsSink,
+    TableSink,
+    TimelineSink,
+    VideoSummary,
+    analyze_photo,
+    analyze_video,
+    annotated_path,
+    run_video,
+)
 from .recognizer import Recognizer
+from .report import ReportPhoto, write_report
 from .results import Face, ImageResult
 from .rows import result_rows, results_to_dataframe, results_to_rows, row_columns
 from .shipped import SHIPPED_MODELS
@@ -42,13 +53,16 @@ __all__ = [
     "Frame",
     "ImageResult",
     "Recognizer",
+    "ReportPhoto",
     "TableWriter",
     "TrackStats",
     "VideoInfo",
     "VideoReader",
     "VideoSummary",
     "VideoWriter",
+    "analyze_photo",
     "analyze_video",
+    "annotated_path",
     "create_detector",
     "crop_face",
     "display_problem",
@@ -65,5 +79,6 @@ __all__ = [
     "run_webcam",
     "save_rgb",
     "track_video",
+    "write_report",
     "write_table",
 ]

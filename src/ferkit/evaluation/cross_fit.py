@@ -52,7 +52,6 @@ def fold_sources(folder: Path) -> list[Path]:
 def fold_arrays(checkpoint: Path, data: FaceData) -> dict[str, np.ndarray]:
     """One fold model's probabilities on the Training faces it never saw (and their mirrors), on PublicTest and
     PrivateTest, in the data's label order, with its fold settings and which rows it held out."""
-
     model, info = load_model(checkpoint)
     settings = config_from_dict(info.config).data
     if not settings.folds:
@@ -107,7 +106,6 @@ def _check_folds(folder: Path, folds: list[dict[str, np.ndarray]]) -> int:
 def cache_cross_fitted(folder: Path, data: FaceData, cache_dir: Path) -> Path:
     """``cache_dir/FOLDER-NAME_xfit.npz``: out-of-fold Training probabilities (and their mirrors') of the fold runs
     or records in ``folder``, their mean on PublicTest and PrivateTest; reused while those files are unchanged."""
-
     sources = fold_sources(folder)
     digest = hashlib.sha256("".join(file_sha256(p) for p in sources).encode()).hexdigest()
     target = Path(cache_dir) / f"{member_name(folder)}.npz"

@@ -65,7 +65,7 @@ def face_table(results) -> str:
         if not r.faces:
             lines.append(f"{name:30s} {'-':>4s} {'no face found':>22s}")
         for i, f in enumerate(r.faces):
-            second = sorted(f.scores.items(), key=lambda kv: -kv[1])[1]
+            second = f.runner_up
             box = ",".join(map(str, f.box))
             lines.append(f"{name:30s} {i:4d} {box:>22s}  {f.label:9s} {f.confidence:5.0%}  {second[0]} {second[1]:.0%}")
     return "\n".join(lines)

@@ -131,7 +131,7 @@ def _tile(item: FaceExplanation, number: int, side: int) -> np.ndarray:
     elif item.target != item.face.label:
         second = f"map of {item.target} {item.target_probability:.0%}"
     else:
-        label, p = sorted(item.face.scores.items(), key=lambda kv: -kv[1])[1]
+        label, p = item.face.runner_up
         second = f"runner-up {label} {p:.0%}"
     _put(tile, second, 3, side + 38, 0.42)
     return tile

@@ -71,8 +71,7 @@ def _emotion_counts(photos: Sequence[ReportPhoto], videos: Sequence[VideoSummary
 
 
 def _face_row(index: int, face: Face) -> str:
-    runner_up = sorted(face.scores.items(), key=lambda kv: -kv[1])[1:2]
-    second = f"{runner_up[0][0]} {runner_up[0][1]:.0%}" if runner_up else ""
+    second = f"{face.runner_up[0]} {face.runner_up[1]:.0%}" if face.runner_up else ""
     return _row([index, ",".join(map(str, face.box)), face.label, f"{face.confidence:.0%}", second], numeric=(0, 3))
 
 

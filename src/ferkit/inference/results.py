@@ -24,6 +24,12 @@ class Face:
     track: int | None = None
     landmarks: tuple[tuple[int, int], ...] | None = None
 
+    @property
+    def runner_up(self) -> tuple[str, float] | None:
+        """The second most probable label and its probability; None with fewer than two labels."""
+        ranked = sorted(self.scores.items(), key=lambda kv: -kv[1])
+        return ranked[1] if len(ranked) > 1 else None
+
     def to_dict(self) -> dict[str, Any]:
         """Plain types for JSON; ``track`` and ``landmarks`` only when the face has them."""
         d: dict[str, Any] = {

@@ -41,3 +41,4 @@ def test_the_python_api_page_runs_as_written(shared_data, tmp_path, monkeypatch,
                                                       "clip_annotated.mp4", "clip_emotions.png"))
     assert (tmp_path / "out" / "group_annotated.jpg").is_file()
     assert namespace["summary"].faces > 0 and len(namespace["table"]) == 7
+    assert len(namespace["found"]) == 5  # fer's call on the BGR group photo: its five faces

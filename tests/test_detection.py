@@ -109,6 +109,27 @@ def test_detector_options_filter_real_faces(shared_data):
     assert len(create_detector("haar", min_face=2000)(rgb)) == 0
 
 
+def test_min_face_and_face_score_reach_the_detector_from_the_command_line(shared_data, tmp_path, capsys):
+    """``--min-face`` and ``--face-score`` filter as the detector's own options do; bad values are named."""
+    from ferkit.cli import main
+
+    photo = shared_data / "photos" / "couple.jpg"
+    found = create_detector("yunet")(load_rgb(photo))
+    smallest = min(min(d.box[2], d.box[3]) for d in found)
+
+    def faces(*flags: str) -> int:
+        assert main(["predict", str(photo), "--out", str(tmp_path), "--no-draw", *flags]) == 0
+        with open(tmp_path / "results.csv", newline="") as handle:
+            return sum(1 for row in csv.DictReader(handle) if row["label"])
+
+    assert faces() == 2
+    assert faces("--min-face", str(smallest + 1)) == 1
+    assert faces("--face-score", f"{max(d.score for d in found) + 0.01:.3f}") == 0
+    assert faces("--face-score", "0.3", "--detector", "haar", "--min-face", "2000") == 0
+    assert main(["predict", str(photo), "--face-score", "1.5", "--out", str(tmp_path)]) == 2
+    assert "face_score (the detector's confidence) must be in [0, 1], got 1.5" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("name", "opts", "message"), [
     ("yunet", {"min_face": 0}, "min_face"),
     ("haar", {"score_threshold": 1.5}, "score_threshold"),

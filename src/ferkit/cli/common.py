@@ -29,6 +29,12 @@ def add_recognition_options(parser: argparse.ArgumentParser, *, video: bool = Tr
     parser.add_argument("--detect-side", type=int, default=DEFAULT_DETECT_SIDE, metavar="PX",
                         help=f"detect faces on a copy shrunk to PX on its long side (default {DEFAULT_DETECT_SIDE}; "
                              "larger finds smaller faces, more slowly)")
+    parser.add_argument("--min-face", type=int, default=None, metavar="PX",
+                        help="the smallest face reported, in pixels of its box's shorter side in the photo "
+                             "(default 20)")
+    parser.add_argument("--face-score", type=float, default=None, metavar="S",
+                        help="the detector's confidence, 0-1, a face needs (default: yunet 0.6, haar 0.5; lower "
+                             "finds more faces, and more false ones)")
     parser.add_argument("--align", action="store_true", help="turn each face so the eyes are level before classifying")
     parser.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"],
                         help="average each face over views: flip (2x the classifier's work; for the shipped model +1.2 "
@@ -52,7 +58,8 @@ def options(args: argparse.Namespace):
     video = {"stride": args.stride, "detect_every": args.detect_every,
              "smoothing": args.smooth} if hasattr(args, "stride") else {}
     return Options(model=args.model, backend=args.backend, threads=args.threads, detector=args.detector,
-                   detect_side=args.detect_side, tta=args.tta, align=args.align, **video)
+                   detect_side=args.detect_side, min_face=args.min_face, face_score=args.face_score,
+                   tta=args.tta, align=args.align, **video)
 
 
 def face_table(results) -> str:

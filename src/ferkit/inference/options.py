@@ -29,7 +29,9 @@ class Options:
     - ``backend``: ``auto`` (the shipped model's int8 copy on a CPU with VNNI, else torch), ``torch``,
       ``onnx`` or ``int8`` (:class:`~ferkit.inference.Recognizer`); ``threads``: onnxruntime threads.
     - ``detector`` and ``detect_side``: the face detector and the long side, in pixels, an image is shrunk to
-      before detection (:data:`DEFAULT_DETECT_SIDE`).
+      before detection (:data:`DEFAULT_DETECT_SIDE`); ``min_face``: the smallest face kept, in pixels of its
+      box's shorter side in the image; ``face_score``: the detector's confidence (0-1) a face needs. None: the
+      detector's own (20 px; YuNet 0.6, Haar 0.5).
     - ``tta``: ``none``, ``flip`` or ``tencrop``; ``align``: turn faces so the eyes are level.
     - Videos: ``stride`` (analyse every Nth frame), ``detect_every`` (key frames every N analysed frames,
       boxes carried between them; None: 10 for files, 1 for cameras; 1: detect on every frame) and
@@ -41,6 +43,8 @@ class Options:
     threads: int | None = None
     detector: str = DEFAULT_DETECTOR
     detect_side: int = DEFAULT_DETECT_SIDE
+    min_face: int | None = None
+    face_score: float | None = None
     tta: str = "none"
     align: bool = False
     stride: int = 1
@@ -56,6 +60,9 @@ class Options:
             (self.tta not in TTA_MODES, f"tta {self.tta!r}: valid are {', '.join(TTA_MODES)}"),
             (self.threads is not None and self.threads < 1, f"threads must be 1 or more, got {self.threads}"),
             (self.detect_side < 32, f"detect_side must be at least 32 pixels, got {self.detect_side}"),
+            (self.min_face is not None and self.min_face < 1, f"min_face must be 1 pixel or more, got {self.min_face}"),
+            (self.face_score is not None and not 0.0 <= self.face_score <= 1.0,
+             f"face_score (the detector's confidence) must be in [0, 1], got {self.face_score}"),
             (self.stride < 1, f"stride must be 1 or more, got {self.stride}"),
             (self.detect_every is not None and self.detect_every < 1,
              f"detect_every must be 1 or more, got {self.detect_every}"),
@@ -81,9 +88,14 @@ class Options:
         from .detectors import create_detector
         from .recognizer import Recognizer
 
-        detector = create_detector(self.detector, max_side=self.detect_side)
+        detector = create_detector(self.detector, max_side=self.detect_side, **self.detector_thresholds())
         return Recognizer(self.model, detector, backend=self.backend, threads=self.threads, align=self.align,
                           tta=self.tta, options=self, **extra)
+
+    def detector_thresholds(self) -> dict[str, Any]:
+        """The detector keyword arguments for ``min_face`` and ``face_score``, those that are set."""
+        given = {"min_face": self.min_face, "score_threshold": self.face_score}
+        return {name: value for name, value in given.items() if value is not None}
 
     def tracker(self):
         """A new :class:`~ferkit.inference.FaceTracker` with these options' smoothing."""

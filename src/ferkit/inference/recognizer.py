@@ -125,6 +125,8 @@ class Recognizer:
             model=None if checkpoint is None else os.fspath(checkpoint), threads=threads,
             detector=detector if isinstance(detector, str) else detector_name(self.detector),
             detect_side=getattr(self.detector, "max_side", DEFAULT_DETECT_SIDE), tta=tta, align=align,
+            min_face=getattr(self.detector, "min_face", None),
+            face_score=getattr(self.detector, "score_threshold", None),
         )).replace(backend=backend)
         log.info("loaded %s (%s, labels %s), %s backend on %s", self.checkpoint, self.info.name,
                  list(self.info.labels), backend, self.device)

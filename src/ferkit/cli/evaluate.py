@@ -16,7 +16,9 @@ EXAMPLES = """examples:
   ferkit evaluate checkpoints/se_cnn_fer2013_s*.pt --data fer2013.csv.gz   # three seeds: each, mean +- sd, ensemble
   ferkit evaluate checkpoints/plain_cnn_fer2013_s0.pt --data fer2013.csv.gz --gradcam --out cams/   # + gradcam.png
   ferkit evaluate src/ferkit/weights/default.pt --data ../shared/data/ckplus48 --record src/ferkit/weights/default.json
-      # the headline figures (and this command) into the model's record, as its "ckplus48" block"""
+      # the headline figures (and this command) into the model's record, as its "ckplus48" block
+  ferkit evaluate src/ferkit/weights/default.pt --data kdef_photos/ --detect   # <class>/<photos>, uncropped:
+      # each photo's largest face found and cut as ferkit predict does; photos without a face count as wrong"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the record's key for this evaluation (default: the split in lower case, e.g. "
                              "privatetest, or the data folder's name, e.g. ckplus48)")
     parser.add_argument("--record-note", default="", help="a sentence kept in the record's block (e.g. the protocol)")
+    parser.add_argument("--detect", action="store_true",
+                        help="--data is a folder of uncropped photos: find each photo's largest face with the face "
+                             "detector and classify it, as ferkit predict does; also reports the end-to-end "
+                             "accuracy, where a photo without a face counts as wrong")
+    parser.add_argument("--detect-side", type=int, default=None, metavar="PX",
+                        help="with --detect: the long side photos are shrunk to for detection (default: "
+                             "ferkit predict's)")
 
 
 def evaluation_data(args: argparse.Namespace, info):
@@ -111,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         output_folder(args.out, "--out folder")
     if args.record:
         read_record(args.record)  # refused before the work, not after it
-    data, where = evaluation_data(args, info)
+    detected = _detected_photos(args, info) if args.detect else None
+    data, where = (detected.faces, detected.describe(args.data)) if detected else evaluation_data(args, info)
     members: dict = {}
     if len(loaded) == 1:
         reports = evaluate_with_tta(model, info, data) if args.tta else {"plain": evaluate_model(model, info, data)}
@@ -121,7 +131,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         reports, title, members = _ensemble_reports(paths, loaded, data, where, args.tta)
     for name, report in reports.items():
+        if detected:
+            detected.add_to(report)
         print(f"\n== {name} ==\n{report.to_text()}")  # noqa: T201
+    if detected and detected.no_face:
+        print(f"\nno face found in {len(detected.no_face)} photo(s): {', '.join(detected.no_face)}")  # noqa: T201
     rounds = None
     if args.rounds:
         plain = reports["plain"]
@@ -151,16 +165,31 @@ def _write_record(args: argparse.Namespace, reports: dict, where: str) -> None:
 
     from ..evaluation.record import record_key, score_block, write_scores
 
-    from_split = where != str(args.data)  # evaluation_data names the split it took, or just the data
+    from_split = not args.detect and where != str(args.data)  # evaluation_data names the split it took
     key = args.record_key or record_key(args.split, args.data, from_split)
     options = [("--data", args.data), ("--format", args.format), ("--ferplus", args.ferplus),
-               ("--split", args.split if from_split else "")]
+               ("--split", args.split if from_split else ""),
+               ("--detect-side", str(args.detect_side or "") if args.detect else "")]
     command = shlex.join(["ferkit", "evaluate", *args.checkpoint,
                           *[part for option, value in options if value for part in (option, value)]])
-    command += " --tta" if args.tta else ""
+    command += (" --detect" if args.detect else "") + (" --tta" if args.tta else "")
     block = score_block(reports, data=where, command=command) | ({"note": args.record_note} if args.record_note else {})
     write_scores(args.record, key, block)
     print(f"record: {args.record} [{key}]")  # noqa: T201
+
+
+def _detected_photos(args: argparse.Namespace, info):
+    """Each photo's largest face under the ``--data`` folder, found and cut as ``ferkit predict`` does."""
+    from pathlib import Path
+
+    from ..errors import FerkitError
+    from ..evaluation.end_to_end import detect_photos
+    from ..inference.options import Options
+
+    if not Path(args.data).is_dir() or args.format not in ("", "folder"):
+        raise FerkitError(f"--detect reads a folder of photos, <root>/<class>/<photos>; {args.data} is not one")
+    options = Options() if args.detect_side is None else Options(detect_side=args.detect_side)
+    return detect_photos(args.data, options, info.preprocessing.size, contempt="contempt" in info.labels)
 
 
 def _check_gradcam_request(args: argparse.Namespace, loaded: list) -> None:

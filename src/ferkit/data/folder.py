@@ -50,6 +50,24 @@ def _subjects(sources: list[str]) -> np.ndarray | None:
     return None
 
 
+def folder_files(root: Path, *, contempt: bool = False) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """``(image paths, label indices, label names)`` of a ``<root>/<class>/<images>`` tree (see :func:`read_folder`)."""
+    if not root.is_dir():
+        raise FerkitError(f"image folder not found: {root}")
+    names = EMOTIONS_WITH_CONTEMPT if contempt else EMOTIONS
+    paths: list[Path] = []
+    labels: list[int] = []
+    for folder, label in _class_folders(root, contempt):
+        files = [p for p in list_files(folder) if p.name.lower() not in JUNK_FILES]
+        if not files:
+            log.warning("class folder %s holds no images", folder)
+        paths.extend(files)
+        labels.extend([names.index(label)] * len(files))
+    if not paths:
+        raise FerkitError(f"{root}: no images found (expected <root>/<class>/<image files>)")
+    return paths, labels, tuple(names)
+
+
 def read_folder(
     root: str | os.PathLike,
     *,
@@ -68,19 +86,7 @@ def read_folder(
     ``subjects`` are filled when every file name is a CK+, KDEF or JAFFE name.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise FerkitError(f"image folder not found: {root}")
-    names = EMOTIONS_WITH_CONTEMPT if contempt else EMOTIONS
-    paths: list[Path] = []
-    labels: list[int] = []
-    for folder, label in _class_folders(root, contempt):
-        files = [p for p in list_files(folder) if p.name.lower() not in JUNK_FILES]
-        if not files:
-            log.warning("class folder %s holds no images", folder)
-        paths.extend(files)
-        labels.extend([names.index(label)] * len(files))
-    if not paths:
-        raise FerkitError(f"{root}: no images found (expected <root>/<class>/<image files>)")
+    paths, labels, names = folder_files(root, contempt=contempt)
     images, kept = load_images(paths, size, skip_unreadable=skip_unreadable)
     if not kept:
         raise FerkitError(f"{root}: none of the {len(paths)} files is a readable image")

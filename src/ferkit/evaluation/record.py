@@ -18,11 +18,13 @@ from .report import ClassificationReport
 
 
 def headline(report: ClassificationReport) -> dict:
-    """One view's headline figures: accuracy, its 95% interval, macro-F1 and the lowest class recall."""
+    """One view's headline figures: accuracy, its 95% interval, macro-F1, the lowest class recall and, for photos
+    run through the detector (``ferkit evaluate --detect``), the end-to-end accuracy."""
     name, recall = report.lowest_recall
     low, high = report.accuracy_ci
+    end_to_end = {key: float(report.extras[key]) for key in ("end_to_end_accuracy",) if key in report.extras}
     return {"accuracy": float(report.accuracy), "accuracy_ci95": [float(low), float(high)],
-            "macro_f1": float(report.macro_f1), "lowest_recall": {name: float(recall)}}
+            "macro_f1": float(report.macro_f1), "lowest_recall": {name: float(recall)}, **end_to_end}
 
 
 def score_block(reports: Mapping[str, ClassificationReport], *, data: str, command: str) -> dict:

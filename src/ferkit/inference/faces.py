@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from .detectors import Detection
 
 #: Extra border on each side, as a fraction of the box's longer side. FER2013 faces are tight
 #: crops: run on 600 FER2013 faces (upscaled 4x, padded), YuNet's box has a longer side of
@@ -129,3 +133,20 @@ def crop_face(
         return np.ascontiguousarray(crop)
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def face_crops(rgb: np.ndarray, detections: Sequence[Detection], size: int, *, margin: float = DEFAULT_MARGIN,
+               align: bool = False) -> list[np.ndarray]:
+    """The ``size`` x ``size`` gray crops of ``detections`` in an RGB (or gray) image, as the recognizer cuts them.
+
+    Only the part of ``rgb`` the faces cover is turned gray (the same pixels as turning the whole image: luma is
+    per pixel, and crops repeat the image's own edges).
+    """
+    if not detections:
+        return []
+    x0, y0, x1, y1 = covering_region([det.box for det in detections], rgb.shape[:2], margin)
+    gray = to_gray(rgb[y0:y1, x0:x1])
+    return [crop_face(gray, (det.box[0] - x0, det.box[1] - y0, det.box[2], det.box[3]), margin=margin, size=size,
+                      align=align,
+                      landmarks=None if det.landmarks is None else [(x - x0, y - y0) for x, y in det.landmarks])
+            for det in detections]

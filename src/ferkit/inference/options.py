@@ -85,17 +85,18 @@ class Options:
     def recognizer(self, **extra: Any):
         """The :class:`~ferkit.inference.Recognizer` these options describe; ``extra`` goes to its constructor
         (e.g. ``device``, ``batch_size``)."""
-        from .detectors import create_detector
         from .recognizer import Recognizer
 
-        detector = create_detector(self.detector, max_side=self.detect_side, **self.detector_thresholds())
-        return Recognizer(self.model, detector, backend=self.backend, threads=self.threads, align=self.align,
-                          tta=self.tta, options=self, **extra)
+        return Recognizer(self.model, self.face_detector(), backend=self.backend, threads=self.threads,
+                          align=self.align, tta=self.tta, options=self, **extra)
 
-    def detector_thresholds(self) -> dict[str, Any]:
-        """The detector keyword arguments for ``min_face`` and ``face_score``, those that are set."""
+    def face_detector(self):
+        """The face detector these options describe (``detector``, ``detect_side``, ``min_face``, ``face_score``)."""
+        from .detectors import create_detector
+
         given = {"min_face": self.min_face, "score_threshold": self.face_score}
-        return {name: value for name, value in given.items() if value is not None}
+        return create_detector(self.detector, max_side=self.detect_side,
+                               **{name: value for name, value in given.items() if value is not None})
 
     def tracker(self):
         """A new :class:`~ferkit.inference.FaceTracker` with these options' smoothing."""

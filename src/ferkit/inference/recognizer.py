@@ -27,7 +27,7 @@ from .backends import (
     model_info_from_onnx,
 )
 from .detectors import DEFAULT_DETECTOR, Detection, Detector, create_detector, detector_name
-from .faces import DEFAULT_MARGIN, covering_region, crop_face, to_gray
+from .faces import DEFAULT_MARGIN, face_crops
 from .images import ImageInput, read_any
 from .options import DEFAULT_DETECT_SIDE, Options
 from .results import Face, ImageResult
@@ -267,17 +267,8 @@ class Recognizer:
         return np.stack(crops) if crops else np.zeros((0, size, size), np.uint8)
 
     def _crop(self, rgb: np.ndarray, detections: Sequence[Detection]) -> list[np.ndarray]:
-        """The model-size gray crops of ``detections``; only the part of ``rgb`` they cover is turned gray (the
-        same pixels as turning the whole image: luma is per pixel, and crops repeat the image's own edges)."""
-        if not detections:
-            return []
-        size = self.info.preprocessing.size
-        x0, y0, x1, y1 = covering_region([det.box for det in detections], rgb.shape[:2], self.margin)
-        gray = to_gray(rgb[y0:y1, x0:x1])
-        return [crop_face(gray, (det.box[0] - x0, det.box[1] - y0, det.box[2], det.box[3]), margin=self.margin,
-                          size=size, align=self.align,
-                          landmarks=None if det.landmarks is None else [(x - x0, y - y0) for x, y in det.landmarks])
-                for det in detections]
+        """The model-size gray crops of ``detections`` (:func:`~ferkit.inference.faces.face_crops`)."""
+        return face_crops(rgb, detections, self.info.preprocessing.size, margin=self.margin, align=self.align)
 
     def predict_faces(self, faces: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(N, len(labels))`` for already-cropped uint8 gray faces ``(N, H, W)``.

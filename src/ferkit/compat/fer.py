@@ -20,12 +20,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from ..inference.detectors import Detection
 from ..inference.images import ImageInput
 from ..inference.options import Options
 from ..inference.results import Face, ImageResult
+from .arrays import from_bgr
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +81,7 @@ class FER:
 
     def _as_rgb(self, img: ImageInput) -> ImageInput:
         """Colour arrays turned from BGR(A) to RGB when the channel order is BGR; anything else unchanged."""
-        if self.channel_order == "bgr" and isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] in (3, 4):
-            return np.ascontiguousarray(img[:, :, 2::-1])
-        return img
+        return from_bgr(img) if self.channel_order == "bgr" else img
 
 
 def face_dict(face: Face) -> FaceDict:

@@ -49,9 +49,10 @@ def test_each_photo_gives_its_largest_face_cut_as_the_recognizer_cuts_it(labelle
         assert detected.faces.label_names[label] == source.split("/")[0]
 
 
-def test_cli_scores_the_photos_end_to_end(labelled_photos, recognizer, tmp_path, capsys):
+def test_cli_scores_the_photos_end_to_end(labelled_photos, tmp_path, capsys):
     record = tmp_path / "record.json"
-    assert main(["evaluate", DEFAULT, "--data", str(labelled_photos), "--detect",
+    recognizer = Options(backend="torch", detect_side=480).recognizer()  # the detection the command is given
+    assert main(["evaluate", DEFAULT, "--data", str(labelled_photos), "--detect", "--detect-side", "480",
                  "--out", str(tmp_path / "out"), "--record", str(record)]) == 0
     printed = capsys.readouterr().out
     right = 0
@@ -67,7 +68,7 @@ def test_cli_scores_the_photos_end_to_end(labelled_photos, recognizer, tmp_path,
     block = json.loads(record.read_text())[labelled_photos.name.lower()]
     assert block["faces"] == 3 and "found in 3 of 4 photos" in block["data"]
     assert block["plain"]["end_to_end_accuracy"] == pytest.approx(right / 4)
-    assert block["command"].endswith("--detect")
+    assert block["command"].endswith("--detect --detect-side 480")
 
 
 def test_detect_needs_a_folder_with_faces(labelled_photos, tmp_path, capsys):
@@ -80,3 +81,5 @@ def test_detect_needs_a_folder_with_faces(labelled_photos, tmp_path, capsys):
     shutil.copy(labelled_photos / "neutral" / "no_face_mountains.jpg", empty / "neutral")
     assert main(["evaluate", DEFAULT, "--data", str(empty), "--detect"]) == 2
     assert "no face found in any of its 1 photos" in capsys.readouterr().err
+    assert main(["evaluate", DEFAULT, "--data", str(empty), "--align", "--detect-side", "640"]) == 2
+    assert "--detect-side 640 --align: detection options apply with --detect only" in capsys.readouterr().err

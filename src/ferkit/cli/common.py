@@ -11,8 +11,6 @@ def add_recognition_options(parser: argparse.ArgumentParser, *, video: bool = Tr
     model, backend, threads, detector and its size, alignment, TTA; with ``video`` also stride, key frames and
     smoothing."""
     from ..inference.backends import AUTO, BACKENDS
-    from ..inference.detectors import list_detectors
-    from ..inference.options import DEFAULT_DETECT_SIDE
 
     parser.add_argument("--model", default=None,
                         help="checkpoint, .onnx file, or a shipped model: default, fast (about 2.5x the classifier's "
@@ -25,17 +23,7 @@ def add_recognition_options(parser: argparse.ArgumentParser, *, video: bool = Tr
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per computation: onnxruntime's for onnx/int8 (default: one per core); for "
                              "ferkit serve also the detector's and torch's (default: cores / workers)")
-    parser.add_argument("--detector", default=list_detectors()[0], choices=list_detectors())
-    parser.add_argument("--detect-side", type=int, default=DEFAULT_DETECT_SIDE, metavar="PX",
-                        help=f"detect faces on a copy shrunk to PX on its long side (default {DEFAULT_DETECT_SIDE}; "
-                             "larger finds smaller faces, more slowly)")
-    parser.add_argument("--min-face", type=int, default=None, metavar="PX",
-                        help="the smallest face reported, in pixels of its box's shorter side in the photo "
-                             "(default 20)")
-    parser.add_argument("--face-score", type=float, default=None, metavar="S",
-                        help="the detector's confidence, 0-1, a face needs (default: yunet 0.6, haar 0.5; lower "
-                             "finds more faces, and more false ones)")
-    parser.add_argument("--align", action="store_true", help="turn each face so the eyes are level before classifying")
+    add_detection_options(parser)
     parser.add_argument("--tta", default="none", choices=["none", "flip", "tencrop"],
                         help="average each face over views: flip (2x the classifier's work; for the shipped model +1.2 "
                              "points on FER2013 PrivateTest, +0.8 on CK+48 zero-shot) or tencrop (10x; +1.5 on "
@@ -51,15 +39,39 @@ def add_recognition_options(parser: argparse.ArgumentParser, *, video: bool = Tr
                              "newest (e.g. 0.3; default off)")
 
 
+def add_detection_options(parser: argparse.ArgumentParser) -> None:
+    """How faces are found and cut: detector, its size and thresholds, alignment (part of every recognition
+    command's options; ``ferkit evaluate --detect`` and ``ferkit explain`` take them alone)."""
+    from ..inference.detectors import list_detectors
+    from ..inference.options import DEFAULT_DETECT_SIDE
+
+    parser.add_argument("--detector", default=list_detectors()[0], choices=list_detectors())
+    parser.add_argument("--detect-side", type=int, default=DEFAULT_DETECT_SIDE, metavar="PX",
+                        help=f"detect faces on a copy shrunk to PX on its long side (default {DEFAULT_DETECT_SIDE}; "
+                             "larger finds smaller faces, more slowly)")
+    parser.add_argument("--min-face", type=int, default=None, metavar="PX",
+                        help="the smallest face reported, in pixels of its box's shorter side in the photo "
+                             "(default 20)")
+    parser.add_argument("--face-score", type=float, default=None, metavar="S",
+                        help="the detector's confidence, 0-1, a face needs (default: yunet 0.6, haar 0.5; lower "
+                             "finds more faces, and more false ones)")
+    parser.add_argument("--align", action="store_true", help="turn each face so the eyes are level before classifying")
+
+
+def detection_options(args: argparse.Namespace) -> dict:
+    """The :class:`ferkit.inference.Options` fields that :func:`add_detection_options`' arguments give."""
+    return {"detector": args.detector, "detect_side": args.detect_side, "min_face": args.min_face,
+            "face_score": args.face_score, "align": args.align}
+
+
 def options(args: argparse.Namespace):
     """The :class:`ferkit.inference.Options` that :func:`add_recognition_options`' arguments give."""
     from ..inference.options import Options
 
     video = {"stride": args.stride, "detect_every": args.detect_every,
              "smoothing": args.smooth} if hasattr(args, "stride") else {}
-    return Options(model=args.model, backend=args.backend, threads=args.threads, detector=args.detector,
-                   detect_side=args.detect_side, min_face=args.min_face, face_score=args.face_score,
-                   tta=args.tta, align=args.align, **video)
+    return Options(model=args.model, backend=args.backend, threads=args.threads, tta=args.tta,
+                   **detection_options(args), **video)
 
 
 def face_table(results) -> str:

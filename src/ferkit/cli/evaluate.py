@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from .common import add_detection_options, detection_options
+
 log = logging.getLogger("ferkit")
 
 NAME = "evaluate"
@@ -52,9 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--data is a folder of uncropped photos: find each photo's largest face with the face "
                              "detector and classify it, as ferkit predict does; also reports the end-to-end "
                              "accuracy, where a photo without a face counts as wrong")
-    parser.add_argument("--detect-side", type=int, default=None, metavar="PX",
-                        help="with --detect: the long side photos are shrunk to for detection (default: "
-                             "ferkit predict's)")
+    add_detection_options(parser)  # used with --detect
 
 
 def evaluation_data(args: argparse.Namespace, info):
@@ -106,11 +106,14 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from ..errors import FerkitError
     from ..evaluation import evaluate_model, evaluate_with_tta, plot_split_gradcam, random_rounds, size_on_disk_mb
     from ..evaluation.record import read_record
     from ..io import atomic_write_text, output_folder
     from ..training.store import existing_run_file
 
+    if not args.detect and len(_detection_flags(args)) > 1:
+        raise FerkitError(f"{' '.join(_detection_flags(args)[1:])}: detection options apply with --detect only")
     paths = [str(existing_run_file(path)) for path in args.checkpoint]  # runs/... is in the run store
     loaded = [_load_for_evaluation(path) for path in paths]
     model, info, what = loaded[0]
@@ -168,14 +171,27 @@ def _write_record(args: argparse.Namespace, reports: dict, where: str) -> None:
     from_split = not args.detect and where != str(args.data)  # evaluation_data names the split it took
     key = args.record_key or record_key(args.split, args.data, from_split)
     options = [("--data", args.data), ("--format", args.format), ("--ferplus", args.ferplus),
-               ("--split", args.split if from_split else ""),
-               ("--detect-side", str(args.detect_side or "") if args.detect else "")]
+               ("--split", args.split if from_split else "")]
     command = shlex.join(["ferkit", "evaluate", *args.checkpoint,
-                          *[part for option, value in options if value for part in (option, value)]])
-    command += (" --detect" if args.detect else "") + (" --tta" if args.tta else "")
+                          *[part for option, value in options if value for part in (option, value)],
+                          *(_detection_flags(args) if args.detect else [])])
+    command += " --tta" if args.tta else ""
     block = score_block(reports, data=where, command=command) | ({"note": args.record_note} if args.record_note else {})
     write_scores(args.record, key, block)
     print(f"record: {args.record} [{key}]")  # noqa: T201
+
+
+def _detection_flags(args: argparse.Namespace) -> list[str]:
+    """``--detect`` and the detection options that differ from their defaults, for the record's command."""
+    from ..inference.options import Options
+
+    chosen, default = detection_options(args), Options().to_dict()
+    flags = ["--detect"]
+    for name, value in chosen.items():
+        if value != default[name]:
+            flag = "--" + name.replace("_", "-")
+            flags += [flag] if value is True else [flag, str(value)]
+    return flags
 
 
 def _detected_photos(args: argparse.Namespace, info):
@@ -188,7 +204,7 @@ def _detected_photos(args: argparse.Namespace, info):
 
     if not Path(args.data).is_dir() or args.format not in ("", "folder"):
         raise FerkitError(f"--detect reads a folder of photos, <root>/<class>/<photos>; {args.data} is not one")
-    options = Options() if args.detect_side is None else Options(detect_side=args.detect_side)
+    options = Options(**detection_options(args))
     return detect_photos(args.data, options, info.preprocessing.size, contempt="contempt" in info.labels)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import face_table
+from .common import add_detection_options, detection_options, face_table
 
 NAME = "explain"
 HELP = "Show where the model looks: a Grad-CAM heat map over every face of each photo."
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PHOTO", help="photos, or folders (searched recursively)")
     parser.add_argument("--model", default=None,
                         help="checkpoint, .pt, or a shipped model: default or fast (default: default)")
-    parser.add_argument("--detector", default="yunet")
+    add_detection_options(parser)
     parser.add_argument("--out", default="ferkit-out", help="folder for <photo>_explain.png (default ferkit-out)")
     parser.add_argument("--target", default="predicted", metavar="predicted|LABEL",
                         help="the class each map explains: each face's predicted class (default) or one label")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     output_folder(out, "--out folder")  # before the model loads: a bad --out costs nothing
     if args.model and is_onnx_file(args.model):
         raise FerkitError(f"{args.model}: Grad-CAM needs the PyTorch model; give a .pt checkpoint")
-    rec = Options(model=args.model, detector=args.detector, backend="torch").recognizer()  # Grad-CAM needs torch
+    rec = Options(model=args.model, backend="torch", **detection_options(args)).recognizer()  # Grad-CAM: torch
     _, layer = explain_settings(rec, args.target, args.layer)  # a bad --target or --layer: before any photo
     results, skipped, written = [], [], 0
     for source in inputs:

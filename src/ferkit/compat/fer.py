@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..inference.detectors import Detection
+from ..inference.faces import largest_face
 from ..inference.images import ImageInput
 from ..inference.options import Options
 from ..inference.results import Face, ImageResult
@@ -76,7 +77,7 @@ class FER:
         result: ImageResult = self.recognizer(self._as_rgb(img))
         if not result.faces:
             return None, None
-        largest = max(result.faces, key=lambda face: face.box[2] * face.box[3])
+        largest = largest_face(result.faces)
         return largest.label, largest.confidence
 
     def _as_rgb(self, img: ImageInput) -> ImageInput:

@@ -18,7 +18,7 @@ import numpy as np
 from ..data.dataset import FaceData
 from ..data.folder import folder_files
 from ..errors import FerkitError
-from ..inference.faces import DEFAULT_MARGIN, face_crops
+from ..inference.faces import DEFAULT_MARGIN, face_crops, largest_face
 from ..inference.images import load_rgb
 from ..inference.options import Options
 from .report import ClassificationReport
@@ -63,8 +63,7 @@ def detect_photos(root: str | os.PathLike, options: Options, size: int, *, conte
         if not found:
             missed.append(path.relative_to(root).as_posix())
             continue
-        largest = max(found, key=lambda det: det.box[2] * det.box[3])
-        crops.extend(face_crops(rgb, [largest], size, margin=margin, align=options.align))
+        crops.extend(face_crops(rgb, [largest_face(found)], size, margin=margin, align=options.align))
         kept.append(i)
     log.info("%s: a face found in %d of %d photos", root, len(kept), len(paths))
     if not kept:

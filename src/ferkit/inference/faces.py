@@ -10,8 +10,8 @@ A face that is already a ``size`` x ``size`` crop, like a FER2013 image, comes o
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -19,6 +19,13 @@ from PIL import Image
 
 if TYPE_CHECKING:
     from .detectors import Detection
+
+
+class _Boxed(Protocol):
+    box: tuple[int, int, int, int]
+
+
+BoxedT = TypeVar("BoxedT", bound=_Boxed)
 
 #: Extra border on each side, as a fraction of the box's longer side. FER2013 faces are tight
 #: crops: run on 600 FER2013 faces (upscaled 4x, padded), YuNet's box has a longer side of
@@ -150,3 +157,8 @@ def face_crops(rgb: np.ndarray, detections: Sequence[Detection], size: int, *, m
                       align=align,
                       landmarks=None if det.landmarks is None else [(x - x0, y - y0) for x, y in det.landmarks])
             for det in detections]
+
+
+def largest_face(faces: Iterable[BoxedT]) -> BoxedT:
+    """The face (a :class:`Detection` or a recognised Face) whose ``(x, y, w, h)`` box has the largest area."""
+    return max(faces, key=lambda face: face.box[2] * face.box[3])

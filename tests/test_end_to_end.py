@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.resources
 import json
 import shutil
@@ -53,12 +54,15 @@ def test_cli_scores_the_photos_end_to_end(labelled_photos, tmp_path, capsys):
     record = tmp_path / "record.json"
     recognizer = Options(backend="torch", detect_side=480).recognizer()  # the detection the command is given
     assert main(["evaluate", DEFAULT, "--data", str(labelled_photos), "--detect", "--detect-side", "480",
-                 "--out", str(tmp_path / "out"), "--record", str(record)]) == 0
+                 "--out", str(tmp_path / "out"), "--record", str(record), "--predictions"]) == 0
     printed = capsys.readouterr().out
     right = 0
+    with open(tmp_path / "out" / "plain" / "predictions.csv", newline="") as handle:
+        predicted = {row["source"]: row["predicted"] for row in csv.DictReader(handle)}
     for label, name in PHOTOS[:3]:
         path = labelled_photos / label / name
         probs = recognizer.predict_faces(recognizer.prepare_faces(path, [_largest(recognizer, path)]))
+        assert predicted[f"{label}/{name}"] == recognizer.labels[int(probs.argmax())]
         right += recognizer.labels[int(probs.argmax())] == label
     report = json.loads((tmp_path / "out" / "plain" / "report.json").read_text())
     assert report["n"] == 3 and report["accuracy"] == pytest.approx(right / 3)

@@ -92,6 +92,23 @@ def test_probabilities_of_wrong_shape_raise(preds):
         ClassificationReport.from_predictions(y_true, y_pred, EMOTIONS, probs[:, :6])
 
 
+def test_prediction_rows_name_each_image_and_its_scores(report, preds):
+    y_true, y_pred, probs = preds
+    sources = [f"face_{i:03d}.png" for i in range(len(y_true))]
+    rows = report.prediction_rows(sources)
+    assert [row["source"] for row in rows] == sources
+    assert [row["label"] for row in rows] == [EMOTIONS[k] for k in y_true]
+    assert [row["predicted"] for row in rows] == [EMOTIONS[k] for k in y_pred]
+    assert np.mean([row["correct"] for row in rows]) == pytest.approx(report.accuracy)
+    np.testing.assert_allclose([[row[f"p_{name}"] for name in EMOTIONS] for row in rows], probs, rtol=1e-6)
+    assert [row["confidence"] for row in rows] == [row[f"p_{row['predicted']}"] for row in rows]
+    plain = ClassificationReport.from_predictions(y_true, y_pred, EMOTIONS)  # no probabilities: no score columns
+    assert set(plain.prediction_rows()[5]) == {"source", "label", "predicted", "correct"}
+    assert plain.prediction_rows()[5]["source"] == "5"
+    with pytest.raises(ValueError, match="holds no predictions"):
+        ClassificationReport.from_json(report.to_json()).prediction_rows()
+
+
 def test_save_writes_valid_files(report, tmp_path):
     paths = report.save(tmp_path / "out", title="test")
     names = sorted(p.name for p in (tmp_path / "out").iterdir())

@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "detector and classify it, as ferkit predict does; also reports the end-to-end "
                              "accuracy, where a photo without a face counts as wrong")
     add_detection_options(parser)  # used with --detect
+    parser.add_argument("--predictions", action="store_true",
+                        help="also write --out/<view>/predictions.csv: each image's source (file or row), label, "
+                             "prediction, confidence and class probabilities, for error analysis")
 
 
 def evaluation_data(args: argparse.Namespace, info):
@@ -106,23 +109,15 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ..errors import FerkitError
     from ..evaluation import evaluate_model, evaluate_with_tta, plot_split_gradcam, random_rounds, size_on_disk_mb
-    from ..evaluation.record import read_record
-    from ..io import atomic_write_text, output_folder
+    from ..inference.tables import write_table
+    from ..io import atomic_write_text
     from ..training.store import existing_run_file
 
-    if not args.detect and len(_detection_flags(args)) > 1:
-        raise FerkitError(f"{' '.join(_detection_flags(args)[1:])}: detection options apply with --detect only")
     paths = [str(existing_run_file(path)) for path in args.checkpoint]  # runs/... is in the run store
     loaded = [_load_for_evaluation(path) for path in paths]
     model, info, what = loaded[0]
-    if args.gradcam:
-        _check_gradcam_request(args, loaded)
-    if args.out:
-        output_folder(args.out, "--out folder")
-    if args.record:
-        read_record(args.record)  # refused before the work, not after it
+    _check_request(args, loaded)
     detected = _detected_photos(args, info) if args.detect else None
     data, where = (detected.faces, detected.describe(args.data)) if detected else evaluation_data(args, info)
     members: dict = {}
@@ -147,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         for name, report in reports.items():
             report.save(Path(args.out) / name, title=f"{title} on {where} ({name})")
+            if args.predictions:
+                write_table(Path(args.out) / name / "predictions.csv", report.prediction_rows(data.sources))
         extras = {"members.json": members or None, "rounds.json": rounds.to_dict() if rounds else None}
         for file_name, record in extras.items():
             if record:
@@ -206,6 +203,25 @@ def _detected_photos(args: argparse.Namespace, info):
         raise FerkitError(f"--detect reads a folder of photos, <root>/<class>/<photos>; {args.data} is not one")
     options = Options(**detection_options(args))
     return detect_photos(args.data, options, info.preprocessing.size, contempt="contempt" in info.labels)
+
+
+def _check_request(args: argparse.Namespace, loaded: list) -> None:
+    """Refuse a request that cannot be carried out before any work: options that need another, an unwritable
+    ``--out`` or ``--record``."""
+    from ..errors import FerkitError
+    from ..evaluation.record import read_record
+    from ..io import output_folder
+
+    if not args.detect and len(_detection_flags(args)) > 1:
+        raise FerkitError(f"{' '.join(_detection_flags(args)[1:])}: detection options apply with --detect only")
+    if args.gradcam:
+        _check_gradcam_request(args, loaded)
+    if args.predictions and not args.out:
+        raise FerkitError("--predictions writes predictions.csv into the --out folder: give --out")
+    if args.out:
+        output_folder(args.out, "--out folder")
+    if args.record:
+        read_record(args.record)  # refused before the work, not after it
 
 
 def _check_gradcam_request(args: argparse.Namespace, loaded: list) -> None:

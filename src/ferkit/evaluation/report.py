@@ -27,8 +27,9 @@ class ClassificationReport:
     """Accuracy (with a 95% bootstrap interval), per-class and averaged scores, confusion matrix.
 
     Build it with :meth:`from_predictions`. ``extras`` holds the probability-based scores
-    (top-2 accuracy, log loss, ECE) when probabilities were given. ``y_true``/``y_pred`` are kept
-    in memory (for McNemar between reports) but are not part of :meth:`to_dict`.
+    (top-2 accuracy, log loss, ECE) when probabilities were given. ``y_true``/``y_pred`` (and the
+    probabilities) are kept in memory (for McNemar between reports, :meth:`prediction_rows`) but are not part
+    of :meth:`to_dict`.
     """
 
     labels: tuple[str, ...]
@@ -44,6 +45,7 @@ class ClassificationReport:
     extras: dict[str, float] = field(default_factory=dict)
     y_true: np.ndarray | None = field(default=None, compare=False, repr=False)
     y_pred: np.ndarray | None = field(default=None, compare=False, repr=False)
+    probabilities: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_predictions(
@@ -89,6 +91,7 @@ class ClassificationReport:
             extras=extras,
             y_true=y_true,
             y_pred=y_pred,
+            probabilities=None if probabilities is None else np.asarray(probabilities, dtype=np.float32),
         )
 
     @property
@@ -132,6 +135,23 @@ class ClassificationReport:
             lines.append(f"lowest class recall: {name} {recall:.{digits}f}")
         lines += [f"{key}: {value:.{digits}f}" for key, value in self.extras.items()]
         return "\n".join(lines) + "\n"
+
+    def prediction_rows(self, sources: Sequence | None = None) -> list[dict]:
+        """One row per scored image, for error analysis: its source (file or row; its index without ``sources``),
+        label, prediction, whether it is right, and with probabilities the confidence and one column per class."""
+        if self.y_true is None or self.y_pred is None:
+            raise ValueError("this report holds no predictions (rebuilt from a dict?)")
+        names = range(len(self.y_true)) if sources is None else sources
+        rows = []
+        for i, (source, true, pred) in enumerate(zip(names, self.y_true, self.y_pred, strict=True)):
+            row = {"source": str(source), "label": self.labels[true], "predicted": self.labels[pred],
+                   "correct": bool(true == pred)}
+            if self.probabilities is not None:
+                probs = self.probabilities[i]
+                row["confidence"] = float(probs[pred])
+                row |= {f"p_{name}": float(p) for name, p in zip(self.labels, probs)}
+            rows.append(row)
+        return rows
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dictionary; :meth:`from_dict` rebuilds the report (without y_true/y_pred)."""

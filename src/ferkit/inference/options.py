@@ -13,7 +13,7 @@ from typing import Any
 
 from ..evaluation.predict import TTA_MODES
 from .backends import AUTO, BACKENDS
-from .detectors import DEFAULT_DETECTOR, list_detectors
+from .detectors import DEFAULT_DETECTOR, Detector, create_detector, list_detectors
 
 #: The long side (pixels) photos and frames are shrunk to for detection by default (never below a quarter of
 #: their size: :data:`~ferkit.inference.detectors.MIN_SCALE`). On the 14 shared photos YuNet counts every face
@@ -90,10 +90,8 @@ class Options:
         return Recognizer(self.model, self.face_detector(), backend=self.backend, threads=self.threads,
                           align=self.align, tta=self.tta, options=self, **extra)
 
-    def face_detector(self):
+    def face_detector(self) -> Detector:
         """The face detector these options describe (``detector``, ``detect_side``, ``min_face``, ``face_score``)."""
-        from .detectors import create_detector
-
         given = {"min_face": self.min_face, "score_threshold": self.face_score}
         return create_detector(self.detector, max_side=self.detect_side,
                                **{name: value for name, value in given.items() if value is not None})

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from ferkit.cli import main
-from ferkit.evaluation.end_to_end import detect_photos
 from ferkit.inference import Options, Recognizer
+from ferkit.inference.end_to_end import detect_photos
 
 DEFAULT = str(importlib.resources.files("ferkit") / "weights" / "default.pt")
 

@@ -196,7 +196,7 @@ def _detected_photos(args: argparse.Namespace, info):
     from pathlib import Path
 
     from ..errors import FerkitError
-    from ..evaluation.end_to_end import detect_photos
+    from ..inference.end_to_end import detect_photos
     from ..inference.options import Options
 
     if not Path(args.data).is_dir() or args.format not in ("", "folder"):

@@ -12,16 +12,19 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..data.dataset import FaceData
 from ..data.folder import folder_files
 from ..errors import FerkitError
-from ..inference.faces import DEFAULT_MARGIN, face_crops, largest_face
-from ..inference.images import load_rgb
-from ..inference.options import Options
-from .report import ClassificationReport
+from .faces import DEFAULT_MARGIN, face_crops, largest_face
+from .images import load_rgb
+from .options import Options
+
+if TYPE_CHECKING:
+    from ..evaluation.report import ClassificationReport
 
 log = logging.getLogger(__name__)
 

@@ -96,6 +96,25 @@ def test_predict_photos_writes_table_and_copies(shared_data, tmp_path, checkpoin
     assert (out / "person01_annotated.jpg").stat().st_size > 0
 
 
+def test_predict_faces_saves_each_face_square_in_the_photos_own_pixels(shared_data, tmp_path, checkpoint):
+    from ferkit.inference import load_rgb
+    from ferkit.inference.faces import square_around
+
+    photo = shared_data / "photos" / "group_outdoor.jpg"
+    out = tmp_path / "out"
+    assert main(["predict", str(photo), "--model", str(checkpoint), "--out", str(out), "--faces", "--no-draw"]) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    rgb = load_rgb(photo)
+    assert len(rows) == 5 and sorted(p.name for p in (out / "faces").iterdir()) == [
+        f"group_outdoor_face{row['face']}.jpg" for row in rows]
+    for row in rows:
+        x0, y0, side = square_around(tuple(int(row[k]) for k in ("x", "y", "w", "h")))
+        saved = load_rgb(out / "faces" / f"group_outdoor_face{row['face']}.jpg")
+        assert saved.shape == (side, side, 3)  # the group's faces lie inside the photo: nothing clipped
+        difference = np.abs(saved.astype(int) - rgb[y0:y0 + side, x0:x0 + side].astype(int)).mean()
+        assert difference < 3  # the same pixels, up to JPEG
+
+
 def test_predict_tta_option_reaches_the_recognizer(shared_data, tmp_path):
     """--tta flip: the shipped model's probabilities averaged with the mirrored face, as the API gives them."""
     from ferkit.inference import Recognizer

@@ -60,6 +60,17 @@ def test_crop_face_is_square_on_the_longer_side():
     assert crop[:, 25:75].min() == 255 and crop[:, :24].max() == 0 and crop[:, 76:].max() == 0
 
 
+def test_face_square_keeps_colour_and_clips_at_the_border():
+    from ferkit.inference.faces import face_square
+
+    image = np.arange(60 * 80 * 3, dtype=np.uint32).reshape(60, 80, 3).astype(np.uint8)
+    np.testing.assert_array_equal(face_square(image, (10, 20, 30, 20)), image[15:45, 10:40])  # square on the longer side
+    corner = face_square(image, (-10, -5, 30, 30))
+    np.testing.assert_array_equal(corner, image[0:25, 0:20])
+    with pytest.raises(ValueError, match="outside the 80x60 image"):
+        face_square(image, (200, 200, 10, 10))
+
+
 def test_crop_face_box_outside_image_raises():
     with pytest.raises(ValueError, match="outside"):
         crop_face(np.zeros((50, 50), np.uint8), (100, 100, 10, 10))

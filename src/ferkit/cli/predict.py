@@ -16,7 +16,8 @@ EXAMPLES = """examples:
   ferkit predict clip.mp4 --stride 2 --smooth 0.3 # clip_frames.csv, clip_annotated.mp4, clip_emotions.png
   ferkit predict photos/ --detect-side 640        # detection at 640 px: smaller faces, more slowly
   ferkit predict clip.mp4 --detect-every 1 --backend torch   # detection on every frame, the float model
-  ferkit predict photos/ clip.mp4 --report       # + ferkit-out/report.html: emotion counts, every photo and video"""
+  ferkit predict photos/ clip.mp4 --report       # + ferkit-out/report.html: emotion counts, every photo and video
+  ferkit predict photos/ --faces --min-face 40   # + ferkit-out/faces/<photo>_face<N>.jpg, faces of 40 px and up"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="csv", choices=["csv", "json", "jsonl", "parquet"],
                         help="results table format (default csv; parquet needs pyarrow)")
     parser.add_argument("--no-draw", action="store_true", help="do not write annotated copies")
+    parser.add_argument("--faces", action="store_true",
+                        help="photos: also save each face, in the photo's colours and resolution, as "
+                             "OUT/faces/<photo>_face<N>.jpg (N: the results table's face column)")
     parser.add_argument("--report", action="store_true",
                         help="also write OUT/report.html: one offline page with the counts per emotion, every photo "
                              "(its annotated copy and faces), every video (its tracks) and what was skipped")
@@ -40,7 +44,8 @@ def _predict_one(rec, source, args: argparse.Namespace):
     from ..inference.video import photo_or_video
 
     def photo():
-        return analyze_photo(rec, source.path, None if args.no_draw else Path(args.out), source.name)
+        return analyze_photo(rec, source.path, None if args.no_draw else Path(args.out), source.name,
+                             Path(args.out) / "faces" if args.faces else None)
 
     def video():
         # a bad video fails as analyze_video opens it, before any file is made

@@ -162,3 +162,16 @@ def face_crops(rgb: np.ndarray, detections: Sequence[Detection], size: int, *, m
 def largest_face(faces: Iterable[BoxedT]) -> BoxedT:
     """The face (a :class:`Detection` or a recognised Face) whose ``(x, y, w, h)`` box has the largest area."""
     return max(faces, key=lambda face: face.box[2] * face.box[3])
+
+
+def face_square(image: np.ndarray, box: tuple[float, float, float, float],
+                margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """The photo's own pixels (colour kept, full resolution) in the square the classifier reads around ``box``,
+    clipped to the photo: what ``ferkit predict --faces`` saves."""
+    x0, y0, side = square_around(box, margin)
+    height, width = image.shape[:2]
+    x1, y1 = min(width, x0 + side), min(height, y0 + side)
+    x0, y0 = max(0, x0), max(0, y0)
+    if x0 >= x1 or y0 >= y1:
+        raise ValueError(f"box {tuple(box)} lies outside the {width}x{height} image")
+    return np.ascontiguousarray(image[y0:y1, x0:x1])

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tqdm import tqdm
 
 from .draw import draw_faces
+from .faces import face_square
 from .images import load_rgb, save_rgb
 from .results import ImageResult
 from .rows import result_rows, row_columns
@@ -199,15 +200,26 @@ def annotated_path(folder: str | os.PathLike, name: str, path: str | os.PathLike
     return Path(folder) / f"{name}_annotated{suffix}"
 
 
+def face_path(folder: str | os.PathLike, name: str, index: int, path: str | os.PathLike) -> Path:
+    """Where face ``index`` (the results table's ``face`` column) of the photo ``path`` is saved:
+    ``folder/<name>_face<index>.<png|jpg>``."""
+    suffix = ".png" if Path(path).suffix.lower() == ".png" else ".jpg"
+    return Path(folder) / f"{name}_face{index}{suffix}"
+
+
 def analyze_photo(recognizer: Recognizer, path: str | os.PathLike, annotate_dir: str | os.PathLike | None = None,
-                  name: str | None = None) -> ImageResult:
+                  name: str | None = None, faces_dir: str | os.PathLike | None = None) -> ImageResult:
     """The faces of the photo at ``path`` (read once); with ``annotate_dir`` its annotated copy is written there
-    (:func:`annotated_path`, ``name`` defaulting to the file's stem)."""
+    (:func:`annotated_path`, ``name`` defaulting to the file's stem), with ``faces_dir`` each face's square, in
+    the photo's colours and resolution (:func:`face_path`)."""
     rgb = load_rgb(path)
     result = recognizer(rgb)
     result.path = str(path)
+    name = name or Path(path).stem
     if annotate_dir is not None:
-        save_rgb(annotated_path(annotate_dir, name or Path(path).stem, path), draw_faces(rgb, result.faces))
+        save_rgb(annotated_path(annotate_dir, name, path), draw_faces(rgb, result.faces))
+    for index, face in enumerate(result.faces if faces_dir is not None else []):
+        save_rgb(face_path(faces_dir, name, index, path), face_square(rgb, face.box, recognizer.margin))
     return result
 
 

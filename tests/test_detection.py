@@ -64,7 +64,8 @@ def test_face_square_keeps_colour_and_clips_at_the_border():
     from ferkit.inference.faces import face_square
 
     image = np.arange(60 * 80 * 3, dtype=np.uint32).reshape(60, 80, 3).astype(np.uint8)
-    np.testing.assert_array_equal(face_square(image, (10, 20, 30, 20)), image[15:45, 10:40])  # square on the longer side
+    square = face_square(image, (10, 20, 30, 20))  # the square on the longer side
+    np.testing.assert_array_equal(square, image[15:45, 10:40])
     corner = face_square(image, (-10, -5, 30, 30))
     np.testing.assert_array_equal(corner, image[0:25, 0:20])
     with pytest.raises(ValueError, match="outside the 80x60 image"):

@@ -195,16 +195,19 @@ def annotated_path(folder: str | os.PathLike, name: str, path: str | os.PathLike
     """Where the annotated copy of the photo or video ``path`` goes: ``folder/<name>_annotated.<png|jpg|mp4>``."""
     from .video import is_video_file
 
-    suffix = Path(path).suffix.lower()
-    suffix = ".mp4" if is_video_file(path) else suffix if suffix in {".png", ".jpg"} else ".jpg"
+    suffix = ".mp4" if is_video_file(path) else _image_suffix(path)
     return Path(folder) / f"{name}_annotated{suffix}"
+
+
+def _image_suffix(path: str | os.PathLike) -> str:
+    """The suffix of an image written from the photo ``path``: PNG stays PNG, everything else becomes JPEG."""
+    return ".png" if Path(path).suffix.lower() == ".png" else ".jpg"
 
 
 def face_path(folder: str | os.PathLike, name: str, index: int, path: str | os.PathLike) -> Path:
     """Where face ``index`` (the results table's ``face`` column) of the photo ``path`` is saved:
     ``folder/<name>_face<index>.<png|jpg>``."""
-    suffix = ".png" if Path(path).suffix.lower() == ".png" else ".jpg"
-    return Path(folder) / f"{name}_face{index}{suffix}"
+    return Path(folder) / f"{name}_face{index}{_image_suffix(path)}"
 
 
 def analyze_photo(recognizer: Recognizer, path: str | os.PathLike, annotate_dir: str | os.PathLike | None = None,

@@ -100,6 +100,25 @@ def test_ece_of_a_calibrated_and_an_overconfident_model():
     assert metrics.expected_calibration_error(y_true, sure) == pytest.approx(0.25)
 
 
+def test_reliability_bins_match_scikit_learn_and_give_the_ece():
+    from sklearn.calibration import calibration_curve
+
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 4, 500)
+    logits = rng.normal(size=(500, 4)) * 2 + 1.5 * np.eye(4)[y_true]
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    count, confidence, accuracy = metrics.reliability_bins(y_true, probs, bins=10)
+    correct = probs.argmax(1) == y_true
+    sk_accuracy, sk_confidence = calibration_curve(correct, probs.max(1), n_bins=10, strategy="uniform")
+    filled = count > 0
+    assert count.sum() == 500 and filled.sum() == len(sk_accuracy)
+    np.testing.assert_allclose(accuracy[filled], sk_accuracy, atol=1e-12)
+    np.testing.assert_allclose(confidence[filled], sk_confidence, atol=1e-12)
+    gap = np.sum(count * np.abs(confidence - accuracy)) / 500
+    assert metrics.expected_calibration_error(y_true, probs, bins=10) == pytest.approx(gap)
+    assert metrics.expected_calibration_error(y_true, probs, bins=10) > 0.01  # this model is not calibrated
+
+
 def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="labels"):
         metrics.accuracy([0, 1], [0])

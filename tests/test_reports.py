@@ -109,13 +109,16 @@ def test_prediction_rows_name_each_image_and_its_scores(report, preds):
         ClassificationReport.from_json(report.to_json()).prediction_rows()
 
 
-def test_save_writes_valid_files(report, tmp_path):
+def test_save_writes_valid_files(report, preds, tmp_path):
     paths = report.save(tmp_path / "out", title="test")
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["confusion.png", "confusion_normalized.png", "report.json", "report.txt"]
+    assert names == ["confusion.png", "confusion_normalized.png", "reliability.png", "report.json", "report.txt"]
     assert paths["text"].read_text() == report.to_text()
     assert ClassificationReport.from_json(paths["json"].read_text()) == report
-    for key in ("confusion", "confusion_normalized"):
+    y_true, y_pred, _ = preds
+    ClassificationReport.from_predictions(y_true, y_pred, EMOTIONS).save(tmp_path / "plain")
+    assert not (tmp_path / "plain" / "reliability.png").exists()  # no probabilities, no reliability diagram
+    for key in ("confusion", "confusion_normalized", "reliability"):
         with Image.open(paths[key]) as image:
             image.verify()
             assert image.format == "PNG"

@@ -16,9 +16,7 @@ from ferkit.evaluation.members import member_name
 from ferkit.evaluation.predict import predict_proba
 from ferkit.evaluation.teachers import (
     cache_member,
-    fit_temperature,
     select_ensemble,
-    soften,
     teacher_ensemble,
     weighted_mean,
 )
@@ -86,15 +84,6 @@ def test_selection_keeps_the_members_that_help_and_drops_one_that_misleads():
     assert len(alone) == 1 and set(alone) < {"good", "partner"}  # a budget of one network: the better one alone
     mean = weighted_mean({"good": good, "noise": noise}, {"good": 2, "noise": 1})
     np.testing.assert_allclose(mean, (2 * good + noise) / 3)
-
-
-def test_the_temperature_minimises_the_log_loss():
-    rng = np.random.default_rng(1)
-    logits = rng.normal(0, 3, (2000, 7))
-    truth = soften(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), 2.0)  # the calibrated probabilities
-    labels = np.array([rng.choice(7, p=p) for p in truth])
-    overconfident = soften(truth, 0.5)
-    assert fit_temperature(overconfident, labels) == pytest.approx(2.0, abs=0.3)
 
 
 def test_the_ensemble_record_chooses_on_public_test_and_reports_private_test(data, tmp_path):

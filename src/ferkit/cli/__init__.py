@@ -12,6 +12,7 @@ from . import (
     balance,
     batch,
     cae_protocol,
+    calibrate,
     ensemble,
     evaluate,
     explain,
@@ -31,8 +32,8 @@ from . import (
 log = logging.getLogger("ferkit")
 
 #: Each: NAME, HELP, EXAMPLES, add_arguments(parser), run(args); in `ferkit --help` order.
-COMMANDS = (train, queue, publish, teachers, two_stage, cae_protocol, evaluate, balance, ensemble, lr_find, models,
-            export, predict, explain, webcam, serve, batch)
+COMMANDS = (train, queue, publish, teachers, two_stage, cae_protocol, evaluate, balance, calibrate, ensemble, lr_find,
+            models, export, predict, explain, webcam, serve, batch)
 
 
 #: The distributions a bug report needs the versions of (read from their metadata: nothing is imported).

@@ -1,4 +1,5 @@
-"""Evaluation: metrics (pure functions), reports, confusion plots, protocols, TTA prediction, model size, Grad-CAM."""
+"""Evaluation: metrics (pure functions), reports, confusion and reliability plots, protocols, TTA prediction,
+model size, Grad-CAM, calibration."""
 
 from .confusion import plot_confusion
 from .ensemble import evaluate_ensemble
@@ -15,11 +16,13 @@ from .metrics import (
     mcnemar,
     normalize_confusion,
     per_class_precision_recall_f1,
+    reliability_bins,
     top_k_accuracy,
 )
 from .model_size import count_multiply_adds, count_parameters, measure_latency, size_on_disk_mb, state_dict_mb
 from .predict import TTA_MODES, TTA_REPORT_NAMES, evaluate_model, evaluate_with_tta, predict_proba, tta_views
 from .protocols import RoundsResult, random_rounds
+from .reliability import plot_reliability
 from .report import ClassificationReport
 
 __all__ = [
@@ -51,6 +54,8 @@ __all__ = [
     "plot_split_gradcam",
     "predict_proba",
     "random_rounds",
+    "reliability_bins",
+    "plot_reliability",
     "size_on_disk_mb",
     "state_dict_mb",
     "top_k_accuracy",

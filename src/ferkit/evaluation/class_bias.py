@@ -58,7 +58,7 @@ def fit_class_bias(log_probs: np.ndarray, labels: np.ndarray, *,
     return bias - bias.mean()
 
 
-def _logit_layer(model: nn.Module, classes: int) -> nn.Linear:
+def logit_layer(model: nn.Module, classes: int) -> nn.Linear:
     """The last dense layer with ``classes`` outputs and a bias: the one that gives the logits."""
     layers = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == classes
               and m.bias is not None]
@@ -71,7 +71,7 @@ def fold_class_bias(model: nn.Module, bias: np.ndarray, input_shape: tuple[int, 
     """Add ``bias`` to the logits of ``model`` (in place, in its last dense layer) and check on a random input of
     ``input_shape`` that the logits moved by exactly ``bias``; a FerkitError (the model unchanged) if not."""
     offsets = torch.as_tensor(np.asarray(bias), dtype=torch.float32)
-    layer = _logit_layer(model, len(offsets))
+    layer = logit_layer(model, len(offsets))
     x = torch.rand(2, *input_shape, generator=torch.Generator().manual_seed(0))
     model.eval()
     with torch.no_grad():

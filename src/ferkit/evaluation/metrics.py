@@ -129,8 +129,9 @@ def log_loss(y_true, probabilities, eps: float = 1e-15) -> float:
     return float(-np.mean(np.log(np.clip(picked, eps, 1.0))))
 
 
-def expected_calibration_error(y_true, probabilities, bins: int = 15) -> float:
-    """Top-label ECE: confidence-vs-accuracy gap averaged over ``bins`` equal-width confidence bins."""
+def reliability_bins(y_true, probabilities, bins: int = 15) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width confidence bin: how many faces, their mean top-label confidence and their accuracy
+    (both 0 for an empty bin): the points of a reliability diagram."""
     t = np.asarray(y_true).ravel().astype(np.int64, copy=False)
     probs = np.asarray(probabilities, dtype=np.float64)
     conf = probs.max(axis=1)
@@ -139,8 +140,14 @@ def expected_calibration_error(y_true, probabilities, bins: int = 15) -> float:
     count = np.bincount(which, minlength=bins)
     conf_sum = np.bincount(which, weights=conf, minlength=bins)
     correct_sum = np.bincount(which, weights=correct.astype(np.float64), minlength=bins)
-    gap = np.abs(conf_sum - correct_sum)
-    return float(gap.sum() / max(count.sum(), 1))
+    filled = np.maximum(count, 1)
+    return count, conf_sum / filled, correct_sum / filled
+
+
+def expected_calibration_error(y_true, probabilities, bins: int = 15) -> float:
+    """Top-label ECE: confidence-vs-accuracy gap averaged over ``bins`` equal-width confidence bins."""
+    count, confidence, accuracy_ = reliability_bins(y_true, probabilities, bins)
+    return float(np.sum(count * np.abs(confidence - accuracy_)) / max(count.sum(), 1))
 
 
 @dataclass(frozen=True)

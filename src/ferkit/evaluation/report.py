@@ -1,4 +1,4 @@
-"""A classification report: the numbers of one evaluation, as text, JSON and confusion plots."""
+"""A classification report: the numbers of one evaluation, as text, JSON, confusion and reliability plots."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import numpy as np
 from ..io import atomic_write_text
 from . import metrics
 from .confusion import plot_confusion
+from .reliability import plot_reliability
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,8 @@ class ClassificationReport:
         return cls.from_dict(json.loads(text))
 
     def save(self, directory: str | os.PathLike, title: str | None = None) -> dict[str, Path]:
-        """Write report.txt, report.json, confusion.png and confusion_normalized.png (each atomically)."""
+        """Write report.txt, report.json, confusion.png and confusion_normalized.png, and reliability.png when the
+        probabilities are known (each atomically)."""
         directory = Path(directory)
         paths = {
             "text": directory / "report.txt",
@@ -213,5 +215,8 @@ class ClassificationReport:
             self.confusion, self.labels, paths["confusion_normalized"], normalize=True,
             title=f"Confusion matrix, row-normalised{suffix}",
         )
+        if self.probabilities is not None and self.y_true is not None:
+            paths["reliability"] = directory / "reliability.png"
+            plot_reliability(self.y_true, self.probabilities, paths["reliability"], title=f"Reliability{suffix}")
         log.info("report written to %s (accuracy %.4f)", directory, self.accuracy)
         return paths

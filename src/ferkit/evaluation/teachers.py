@@ -22,8 +22,10 @@ from ..data.dataset import FaceData
 from ..errors import FerkitError
 from ..io import atomic_open, file_sha256
 from ..models import load_model, require_classifier
+from .calibration import fit_temperature
 from .ensemble import label_order
 from .members import faces_sha256, member_name
+from .metrics import log_loss
 from .predict import predict_proba
 
 log = logging.getLogger(__name__)
@@ -104,32 +106,15 @@ def select_ensemble(probs: dict[str, np.ndarray], labels: np.ndarray, rounds: in
 
 def _score(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Accuracy, then minus the log-loss: larger is better."""
-    return _accuracy(probs, labels), -_log_loss(probs, labels)
+    return _accuracy(probs, labels), -log_loss(labels, probs, eps=1e-12)
 
 
 def weighted_mean(probs: dict[str, np.ndarray], weights: dict[str, int]) -> np.ndarray:
     return sum(probs[name] * w for name, w in weights.items()) / sum(weights.values())
 
 
-def fit_temperature(mean: np.ndarray, labels: np.ndarray, grid: Sequence[float] = tuple(np.arange(0.5, 4.01, 0.05))
-                    ) -> float:
-    """The temperature T that minimises the log-loss of ``softmax(log(mean) / T)`` (T > 1 softens)."""
-    return float(min(grid, key=lambda t: _log_loss(soften(mean, t), labels)))
-
-
-def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
-    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    out = np.exp(logits)
-    return out / out.sum(axis=1, keepdims=True)
-
-
 def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(probs.argmax(1) == labels))
-
-
-def _log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))))
 
 
 def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_dir: Path, *,
@@ -160,7 +145,7 @@ def teacher_ensemble(checkpoints: Sequence[str | Path], data: FaceData, cache_di
         for split, y in labels.items():
             mean = weighted_mean(probs[split], chosen)
             out[split] = {"accuracy": _accuracy(mean, y), "ci95": list(bootstrap_accuracy_ci(y, mean.argmax(1))),
-                          "log_loss": _log_loss(mean, y)}
+                          "log_loss": log_loss(y, mean, eps=1e-12)}
         return out
 
     members = {name: {split: _accuracy(probs[split][name], y) for split, y in labels.items()} for name in uniform}

@@ -130,7 +130,8 @@ class CachedTeacher:
                     temperature: float = 4.0) -> CachedTeacher:
         import json
 
-        from ..evaluation.teachers import cached_targets, soften
+        from ..evaluation.calibration import soften
+        from ..evaluation.teachers import cached_targets
         from ..io import existing_file
 
         record_path = existing_file(existing_run_file(path), "train.teacher_cache record (ferkit teachers --out)")

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from ferkit.cli import main
+from ferkit.evaluation.metrics import log_loss
 from ferkit.evaluation.record import headline, record_key, score_block
 from ferkit.evaluation.report import ClassificationReport
 from ferkit.labels import EMOTIONS
@@ -37,7 +38,13 @@ def test_headline_is_the_reports_figures():
     assert figures["lowest_recall"] == {EMOTIONS[int(np.argmin(recalls))]: pytest.approx(min(recalls))}
     low, high = figures["accuracy_ci95"]
     assert low < figures["accuracy"] < high and figures["macro_f1"] == report.macro_f1
+    assert "ece" not in figures  # no probabilities, no calibration
     json.dumps(figures)  # plain JSON types only
+    probs = np.full((300, 7), 0.04)
+    probs[np.arange(300), y_pred] = 0.76
+    scored = headline(ClassificationReport.from_predictions(y_true, y_pred, EMOTIONS, probs))
+    assert scored["ece"] == pytest.approx(abs(0.76 - np.mean(y_true == y_pred)))
+    assert scored["log_loss"] == pytest.approx(log_loss(y_true, probs))
 
 
 def test_a_block_refuses_views_of_different_faces():

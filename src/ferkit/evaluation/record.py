@@ -1,8 +1,9 @@
 """A model's score record: the headline figures of its evaluations, kept in one JSON file beside its weights.
 
 The shipped models' ``ferkit/weights/<name>.json`` hold, besides how each was made, one block per evaluation
-(``publictest``, ``privatetest``, ``ckplus48``): each view's accuracy with its 95% interval, macro-F1 and the
-class found least often, and the command that measured them. ``ferkit evaluate ... --record FILE`` writes them.
+(``publictest``, ``privatetest``, ``ckplus48``): each view's accuracy with its 95% interval, macro-F1, the class
+found least often and the calibration (ECE, log-loss), and the command that measured them. ``ferkit evaluate ...
+--record FILE`` writes them.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from ..errors import FerkitError
 from ..io import atomic_write_text
 from .report import ClassificationReport
 
+#: The report's extras a record keeps, where the report has them.
+HEADLINE_EXTRAS = ("ece", "log_loss", "end_to_end_accuracy")
+
 
 def headline(report: ClassificationReport) -> dict:
-    """One view's headline figures: accuracy, its 95% interval, macro-F1, the lowest class recall and, for photos
-    run through the detector (``ferkit evaluate --detect``), the end-to-end accuracy."""
+    """One view's headline figures: accuracy, its 95% interval, macro-F1, the lowest class recall, the calibration
+    (ECE, log-loss) when the probabilities were scored and, for photos run through the detector (``ferkit evaluate
+    --detect``), the end-to-end accuracy."""
     name, recall = report.lowest_recall
     low, high = report.accuracy_ci
-    end_to_end = {key: float(report.extras[key]) for key in ("end_to_end_accuracy",) if key in report.extras}
+    extras = {key: float(report.extras[key]) for key in HEADLINE_EXTRAS if key in report.extras}
     return {"accuracy": float(report.accuracy), "accuracy_ci95": [float(low), float(high)],
-            "macro_f1": float(report.macro_f1), "lowest_recall": {name: float(recall)}, **end_to_end}
+            "macro_f1": float(report.macro_f1), "lowest_recall": {name: float(recall)}, **extras}
 
 
 def score_block(reports: Mapping[str, ClassificationReport], *, data: str, command: str) -> dict:

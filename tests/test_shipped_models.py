@@ -80,6 +80,10 @@ def test_metrics_file_describes_the_shipped_weights(name):
     report = meta["privatetest"]["plain"]
     low, high = report["accuracy_ci95"]
     assert low < report["accuracy"] < high and high - low < 0.05  # an interval over thousands of faces
+    for step in ("class_bias", "temperature"):  # what was tuned after training, as the checkpoint itself says
+        assert meta.get(step) == info.metrics.get(step)
+        assert (step in info.metrics) == (f"ferkit {'balance' if step == 'class_bias' else 'calibrate'}" in
+                                          meta["ship_command"])
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,11 @@ def plot_reliability(y_true, probabilities, path: str | os.PathLike, *, bins: in
     top.plot(confidence[filled], accuracy[filled], "o", color="#f58518", markersize=4, label="at the mean confidence")
     top.plot([0, 1], [0, 1], "--", color="gray", label="calibrated")
     ece = expected_calibration_error(y_true, probabilities, bins)
-    top.set(ylim=(0, 1), ylabel="accuracy", title=f"{title or 'Reliability'} (ECE {ece:.3f})")
+    heading = textwrap.fill(f"{title or 'Reliability'} (ECE {ece:.3f})", 56)
+    top.set(ylim=(0, 1), ylabel="accuracy")
+    top.set_title(heading, fontsize=10)
     top.legend(loc="upper left", fontsize=8)
     bottom.bar(edges[:-1], count, width=1.0 / bins, align="edge", color="#9d9d9d", edgecolor="white")
     bottom.set(xlim=(0, 1), xlabel="top-label confidence", ylabel="faces")
-    atomic_savefig(fig, path, dpi=dpi)
+    atomic_savefig(fig, path, dpi=dpi, bbox_inches="tight")
     return Path(path)

@@ -75,6 +75,14 @@ def small_checkpoint(path: Path, *, preprocessing: Preprocessing = FACE_INPUT, r
     return save_model(path, model, info, half=half)
 
 
+def csv_and_checkpoint(root: Path, *, public_per_class: int, seed: int) -> tuple[Path, Path]:
+    """A FER2013 CSV with ``public_per_class`` PublicTest faces a class (one each in the other splits) and a
+    :func:`small_checkpoint` stored in half precision: what the tuning commands (balance, calibrate) read."""
+    csv_path = write_fer2013_csv(root / "fer.csv", {"Training": 1, "PublicTest": public_per_class, "PrivateTest": 1},
+                                 seed=seed)
+    return csv_path, small_checkpoint(root / "model.pt", preprocessing=Preprocessing(), half=True)
+
+
 def tiny_run_config(root: Path, name: str, csv_path: Path, *extra: str):
     """A :data:`TINY_RUN` config named ``name`` under ``root``, on the FER2013 CSV ``csv_path``; ``extra`` overrides
     come last."""

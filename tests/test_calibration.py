@@ -8,12 +8,11 @@ import torch
 from torch import nn
 
 from ferkit.cli import main
-from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
 from ferkit.evaluation import expected_calibration_error, log_loss, predict_proba
 from ferkit.evaluation.calibration import fit_temperature, fold_temperature, soften
 from ferkit.models import create_model, load_model
-from synthetic import small_checkpoint, write_fer2013_csv
+from synthetic import csv_and_checkpoint
 
 
 def _overconfident(temperature: float, n: int = 2000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -68,8 +67,7 @@ def test_a_model_whose_last_dense_layer_is_not_the_output_is_left_unchanged():
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("calibrate")
-    csv_path = write_fer2013_csv(root / "fer.csv", {"Training": 1, "PublicTest": 6, "PrivateTest": 1}, seed=7)
-    return csv_path, small_checkpoint(root / "model.pt", preprocessing=Preprocessing(), half=True)
+    return csv_and_checkpoint(root, public_per_class=6, seed=7)
 
 
 def test_ferkit_calibrate_writes_a_checkpoint_with_the_temperature_folded_in(checkpoint, tmp_path, capsys):

@@ -8,13 +8,12 @@ import torch
 from torch import nn
 
 from ferkit.cli import main
-from ferkit.data.preprocessing import Preprocessing
 from ferkit.errors import FerkitError
 from ferkit.evaluation import accuracy, balanced_accuracy, predict_proba
 from ferkit.evaluation.class_bias import bias_objective, fit_class_bias, fold_class_bias
 from ferkit.labels import EMOTIONS
 from ferkit.models import create_model, load_model
-from synthetic import small_checkpoint, write_fer2013_csv
+from synthetic import csv_and_checkpoint
 
 
 def _under_predicted(shift: float, n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +73,7 @@ def test_a_model_whose_last_dense_layer_is_not_the_output_is_left_unchanged():
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("balance")
-    csv_path = write_fer2013_csv(root / "fer.csv", {"Training": 1, "PublicTest": 4, "PrivateTest": 1}, seed=5)
-    return csv_path, small_checkpoint(root / "model.pt", preprocessing=Preprocessing(), half=True)
+    return csv_and_checkpoint(root, public_per_class=4, seed=5)
 
 
 def test_ferkit_balance_writes_a_checkpoint_with_the_offsets_folded_in(checkpoint, tmp_path, capsys):

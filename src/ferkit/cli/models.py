@@ -1,20 +1,31 @@
-"""``ferkit models``: list the shipped models and the registered architectures."""
+"""``ferkit models``: list the shipped models and the registered architectures, or show one shipped model's card."""
 
 from __future__ import annotations
 
 import argparse
 
 NAME = "models"
-HELP = "List the shipped models (for --model) and the registered architectures (for training)."
+HELP = ("List the shipped models (for --model) and the registered architectures (for training); with a name, "
+        "that model's card.")
 EXAMPLES = """examples:
-  ferkit models"""
+  ferkit models                   # the shipped models and the architectures
+  ferkit models fast              # its card: scores with intervals, calibration, tuning, limits, commands
+  ferkit models accurate --json   # its records, as JSON"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``ferkit models`` has no options."""
+    """The options of ``ferkit models``."""
+    parser.add_argument("name", nargs="?", help="a shipped model: print its card")
+    parser.add_argument("--json", action="store_true", help="with NAME: its records (float and int8) as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.name:
+        return _card(args.name, as_json=args.json)
+    if args.json:
+        from ..errors import FerkitError
+
+        raise FerkitError("--json needs a model name, e.g. ferkit models fast --json")
     from ..inference.shipped import SHIPPED_MODELS
     from ..models import list_models, model_builder
 
@@ -25,4 +36,17 @@ def run(args: argparse.Namespace) -> int:
     for name in list_models():
         doc = (model_builder(name).__doc__ or "").strip().splitlines()[0]
         print(f"  {name:22s} {doc}")  # noqa: T201
+    return 0
+
+
+def _card(name: str, *, as_json: bool) -> int:
+    """Print the card of shipped model ``name``, or its records as JSON."""
+    import json
+
+    from ..inference.card import model_card, shipped_record
+
+    text = model_card(name)  # refuses an unknown name first
+    if as_json:
+        text = json.dumps({"float": shipped_record(name), "int8": shipped_record(name, int8=True)}, indent=2)
+    print(text)  # noqa: T201
     return 0

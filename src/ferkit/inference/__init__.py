@@ -1,5 +1,6 @@
-"""Face detection, the :class:`Recognizer`, typed results, drawing, tracking and video."""
+"""Face detection, the :class:`Recognizer`, typed results, drawing, tracking, video and the shipped models' cards."""
 
+from .card import model_card
 from .detectors import Detection, create_detector, list_detectors
 from .draw import draw_faces
 from .faces import crop_face
@@ -68,6 +69,7 @@ __all__ = [
     "display_problem",
     "draw_faces",
     "iou_matrix",
+    "model_card",
     "is_video_file",
     "list_detectors",
     "load_rgb",

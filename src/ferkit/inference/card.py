@@ -1,0 +1,93 @@
+"""A shipped model's card: what it is, how it scored and where, what was tuned after training, and its limits.
+
+Everything but the limits is read from the model's records (``ferkit/weights/<name>.json`` and
+``<name>-int8.json``), which ``ferkit evaluate --record`` wrote; ``ferkit models NAME`` prints the card.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import textwrap
+
+from ..errors import FerkitError
+from .shipped import SHIPPED_MODELS, shipped_filename
+
+#: Where the card's prose wraps.
+WIDTH = 100
+#: The evaluations a card shows, in order: record key -> heading.
+EVALUATIONS = {
+    "privatetest": "FER2013 PrivateTest (the reported split, read once)",
+    "publictest": "FER2013 PublicTest (where the model was chosen)",
+    "ckplus48_zero_shot": "CK+48 zero-shot (posed lab faces no model trained on)",
+}
+#: What the figures do not say; the same for every shipped model.
+LIMITS = (
+    "Trained on FER2013 Training only: 28,709 web photos, 48x48 grey, mostly frontal, one label each; human "
+    "accuracy on FER2013 is about 65% (Goodfellow et al., 2013), so its labels are noisy.",
+    "It reads facial expressions as one of seven labels, not what a person feels; a face can show one "
+    "thing and mean another.",
+    "Scored on FER2013's test splits and on CK+48 only. How it does across ages, skin tones, sexes, cultures, "
+    "head poses, occlusions and cameras has not been measured: the data carry no such labels.",
+    "The rare and confused classes are the least reliable (disgust: 1.5% of the training faces; fear; angry "
+    "against sad); each evaluation's lowest recall is listed above.",
+    "The confidences were checked on FER2013 (ECE above); on other photos they may be off in either direction.",
+)
+
+
+def shipped_record(name: str, *, int8: bool = False) -> dict:
+    """The record of shipped model ``name`` (of its int8 copy with ``int8``)."""
+    filename = shipped_filename(name, int8=int8).rsplit(".", 1)[0] + ".json"
+    resource = importlib.resources.files("ferkit") / "weights" / filename
+    if not resource.is_file():
+        raise FerkitError(f"the shipped model {name!r} has no record (ferkit/weights/{filename} is missing)")
+    return json.loads(resource.read_text(encoding="utf-8"))
+
+
+def model_card(name: str) -> str:
+    """The card of shipped model ``name`` as plain text."""
+    if name not in SHIPPED_MODELS:
+        raise FerkitError(f"unknown shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
+    record, int8 = shipped_record(name), shipped_record(name, int8=True)
+    lines = [f"{name}: {SHIPPED_MODELS[name]}", "", *_about(record)]
+    for key, heading in EVALUATIONS.items():
+        lines += ["", f"{heading}, {record[key]['faces']:,} faces:"]
+        lines += [f"  {'float' if block is record else 'int8 '}  {_scores(block[key])}" for block in (record, int8)]
+    lines += ["", "Tuned after training (on PublicTest):", *_tuning(record)]
+    lines += ["", "Limits:", *(textwrap.fill(limit, WIDTH, initial_indent="  - ", subsequent_indent="    ")
+                                for limit in LIMITS)]
+    lines += ["", f"Made by:   {record['ship_command']}", f"Evaluated: {record['evaluate_command']}"]
+    return "\n".join(lines)
+
+
+def _about(record: dict) -> list[str]:
+    """The network, its size and how it was trained."""
+    lines = [textwrap.fill(f"version:  {record['version']}", WIDTH, subsequent_indent=" " * 10),
+             f"network:  {record['model']}, {record['parameters']:,} parameters, {record['weights']} weights"]
+    if "epochs_run" in record:
+        best = f", the best on PublicTest kept: epoch {record['best_epoch']}" if "best_epoch" in record else ""
+        lines.append(f"training: {record['epochs_run']} epochs{best}")
+    return lines + [f"trained:  {record['train_command']}"]
+
+
+def _scores(block: dict) -> str:
+    """One evaluation's views in a line: accuracy (the plain one with its interval), macro-F1, lowest recall, ECE."""
+    plain = block["plain"]
+    low, high = plain["accuracy_ci95"]
+    (weakest, recall), = plain["lowest_recall"].items()
+    parts = [f"plain {plain['accuracy']:.2%} ({low:.2%}-{high:.2%})"]
+    parts += [f"{view} {block[view]['accuracy']:.2%}" for view in ("flip", "tencrop") if view in block]
+    parts += [f"macro-F1 {plain['macro_f1']:.3f}", f"lowest recall {weakest} {recall:.2f}"]
+    parts += [f"ECE {plain['ece']:.3f}"] if "ece" in plain else []
+    return ", ".join(parts)
+
+
+def _tuning(record: dict) -> list[str]:
+    """The per-class offsets and the temperature, where the model has them."""
+    lines = []
+    if "class_bias" in record:
+        offsets = ", ".join(f"{label} {value:+.2f}" for label, value in record["class_bias"]["offsets"].items())
+        lines.append(f"  per-class logit offsets (ferkit balance): {offsets}")
+    if "temperature" in record:
+        lines.append(f"  temperature (ferkit calibrate): {record['temperature']['value']:.2f}")
+    return lines or ["  nothing"]

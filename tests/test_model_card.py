@@ -1,0 +1,55 @@
+"""``ferkit models NAME``: a shipped model's card, read from its records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ferkit.cli import main
+from ferkit.errors import FerkitError
+from ferkit.inference import SHIPPED_MODELS, model_card
+from ferkit.inference.card import LIMITS, shipped_record
+
+
+@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+def test_the_card_shows_the_records_figures(name):
+    card, record, int8 = model_card(name), shipped_record(name), shipped_record(name, int8=True)
+    for label, source in (("float", record), ("int8 ", int8)):
+        for key in ("privatetest", "publictest", "ckplus48_zero_shot"):
+            plain = source[key]["plain"]
+            low, high = plain["accuracy_ci95"]
+            assert f"  {label}  plain {plain['accuracy']:.2%} ({low:.2%}-{high:.2%})" in card
+    assert ("temperature (ferkit calibrate)" in card) == ("temperature" in record)
+    assert ("per-class logit offsets" in card) == ("class_bias" in record)
+    assert record["ship_command"] in card and "Limits:" in card and len(card.splitlines()) > 20
+
+
+def test_a_record_without_tuning_ece_or_tta_still_makes_a_card(monkeypatch):
+    block = {"faces": 10, "plain": {"accuracy": 0.5, "accuracy_ci95": [0.2, 0.8], "macro_f1": 0.4,
+                                    "lowest_recall": {"fear": 0.1}}}
+    record = {"version": "v0", "model": "ferkit_cnn", "parameters": 1000, "weights": "fp16", "train_command": "t",
+              "ship_command": "s", "evaluate_command": "e",
+              **dict.fromkeys(("privatetest", "publictest", "ckplus48_zero_shot"), block)}
+    monkeypatch.setattr("ferkit.inference.card.shipped_record", lambda name, int8=False: record)
+    card = model_card("fast")
+    assert "plain 50.00% (20.00%-80.00%), macro-F1 0.400, lowest recall fear 0.10\n" in card
+    assert "Tuned after training (on PublicTest):\n  nothing" in card and "ECE" not in card.split("Limits:")[0]
+    assert all(limit.split()[0] in card for limit in LIMITS)
+
+
+def test_ferkit_models_name_prints_the_card_and_json_the_records(capsys):
+    assert main(["models", "fast"]) == 0
+    assert capsys.readouterr().out.strip() == model_card("fast")
+    assert main(["models", "accurate", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == {"float": shipped_record("accurate"), "int8": shipped_record("accurate", int8=True)}
+
+
+def test_unknown_names_and_json_without_a_name_are_refused(capsys):
+    assert main(["models", "fastest"]) == 2
+    assert "unknown shipped model 'fastest'; shipped: default, fast, accurate" in capsys.readouterr().err
+    assert main(["models", "--json"]) == 2
+    assert "--json needs a model name" in capsys.readouterr().err
+    with pytest.raises(FerkitError, match="unknown shipped model"):
+        model_card("runs/x/best.pt")

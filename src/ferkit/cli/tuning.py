@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..models import ModelInfo
 
 
 def add_tuning_arguments(parser: argparse.ArgumentParser, written: str) -> None:
@@ -29,8 +35,8 @@ class Tuning:
     its probabilities on them, their labels in the model's order and where they came from."""
 
     payload: dict
-    model: object
-    info: object
+    model: nn.Module
+    info: ModelInfo
     images: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     labels: np.ndarray | None = None
@@ -54,6 +60,7 @@ class Tuning:
         save_model(out, self.model, self.info, half=stored_in_half(self.payload))
 
     def input_shape(self) -> tuple[int, int, int]:
+        """``(channels, size, size)``: one input of the model."""
         size = self.info.preprocessing.size
         return self.info.preprocessing.channels, size, size
 

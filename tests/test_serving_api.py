@@ -71,10 +71,24 @@ def test_models_lists_the_loaded_model(client):
     assert set(body["shipped"]) == {"default", "fast", "accurate"} and "quarter" in body["shipped"]["fast"]
 
 
+def test_a_shipped_models_card_and_records(client):
+    from ferkit.inference import model_card
+    from ferkit.inference.card import shipped_record
+
+    body = client.get("/v1/models/accurate").json()
+    assert body["card"] == model_card("accurate") and body["records"]["float"] == shipped_record("accurate")
+    assert body["records"]["int8"]["source"] == "src/ferkit/weights/accurate.pt" and "four" in body["description"]
+    missing = client.get("/v1/models/fastest")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
+    assert "shipped: default, fast, accurate" in missing.json()["error"]["message"]
+    assert client.get("/v1/models/..%2F..%2Fetc").status_code == 404  # a path is no model name
+    assert client.get("/v1/models/" + "x" * 65).status_code == 422
+
+
 def test_openapi_documents_every_endpoint_and_the_upload_types(client):
     spec = client.get("/openapi.json").json()
     assert {"/v1/analyze", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/results/{name}", "/v1/health",
-            "/v1/models"} <= set(spec["paths"])
+            "/v1/models", "/v1/models/{name}"} <= set(spec["paths"])
     body = spec["paths"]["/v1/analyze"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in body and "image/jpeg" in body
     assert "AnalyzeResponse" in spec["components"]["schemas"]

@@ -28,6 +28,7 @@ from .schemas import (
     JobList,
     JobOut,
     LiveInfo,
+    ModelCard,
     ModelOut,
     ModelsResponse,
 )
@@ -154,6 +155,20 @@ async def models(request: Request) -> ModelsResponse:
                       detect_max_side=getattr(rec.detector, "max_side", 0), loaded=True)
     return ModelsResponse(models=[loaded], registered=list_models(), shipped=dict(SHIPPED_MODELS),
                           detectors=list_detectors())
+
+
+@router.get("/models/{name}", response_model=ModelCard, responses=_errors(404, 422),
+            summary="A shipped model's card: scores, calibration, tuning, limits")
+async def model_card(name: str = PathParam(max_length=64, description="a shipped model: default, fast, accurate")
+                     ) -> ModelCard:
+    from ..inference import SHIPPED_MODELS
+    from ..inference.card import model_card as card_text
+    from ..inference.card import shipped_record
+
+    if name not in SHIPPED_MODELS:
+        raise ApiError(404, "model_not_found", f"no shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
+    return ModelCard(name=name, description=SHIPPED_MODELS[name], card=card_text(name),
+                     records={"float": shipped_record(name), "int8": shipped_record(name, int8=True)})
 
 
 async def _save_video(request: Request, target: Path, limit: int) -> str:

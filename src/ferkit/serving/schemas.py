@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -77,6 +78,13 @@ class ModelsResponse(BaseModel):
     shipped: dict[str, str] = Field(default_factory=dict,
                                     description="the models inside the package, by name (`ferkit serve --model NAME`)")
     detectors: list[str]
+
+
+class ModelCard(BaseModel):
+    name: str
+    description: str
+    card: str = Field(description="the model's card as text, as `ferkit models NAME` prints it")
+    records: dict[str, dict[str, Any]] = Field(description="its records: how it was made and scored, float and int8")
 
 
 class JobState(str, Enum):

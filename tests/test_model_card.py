@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 
 import pytest
@@ -23,6 +24,9 @@ def test_the_card_shows_the_records_figures(name):
     assert ("temperature (ferkit calibrate)" in card) == ("temperature" in record)
     assert ("per-class logit offsets" in card) == ("class_bias" in record)
     assert record["ship_command"] in card and "Limits:" in card and len(card.splitlines()) > 20
+    weights = importlib.resources.files("ferkit") / "weights"
+    sizes = [(weights / f).stat().st_size / 2**20 for f in (f"{name}.pt", f"{name}-int8.onnx")]
+    assert f"files:    {sizes[0]:.2f} MB (fp16), int8 copy {sizes[1]:.2f} MB" in card
 
 
 def test_a_record_without_tuning_ece_or_tta_still_makes_a_card(monkeypatch):

@@ -11,7 +11,7 @@ import json
 import textwrap
 
 from ..errors import FerkitError
-from .shipped import SHIPPED_MODELS, shipped_filename
+from .shipped import SHIPPED_MODELS, shipped_file, shipped_filename
 
 #: Where the card's prose wraps.
 WIDTH = 100
@@ -49,7 +49,7 @@ def model_card(name: str) -> str:
     if name not in SHIPPED_MODELS:
         raise FerkitError(f"unknown shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
     record, int8 = shipped_record(name), shipped_record(name, int8=True)
-    lines = [f"{name}: {SHIPPED_MODELS[name]}", "", *_about(record)]
+    lines = [f"{name}: {SHIPPED_MODELS[name]}", "", *_about(name, record)]
     for key, heading in EVALUATIONS.items():
         lines += ["", f"{heading}, {record[key]['faces']:,} faces:"]
         lines += [f"  {'float' if block is record else 'int8 '}  {_scores(block[key])}" for block in (record, int8)]
@@ -60,14 +60,22 @@ def model_card(name: str) -> str:
     return "\n".join(lines)
 
 
-def _about(record: dict) -> list[str]:
-    """The network, its size and how it was trained."""
+def _about(name: str, record: dict) -> list[str]:
+    """The network, its files' sizes and how it was trained."""
+    sizes = [f"{_file_mb(name, int8=int8):.2f} MB" for int8 in (False, True)]
     lines = [textwrap.fill(f"version:  {record['version']}", WIDTH, subsequent_indent=" " * 10),
-             f"network:  {record['model']}, {record['parameters']:,} parameters, {record['weights']} weights"]
+             f"network:  {record['model']}, {record['parameters']:,} parameters",
+             f"files:    {sizes[0]} ({record['weights']}), int8 copy {sizes[1]}"]
     if "epochs_run" in record:
         best = f", the best on PublicTest kept: epoch {record['best_epoch']}" if "best_epoch" in record else ""
         lines.append(f"training: {record['epochs_run']} epochs{best}")
     return lines + [f"trained:  {record['train_command']}"]
+
+
+def _file_mb(name: str, *, int8: bool) -> float:
+    """The size of a shipped model's file in MiB."""
+    with shipped_file(name, int8=int8) as path:
+        return path.stat().st_size / 2**20
 
 
 def _scores(block: dict) -> str:

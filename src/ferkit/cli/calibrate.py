@@ -9,13 +9,14 @@ log = logging.getLogger("ferkit")
 
 NAME = "calibrate"
 HELP = ("Make the confidences honest: one temperature chosen on PublicTest divides the logits, folded into a new "
-        "checkpoint; no decision changes.")
+        "checkpoint; plain decisions stay.")
 EXAMPLES = """examples:
   ferkit calibrate checkpoints/default_v2.pt --data ../shared/data/fer2013/fer2013.csv.gz --out default-cal.pt
   ferkit calibrate balanced.pt --data fer2013.csv.gz --out balanced-cal.pt   # after ferkit balance, not before
 
 The temperature minimises the log-loss on --split (PrivateTest is refused there: it is the split you report).
-Plain predictions keep their class; the confidences, and so flip and ten-crop averages, change. The
+Plain predictions keep their class (but for a near tie rounded differently in an fp16 file: the command reads the
+written file back and counts them); the confidences, and so flip and ten-crop averages, change. The
 checkpoint records the temperature, and the log-loss and expected calibration error before and after."""
 
 

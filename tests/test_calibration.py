@@ -105,3 +105,21 @@ def test_ferkit_calibrate_refuses_privatetest_and_overwriting_its_input(checkpoi
     assert main(["calibrate", str(path), "--data", str(csv_path), "--out", str(path)]) == 2
     assert "is the checkpoint being read" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_folder_without_splits_is_used_whole_and_said_so(checkpoint, tmp_path, caplog):
+    from PIL import Image
+
+    from ferkit.labels import EMOTIONS
+    from synthetic import class_faces
+
+    images, labels = class_faces(3, np.random.default_rng(0))
+    for i, (image, label) in enumerate(zip(images, labels)):
+        (tmp_path / "faces" / EMOTIONS[label]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "faces" / EMOTIONS[label] / f"{i}.png")
+    _, path = checkpoint
+    with caplog.at_level("WARNING", logger="ferkit"):
+        assert main(["calibrate", str(path), "--data", str(tmp_path / "faces"), "--out", str(tmp_path / "c.pt")]) == 0
+    assert "has no Usage splits: --split PublicTest does not apply" in caplog.text
+    assert "all of its 21 faces" in caplog.text
+    assert load_model(tmp_path / "c.pt")[1].metrics["temperature"]["chosen_on"] == str(tmp_path / "faces")

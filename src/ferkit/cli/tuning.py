@@ -7,6 +7,7 @@ split you report), fold what they chose into its last layer and write a new chec
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ..models import ModelInfo
+
+log = logging.getLogger(__name__)
 
 
 def add_tuning_arguments(parser: argparse.ArgumentParser, written: str) -> None:
@@ -48,6 +51,9 @@ class Tuning:
         from .evaluate import evaluation_data
 
         data, self.where = evaluation_data(args, self.info)
+        if data.splits is None and args.split not in ("train", "val", "test"):
+            log.warning("%s has no Usage splits: --split %s does not apply, so the choice is made on all of its %d "
+                        "faces; keep the faces you report out of it", args.data, args.split, len(data))
         self.images, self.labels = data.images, labels_in_model_order(self.info, data)
         self.probabilities = predict_proba(self.model, self.images, self.info.preprocessing)
         return self

@@ -15,11 +15,12 @@ from .shipped import SHIPPED_MODELS, shipped_file, shipped_filename
 
 #: Where the card's prose wraps.
 WIDTH = 100
-#: The evaluations a card shows, in order: record key -> heading.
+#: The evaluations a card shows, in order, where the records have them: record key -> heading.
 EVALUATIONS = {
     "privatetest": "FER2013 PrivateTest (the reported split, read once)",
     "publictest": "FER2013 PublicTest (where the model was chosen)",
     "ckplus48_zero_shot": "CK+48 zero-shot (posed lab faces no model trained on)",
+    "ckplus48_end_to_end": "CK+48 end to end (each photo's largest face as the detector cuts it)",
 }
 #: What the figures do not say; the same for every shipped model.
 LIMITS = (
@@ -51,8 +52,9 @@ def model_card(name: str) -> str:
     record, int8 = shipped_record(name), shipped_record(name, int8=True)
     lines = [f"{name}: {SHIPPED_MODELS[name]}", "", *_about(name, record)]
     for key, heading in EVALUATIONS.items():
-        lines += ["", f"{heading}, {record[key]['faces']:,} faces:"]
-        lines += [f"  {'float' if block is record else 'int8 '}  {_scores(block[key])}" for block in (record, int8)]
+        scored = [(label, block[key]) for label, block in (("float", record), ("int8 ", int8)) if key in block]
+        lines += ["", f"{heading}, {scored[0][1]['faces']:,} faces:"] if scored else []
+        lines += [f"  {label}  {_scores(block)}" for label, block in scored]
     lines += ["", "Tuned after training (on PublicTest):", *_tuning(record)]
     lines += ["", "Limits:", *(textwrap.fill(limit, WIDTH, initial_indent="  - ", subsequent_indent="    ")
                                 for limit in LIMITS)]
@@ -87,6 +89,7 @@ def _scores(block: dict) -> str:
     parts += [f"{view} {block[view]['accuracy']:.2%}" for view in ("flip", "tencrop") if view in block]
     parts += [f"macro-F1 {plain['macro_f1']:.3f}", f"lowest recall {weakest} {recall:.2f}"]
     parts += [f"ECE {plain['ece']:.3f}"] if "ece" in plain else []
+    parts += [f"end to end {plain['end_to_end_accuracy']:.2%}"] if "end_to_end_accuracy" in plain else []
     return ", ".join(parts)
 
 

@@ -97,7 +97,8 @@ def _tuning(record: dict) -> list[str]:
     """The per-class offsets and the temperature, where the model has them."""
     lines = []
     if "class_bias" in record:
-        offsets = ", ".join(f"{label} {value:+.2f}" for label, value in record["class_bias"]["offsets"].items())
+        offsets = ", ".join(f"{label} {round(value, 2) + 0.0:+.2f}"  # + 0.0: no "-0.00"
+                            for label, value in record["class_bias"]["offsets"].items())
         lines.append(f"  per-class logit offsets (ferkit balance): {offsets}")
     if "temperature" in record:
         lines.append(f"  temperature (ferkit calibrate): {record['temperature']['value']:.2f}")

@@ -62,8 +62,11 @@ def test_the_page_counts_faces_and_tracks_per_emotion_and_escapes_every_name(tmp
     policy = [attrs["content"] for tag, attrs in page.tags if attrs.get("http-equiv") == "Content-Security-Policy"]
     assert policy and "default-src 'none'" in policy[0] and "script" not in policy[0]
 
-    path = write_report(tmp_path / "report.html", photos, [], [], EMOTIONS, "m.pt")
-    assert path.read_text().startswith("<!doctype html>") and not list(tmp_path.glob("*.tmp*"))
+    assert "How far to trust it" not in text  # nothing said of a model of one's own
+    path = write_report(tmp_path / "report.html", photos, [], [], EMOTIONS, "m.pt", about=["<b>fair</b> & square"])
+    written = path.read_text()
+    assert written.startswith("<!doctype html>") and not list(tmp_path.glob("*.tmp*"))
+    assert "How far to trust it" in written and "<li>&lt;b&gt;fair&lt;/b&gt; &amp; square</li>" in written
 
 
 def test_predict_report_links_every_file_it_wrote_and_lists_every_face(shared_data, tmp_path, capsys):
@@ -83,6 +86,11 @@ def test_predict_report_links_every_file_it_wrote_and_lists_every_face(shared_da
              for row in csv.DictReader((out / "results.csv").open()) if row["label"]]
     assert len(boxes) == 5 and [text for text in page.text if re.fullmatch(r"\d+,\d+,\d+,\d+", text)] == boxes
     assert "broken.jpg" in "".join(page.text) and "no face found" in "".join(page.text)
+    from ferkit.inference.card import trust_notes
+
+    ran = [notes for notes in (trust_notes("default"), trust_notes("default", int8=True))  # float or int8: the CPU's
+           if all(note in page.text for note in notes)]
+    assert ran and ran[0][0].startswith("FER2013 PrivateTest") and "How far to trust it" in page.text
 
 
 def test_without_report_no_page_is_written(shared_data, tmp_path, capsys):

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "OUT/faces/<photo>_face<N>.jpg (N: the results table's face column)")
     parser.add_argument("--report", action="store_true",
                         help="also write OUT/report.html: one offline page with the counts per emotion, every photo "
-                             "(its annotated copy and faces), every video (its tracks) and what was skipped")
+                             "(its annotated copy and faces), every video (its tracks), what was skipped and, for a "
+                             "shipped model, how far to trust it (its test scores and limits)")
     add_recognition_options(parser)
 
 
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(summary.to_text())  # noqa: T201
     if args.report:
         write_report(out / "report.html", [ReportPhoto(r, a) for r, a in zip(photos, drawn)], videos, skipped,
-                     rec.labels, f"{rec.checkpoint} ({rec.info.name}, {rec.backend_name})")
+                     rec.labels, f"{rec.checkpoint} ({rec.info.name}, {rec.backend_name})", _trust(rec))
     print(f"ferkit predict: {len(photos) + len(videos)} processed ({len(photos)} photo(s), "  # noqa: T201
           f"{len(videos)} video(s)), {len(skipped)} skipped" + (f"; results in {out}/" if photos or videos else ""))
     for reason in skipped:
@@ -99,3 +100,12 @@ def run(args: argparse.Namespace) -> int:
     if skipped:
         return 1 if photos or videos else 2
     return 0
+
+
+def _trust(rec) -> list[str]:
+    """How far to trust a shipped model's answers, for the report; nothing for a checkpoint of one's own."""
+    from ..inference.card import trust_notes
+    from ..inference.shipped import shipped_name
+
+    name = shipped_name(rec.options.model)
+    return trust_notes(name, int8=rec.backend_name == "int8") if name else []

@@ -62,6 +62,14 @@ def model_card(name: str) -> str:
     return "\n".join(lines)
 
 
+def trust_notes(name: str, *, int8: bool = False) -> list[str]:
+    """How far to trust shipped model ``name``'s answers (its int8 copy's with ``int8``), a line each: its scores
+    on the test sets, then its limits. For a report beside the answers (``ferkit predict --report``)."""
+    record = shipped_record(name, int8=int8)
+    scores = [f"{heading}: {_scores(record[key])}" for key, heading in EVALUATIONS.items() if key in record]
+    return [*scores, *LIMITS]
+
+
 def _about(name: str, record: dict) -> list[str]:
     """The network, its files' sizes and how it was trained."""
     sizes = [f"{_file_mb(name, int8=int8):.2f} MB" for int8 in (False, True)]

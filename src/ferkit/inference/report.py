@@ -1,5 +1,5 @@
 """A self-contained HTML report of a ``ferkit predict`` run: counts per emotion, every photo with its faces, every
-video with its tracks, and what was skipped.
+video with its tracks, what was skipped and, for a shipped model, how far to trust it.
 
 The page links the annotated copies and video files beside it by relative address, so the output folder can be
 moved or zipped whole. It runs no script and loads nothing from elsewhere (its Content-Security-Policy says so),
@@ -109,8 +109,9 @@ def _video_section(video: VideoSummary, folder: Path) -> str:
 
 
 def report_html(folder: Path, photos: Sequence[ReportPhoto], videos: Sequence[VideoSummary],
-                skipped: Sequence[str], labels: Sequence[str], model: str) -> str:
-    """The report page for a report written into ``folder`` (links are relative to it)."""
+                skipped: Sequence[str], labels: Sequence[str], model: str, about: Sequence[str] = ()) -> str:
+    """The report page for a report written into ``folder`` (links are relative to it); ``about``: lines on how far
+    to trust the model (:func:`~ferkit.inference.card.trust_notes` for a shipped one), listed at the end."""
     faces = sum(len(photo.result.faces) for photo in photos)
     summary = (f"model {_e(model)} · {len(photos)} photo(s) with {faces} face(s) · {len(videos)} video(s) · "
                f"{len(skipped)} skipped · {_e(time.strftime('%Y-%m-%d %H:%M'))}")
@@ -121,6 +122,8 @@ def report_html(folder: Path, photos: Sequence[ReportPhoto], videos: Sequence[Vi
         body += ["<h2>Videos</h2>", *(_video_section(video, folder) for video in videos)]
     if skipped:
         body += ["<h2>Skipped</h2><ul>", *(f"<li>{_e(reason)}</li>" for reason in skipped), "</ul>"]
+    if about:
+        body += ["<h2>How far to trust it</h2><ul>", *(f"<li>{_e(line)}</li>" for line in about), "</ul>"]
     return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_POLICY}\">"
             "<meta name=viewport content=\"width=device-width,initial-scale=1\">"
@@ -128,8 +131,8 @@ def report_html(folder: Path, photos: Sequence[ReportPhoto], videos: Sequence[Vi
 
 
 def write_report(path: str | os.PathLike, photos: Sequence[ReportPhoto], videos: Sequence[VideoSummary],
-                 skipped: Sequence[str], labels: Sequence[str], model: str) -> Path:
+                 skipped: Sequence[str], labels: Sequence[str], model: str, about: Sequence[str] = ()) -> Path:
     """Write :func:`report_html` to ``path`` atomically (a reader never sees half a page); returns the path."""
     path = Path(path)
-    atomic_write_text(path, report_html(path.parent, photos, videos, skipped, labels, model))
+    atomic_write_text(path, report_html(path.parent, photos, videos, skipped, labels, model, about))
     return path

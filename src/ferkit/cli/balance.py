@@ -27,16 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..errors import FerkitError
     from ..evaluation.class_bias import fit_class_bias, fold_class_bias
     from .tuning import read_for_tuning
 
     tuning = read_for_tuning(args, "offsets")
-    for key, what in (("class_bias", "offsets"), ("temperature", "a temperature")):
-        if key in tuning.info.metrics:
-            chosen_on = tuning.info.metrics[key].get("chosen_on", "another split")
-            raise FerkitError(f"{args.checkpoint} already carries {what} chosen on {chosen_on}; balance the "
-                              "checkpoint they were added to (balance first, then calibrate)")
+    tuning.refuse_if_carried({"class_bias": "offsets", "temperature": "a temperature"}, args.checkpoint,
+                             "balance the checkpoint they were added to (balance first, then calibrate)")
     tuning.score(args)
     log_probs = np.log(tuning.probabilities + 1e-12)
     bias = fit_class_bias(log_probs, tuning.labels)

@@ -28,15 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import FerkitError
     from ..evaluation.calibration import fit_temperature, fold_temperature
     from .tuning import read_for_tuning
 
     tuning = read_for_tuning(args, "a temperature")
-    if "temperature" in tuning.info.metrics:
-        chosen_on = tuning.info.metrics["temperature"].get("chosen_on", "another split")
-        raise FerkitError(f"{args.checkpoint} already carries a temperature chosen on {chosen_on}; calibrate the "
-                          "checkpoint it was added to")
+    tuning.refuse_if_carried({"temperature": "a temperature"}, args.checkpoint,
+                             "calibrate the checkpoint it was added to")
     tuning.score(args)
     temperature = fit_temperature(tuning.probabilities, tuning.labels)
     fold_temperature(tuning.model, temperature, len(tuning.info.labels), tuning.input_shape())

@@ -45,6 +45,15 @@ class Tuning:
     labels: np.ndarray | None = None
     where: str = ""
 
+    def refuse_if_carried(self, steps: dict[str, str], checkpoint: str, advice: str) -> None:
+        """A FerkitError if the checkpoint already carries one of ``steps`` (``info.metrics`` key -> what it is)."""
+        from ..errors import FerkitError
+
+        for key, what in steps.items():
+            if key in self.info.metrics:
+                chosen_on = self.info.metrics[key].get("chosen_on", "another split")
+                raise FerkitError(f"{checkpoint} already carries {what} chosen on {chosen_on}; {advice}")
+
     def score(self, args: argparse.Namespace) -> Tuning:
         """Fill in the probabilities on ``--data``/``--split``."""
         from ..evaluation.predict import labels_in_model_order, predict_proba

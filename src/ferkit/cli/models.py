@@ -43,10 +43,7 @@ def _card(name: str, *, as_json: bool) -> int:
     """Print the card of shipped model ``name``, or its records as JSON."""
     import json
 
-    from ..inference.card import model_card, shipped_record
+    from ..inference.card import model_card, shipped_records
 
-    text = model_card(name)  # refuses an unknown name first
-    if as_json:
-        text = json.dumps({"float": shipped_record(name), "int8": shipped_record(name, int8=True)}, indent=2)
-    print(text)  # noqa: T201
+    print(json.dumps(shipped_records(name), indent=2) if as_json else model_card(name))  # noqa: T201
     return 0

@@ -38,6 +38,8 @@ LIMITS = (
 
 def shipped_record(name: str, *, int8: bool = False) -> dict:
     """The record of shipped model ``name`` (of its int8 copy with ``int8``)."""
+    if name not in SHIPPED_MODELS:
+        raise FerkitError(f"unknown shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
     filename = shipped_filename(name, int8=int8).rsplit(".", 1)[0] + ".json"
     resource = importlib.resources.files("ferkit") / "weights" / filename
     if not resource.is_file():
@@ -45,10 +47,13 @@ def shipped_record(name: str, *, int8: bool = False) -> dict:
     return json.loads(resource.read_text(encoding="utf-8"))
 
 
+def shipped_records(name: str) -> dict[str, dict]:
+    """Both records of shipped model ``name``: ``{"float": ..., "int8": ...}``."""
+    return {"float": shipped_record(name), "int8": shipped_record(name, int8=True)}
+
+
 def model_card(name: str) -> str:
     """The card of shipped model ``name`` as plain text."""
-    if name not in SHIPPED_MODELS:
-        raise FerkitError(f"unknown shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
     record, int8 = shipped_record(name), shipped_record(name, int8=True)
     lines = [f"{name}: {SHIPPED_MODELS[name]}", "", *_about(name, record)]
     for key, heading in EVALUATIONS.items():

@@ -163,12 +163,12 @@ async def model_card(name: str = PathParam(max_length=64, description="a shipped
                      ) -> ModelCard:
     from ..inference import SHIPPED_MODELS
     from ..inference.card import model_card as card_text
-    from ..inference.card import shipped_record
+    from ..inference.card import shipped_records
 
     if name not in SHIPPED_MODELS:
         raise ApiError(404, "model_not_found", f"no shipped model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
     return ModelCard(name=name, description=SHIPPED_MODELS[name], card=card_text(name),
-                     records={"float": shipped_record(name), "int8": shipped_record(name, int8=True)})
+                     records=shipped_records(name))
 
 
 async def _save_video(request: Request, target: Path, limit: int) -> str:

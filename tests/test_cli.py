@@ -181,6 +181,21 @@ def test_evaluate_gradcam_writes_the_grid_and_refuses_what_it_cannot_explain(tmp
     assert not (tmp_path / "two").exists()  # refused before anything is written
 
 
+def test_evaluate_slices_writes_the_table_plot_and_record(tmp_path, checkpoint, tiny_csv, capsys):
+    out, record = tmp_path / "out", tmp_path / "model.json"
+    code = main(["evaluate", str(checkpoint), "--data", str(tiny_csv), "--slices", "--out", str(out),
+                 "--record", str(record)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "by the condition of the faces" in printed and "sharpness" in printed
+    assert "no face found" in printed  # noise: the detector finds no face, so no pose
+    table = json.loads((out / "slices.json").read_text())
+    assert {row["measure"] for row in table["slices"]} >= {"brightness", "contrast", "sharpness", "turn", "tilt"}
+    assert (out / "slices.png").is_file()
+    block = json.loads(record.read_text())["privatetest"]
+    assert block["command"].endswith("--slices") and block["slices"] == table["slices"]
+
+
 def test_evaluate_unknown_split_lists_the_real_ones(checkpoint, tiny_csv, capsys):
     assert main(["evaluate", str(checkpoint), "--data", str(tiny_csv), "--split", "Test"]) == 2
     assert "PrivateTest" in capsys.readouterr().err

@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "detector and classify it, as ferkit predict does; also reports the end-to-end "
                              "accuracy, where a photo without a face counts as wrong")
     add_detection_options(parser)  # used with --detect
+    parser.add_argument("--slices", action="store_true",
+                        help="also report the plain view's accuracy by the faces' brightness, contrast, sharpness, "
+                             "turn and tilt (each measure's quarters; the pose from the face detector's landmarks), "
+                             "into --out/slices.json and slices.png and the --record")
     parser.add_argument("--predictions", action="store_true",
                         help="also write --out/<view>/predictions.csv: each image's source (file or row), label, "
                              "prediction, confidence and class probabilities, for error analysis")
@@ -134,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n== {name} ==\n{report.to_text()}")  # noqa: T201
     if detected and detected.no_face:
         print(f"\nno face found in {len(detected.no_face)} photo(s): {', '.join(detected.no_face)}")  # noqa: T201
+    slices = _report_slices(args, data, reports["plain"], f"{title} on {where}") if args.slices else None
     rounds = None
     if args.rounds:
         plain = reports["plain"]
@@ -155,15 +160,36 @@ def run(args: argparse.Namespace) -> int:
             print(f"Grad-CAM grid: {cams or 'not written (see the warning)'}")  # noqa: T201
         log.info("reports written to %s", args.out)
     if args.record:
-        _write_record(args, reports, where)
+        _write_record(args, reports, where, slices)
     return 0
 
 
-def _write_record(args: argparse.Namespace, reports: dict, where: str) -> None:
+def _report_slices(args: argparse.Namespace, data, report, heading: str) -> list:
+    """The plain view's accuracy by the condition of the faces: printed, and with ``--out`` into slices.json and
+    slices.png."""
+    import json
+    from pathlib import Path
+
+    from ..evaluation.slices import face_conditions, plot_slices, slices_by_condition, slices_json, slices_text
+    from ..io import atomic_write_text
+
+    log.info("measuring the condition of %d faces (the pose with the face detector)", len(data))
+    slices = slices_by_condition(report.y_true, report.y_pred, face_conditions(data.images))
+    print(f"\n== plain, by the condition of the faces ==\n{slices_text(slices, report.accuracy)}")  # noqa: T201
+    if args.out:
+        table = slices_json(slices, report.accuracy)
+        atomic_write_text(Path(args.out) / "slices.json", json.dumps(table, indent=2) + "\n")
+        plot_slices(slices, report.accuracy, Path(args.out) / "slices.png",
+                    title=f"{heading}: accuracy by the condition of the faces (plain)")
+    return slices
+
+
+def _write_record(args: argparse.Namespace, reports: dict, where: str, slices: list | None) -> None:
     """Put this evaluation's headline figures and command into ``--record`` under ``--record-key``."""
     import shlex
 
     from ..evaluation.record import record_key, score_block, write_scores
+    from ..evaluation.slices import slice_rows
 
     from_split = not args.detect and where != str(args.data)  # evaluation_data names the split it took
     key = args.record_key or record_key(args.split, args.data, from_split)
@@ -173,7 +199,10 @@ def _write_record(args: argparse.Namespace, reports: dict, where: str) -> None:
                           *[part for option, value in options if value for part in (option, value)],
                           *(_detection_flags(args) if args.detect else [])])
     command += " --tta" if args.tta else ""
+    command += " --slices" if slices else ""
     block = score_block(reports, data=where, command=command) | ({"note": args.record_note} if args.record_note else {})
+    if slices:
+        block["slices"] = slice_rows(slices)
     write_scores(args.record, key, block)
     print(f"record: {args.record} [{key}]")  # noqa: T201
 

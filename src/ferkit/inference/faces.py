@@ -86,6 +86,21 @@ def eye_angle(landmarks: Sequence[tuple[float, float]]) -> float:
     return math.degrees(math.atan2(by - ay, bx - ax))
 
 
+def nose_offset(landmarks: Sequence[tuple[float, float]]) -> float:
+    """How far the head is turned, from five landmarks (eyes first, then the nose): the nose tip's offset from the
+    eyes' midpoint along the eye line, in eye distances. About 0 for a frontal face, growing towards +-0.5 as the
+    head turns (positive when the nose points to the image's right); a proxy for yaw, not an angle."""
+    if len(landmarks) < 3:
+        raise ValueError(f"need the two eye landmarks and the nose, got {len(landmarks)} points")
+    (ax, ay), (bx, by) = sorted(tuple(map(float, p)) for p in landmarks[:2])
+    nose_x, nose_y = map(float, landmarks[2])
+    eye_x, eye_y = bx - ax, by - ay
+    length_squared = eye_x * eye_x + eye_y * eye_y
+    if length_squared == 0.0:
+        raise ValueError("the two eye landmarks coincide")
+    return ((nose_x - (ax + bx) / 2.0) * eye_x + (nose_y - (ay + by) / 2.0) * eye_y) / length_squared
+
+
 def _cut_square(gray: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray:
     """``gray[y0:y0+side, x0:x0+side]``, parts outside the image filled by repeating its edge pixels."""
     height, width = gray.shape

@@ -26,6 +26,9 @@ def test_the_card_shows_the_records_figures(name):
             assert f"  {label}  plain {plain['accuracy']:.2%} ({low:.2%}-{high:.2%})" in card
             if "end_to_end_accuracy" in plain:
                 assert f"end to end {plain['end_to_end_accuracy']:.2%}" in card
+    assert ("By the condition of the faces" in card) == ("slices" in record["privatetest"])
+    for row in record["privatetest"].get("slices", []):
+        assert f"{row['accuracy']:.1%} ({row['expected']:.1%})" in " ".join(card.split())
     assert ("temperature (ferkit calibrate)" in card) == ("temperature" in record)
     assert ("per-class logit offsets" in card) == ("class_bias" in record)
     assert record["ship_command"] in card and "Limits:" in card and len(card.splitlines()) > 20
@@ -44,6 +47,7 @@ def test_a_record_without_tuning_ece_or_tta_still_makes_a_card(monkeypatch):
     card = model_card("fast")
     assert "plain 50.00% (20.00%-80.00%), macro-F1 0.400, lowest recall fear 0.10\n" in card
     assert "Tuned after training (on PublicTest):\n  nothing" in card and "ECE" not in card.split("Limits:")[0]
+    assert "By the condition of the faces" not in card
     assert all(limit.split()[0] in card for limit in LIMITS)
 
 

@@ -30,8 +30,8 @@ from .metrics import bootstrap_accuracy_ci
 MEASURES = {
     "brightness": "mean grey level, 0-255",
     "contrast": "standard deviation of the grey levels",
-    "sharpness": "variance of the Laplacian (low: blurred)",
-    "turn": "nose's offset from the eyes' midpoint, in eye distances (0: frontal)",
+    "sharpness": "variance of the Laplacian; low: blurred",
+    "turn": "nose's offset from the eyes' midpoint in eye distances; 0: frontal",
     "tilt": "angle of the eye line, degrees",
 }
 #: How much a crop is enlarged before the detector looks for its landmarks (YuNet misses faces of 48 px).
@@ -49,6 +49,12 @@ class Slice:
     accuracy: float
     interval: tuple[float, float]
     expected: float  # what the slice's class mix alone predicts
+
+    @classmethod
+    def from_row(cls, row: dict) -> Slice:
+        """The slice that :func:`slice_rows` wrote as ``row``."""
+        bounds = {key: np.nan if row[key] is None else float(row[key]) for key in ("low", "high")}
+        return cls(**(row | bounds | {"interval": tuple(row["interval"])}))
 
     def describe(self) -> str:
         """The slice's range as text, e.g. ``0.12-0.25`` or ``no face found``."""

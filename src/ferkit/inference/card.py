@@ -29,7 +29,9 @@ LIMITS = (
     "It reads facial expressions as one of seven labels, not what a person feels; a face can show one "
     "thing and mean another.",
     "Scored on FER2013's test splits and on CK+48 only. How it does across ages, skin tones, sexes, cultures, "
-    "head poses, occlusions and cameras has not been measured: the data carry no such labels.",
+    "occlusions and cameras has not been measured: the data carry no such labels. Head pose, light and blur "
+    "carry none either; they were estimated from the faces themselves (the face detector's landmarks, the grey "
+    "levels), and the accuracy by them is shown where measured.",
     "The rare and confused classes are the least reliable (disgust: 1.5% of the training faces; fear; angry "
     "against sad); each evaluation's lowest recall is listed above.",
     "The confidences were checked on FER2013 (ECE above); on other photos they may be off in either direction.",
@@ -60,6 +62,7 @@ def model_card(name: str) -> str:
         scored = [(label, block[key]) for label, block in (("float", record), ("int8 ", int8)) if key in block]
         lines += ["", f"{heading}, {scored[0][1]['faces']:,} faces:"] if scored else []
         lines += [f"  {label}  {_scores(block)}" for label, block in scored]
+    lines += _conditions(record.get("privatetest", {}))
     lines += ["", "Tuned after training (on PublicTest):", *_tuning(record)]
     lines += ["", "Limits:", *(textwrap.fill(limit, WIDTH, initial_indent="  - ", subsequent_indent="    ")
                                 for limit in LIMITS)]
@@ -104,6 +107,23 @@ def _scores(block: dict) -> str:
     parts += [f"ECE {plain['ece']:.3f}"] if "ece" in plain else []
     parts += [f"end to end {plain['end_to_end_accuracy']:.2%}"] if "end_to_end_accuracy" in plain else []
     return ", ".join(parts)
+
+
+def _conditions(block: dict) -> list[str]:
+    """Each measure's quarters of FER2013 PrivateTest (``ferkit evaluate --slices``), where the record has them."""
+    from ..evaluation.slices import MEASURES, Slice
+
+    if "slices" not in block:
+        return []
+    slices = [Slice.from_row(row) for row in block["slices"]]
+    lines = ["", *textwrap.wrap("By the condition of the faces (PrivateTest, plain; each quarter's accuracy, in "
+                                "brackets what its class mix alone predicts):", WIDTH)]
+    for measure in dict.fromkeys(piece.measure for piece in slices):
+        parts = [f"{piece.describe()} {piece.accuracy:.1%} ({piece.expected:.1%})"
+                 for piece in slices if piece.measure == measure]
+        lines.append(textwrap.fill(f"{measure} ({MEASURES[measure]}): {'; '.join(parts)}", WIDTH,
+                                   initial_indent="  ", subsequent_indent="    "))
+    return lines
 
 
 def _tuning(record: dict) -> list[str]:

@@ -66,3 +66,17 @@ def test_unknown_names_and_json_without_a_name_are_refused(capsys):
     assert "--json needs a model name" in capsys.readouterr().err
     with pytest.raises(FerkitError, match="unknown shipped model"):
         model_card("runs/x/best.pt")
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_trust_notes_give_the_scores_the_float_files_quarters_and_the_limits(int8):
+    from ferkit.inference.card import trust_notes
+
+    notes, record = trust_notes("default", int8=int8), shipped_record("default", int8=int8)
+    assert notes[-len(LIMITS):] == list(LIMITS)
+    assert notes[0].startswith("FER2013 PrivateTest")
+    assert f"{record['privatetest']['plain']['accuracy']:.2%}" in notes[0]
+    turn = [row["accuracy"] for row in shipped_record("default")["privatetest"]["slices"]
+            if row["measure"] == "turn" and row["low"] is not None]
+    (condition,) = [note for note in notes if note.startswith("By the condition of the faces")]
+    assert f"{turn[0]:.1%} in its lowest quarter, {turn[-1]:.1%} in its highest" in condition

@@ -75,7 +75,7 @@ def trust_notes(name: str, *, int8: bool = False) -> list[str]:
     on the test sets, then its limits. For a report beside the answers (``ferkit predict --report``)."""
     record = shipped_record(name, int8=int8)
     scores = [f"{heading}: {_scores(record[key])}" for key, heading in EVALUATIONS.items() if key in record]
-    return [*scores, *LIMITS]
+    return [*scores, *_condition_note(shipped_record(name).get("privatetest", {})), *LIMITS]
 
 
 def _about(name: str, record: dict) -> list[str]:
@@ -124,6 +124,19 @@ def _conditions(block: dict) -> list[str]:
         lines.append(textwrap.fill(f"{measure} ({MEASURES[measure]}): {'; '.join(parts)}", WIDTH,
                                    initial_indent="  ", subsequent_indent="    "))
     return lines
+
+
+def _condition_note(block: dict) -> list[str]:
+    """Each measure's lowest and highest quarter of FER2013 PrivateTest in one line, where the record has them."""
+    from ..evaluation.slices import MEASURES, Slice
+
+    slices = [Slice.from_row(row) for row in block.get("slices", []) if row["low"] is not None]
+    ends = {piece.measure: [] for piece in slices}
+    for piece in slices:
+        ends[piece.measure].append(piece.accuracy)
+    parts = [f"{measure} ({MEASURES[measure]}) {accuracy[0]:.1%} in its lowest quarter, {accuracy[-1]:.1%} in its "
+             "highest" for measure, accuracy in ends.items()]
+    return [f"By the condition of the faces (PrivateTest, plain, the float file): {'; '.join(parts)}."] if parts else []
 
 
 def _tuning(record: dict) -> list[str]:

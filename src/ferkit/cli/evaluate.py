@@ -20,7 +20,9 @@ EXAMPLES = """examples:
   ferkit evaluate src/ferkit/weights/default.pt --data ../shared/data/ckplus48 --record src/ferkit/weights/default.json
       # the headline figures (and this command) into the model's record, as its "ckplus48" block
   ferkit evaluate src/ferkit/weights/default.pt --data kdef_photos/ --detect   # <class>/<photos>, uncropped:
-      # each photo's largest face found and cut as ferkit predict does; photos without a face count as wrong"""
+      # each photo's largest face found and cut as ferkit predict does; photos without a face count as wrong
+  ferkit evaluate src/ferkit/weights/default.pt --data fer2013.csv.gz --slices --out reports/
+      # + accuracy by the faces' brightness, contrast, sharpness, turn and tilt: slices.json, slices.png"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

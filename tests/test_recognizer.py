@@ -230,9 +230,23 @@ def test_faces_carry_the_detectors_landmarks(shared_data):
     assert all(x <= px <= x + w and y <= py <= y + h for px, py in face.landmarks)
     (rx, ry), (lx, ly) = face.landmarks[:2]
     assert rx < lx and abs(ry - ly) < h / 4  # right eye (of the person) left in the photo, eyes level-ish
+    assert abs(face.turn) < 0.15 and abs(face.tilt) < 15  # a portrait facing the camera
+    assert face.tilt == pytest.approx(math.degrees(math.atan2(ly - ry, lx - rx)))
     again = ImageResult.from_json(result.to_json())
     assert again.faces[0].landmarks == face.landmarks
     assert "landmarks" in face.to_dict()
+
+
+def test_turn_and_tilt_come_from_the_landmarks_and_are_none_without_them():
+    from ferkit.inference import Face
+
+    plain = Face(box=(0, 0, 100, 100), detector_score=0.9, label="sad", confidence=0.6, scores={"sad": 0.6})
+    assert plain.turn is None and plain.tilt is None  # e.g. Haar: no landmarks
+    turned = Face(**{**plain.to_dict(), "landmarks": ((40, 40), (60, 50), (55, 60), (42, 75), (58, 80))})
+    # eye line (40,40)->(60,50): 26.57 degrees; the nose's offset (5, 15) from the eyes' midpoint (50, 45) projected
+    # on that line, in its lengths
+    assert turned.tilt == pytest.approx(math.degrees(math.atan2(10, 20)))
+    assert turned.turn == pytest.approx((5 * 20 + 15 * 10) / (20 * 20 + 10 * 10))
 
 
 def test_the_device_may_be_auto_and_a_bad_one_is_named(monkeypatch):

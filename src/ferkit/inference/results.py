@@ -30,6 +30,24 @@ class Face:
         ranked = sorted(self.scores.items(), key=lambda kv: -kv[1])
         return ranked[1] if len(ranked) > 1 else None
 
+    @property
+    def turn(self) -> float | None:
+        """How far the head is turned (:func:`~ferkit.inference.faces.nose_offset`, in eye distances: 0 frontal,
+        positive towards the image's right), from the landmarks; None without them. On FER2013 PrivateTest the
+        quarter of faces turned most (above about 0.15) scored 11-14 points under the most frontal quarter
+        (docs/results.md, "By the condition of the faces")."""
+        from .faces import nose_offset
+
+        return None if self.landmarks is None or self.landmarks[0] == self.landmarks[1] else nose_offset(self.landmarks)
+
+    @property
+    def tilt(self) -> float | None:
+        """The eye line's angle in degrees (positive when the eye on the image's right sits lower); None without
+        landmarks."""
+        from .faces import eye_angle
+
+        return None if self.landmarks is None else eye_angle(self.landmarks)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain types for JSON; ``track`` and ``landmarks`` only when the face has them."""
         d: dict[str, Any] = {

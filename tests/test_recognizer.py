@@ -231,6 +231,10 @@ def test_faces_carry_the_detectors_landmarks(shared_data):
     (rx, ry), (lx, ly) = face.landmarks[:2]
     assert rx < lx and abs(ry - ly) < h / 4  # right eye (of the person) left in the photo, eyes level-ish
     assert abs(face.turn) < 0.15 and abs(face.tilt) < 15  # a portrait facing the camera
+    from ferkit.inference import result_rows
+
+    row = result_rows(result, rec.labels)[0]
+    assert (row["turn"], row["tilt"]) == (round(face.turn, 3), round(face.tilt, 1))  # the table's columns
     assert face.tilt == pytest.approx(math.degrees(math.atan2(ly - ry, lx - rx)))
     again = ImageResult.from_json(result.to_json())
     assert again.faces[0].landmarks == face.landmarks

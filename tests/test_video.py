@@ -202,7 +202,7 @@ def test_frame_results_round_trip_and_rows():
     rows = result_rows(result, ["happy", "sad"])
     assert rows == [{"source": "v.mp4", "kind": "video", "frame": 7, "time_s": 0.7, "width": 100, "height": 80,
                      "faces": 1, "face": 0, "track": 3, "x": 1, "y": 2, "w": 30, "h": 40, "detector_score": 0.9,
-                     "label": "happy", "confidence": 0.8, "happy": 0.8, "sad": 0.2}]
+                     "turn": None, "tilt": None, "label": "happy", "confidence": 0.8, "happy": 0.8, "sad": 0.2}]
     empty = result_rows(ImageResult(path="v.mp4", width=1, height=1, frame=8, time_s=0.8), ["happy", "sad"])
     assert empty == [{**dict.fromkeys(row_columns(["happy", "sad"])), "source": "v.mp4", "kind": "video",
                       "frame": 8, "time_s": 0.8, "width": 1, "height": 1, "faces": 0}]

@@ -57,7 +57,7 @@ class BatchSummary:
 
 
 #: The face table's layout; a folder written with another one is refused (its parts could not be read together).
-ROWS_VERSION = 2
+ROWS_VERSION = 3  # 3: turn and tilt after detector_score
 
 
 def _model_sha256(model: str | None) -> str:

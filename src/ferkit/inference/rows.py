@@ -12,6 +12,9 @@ Python API's DataFrame all write, column for column.
 ``track``                 the face's id across the frames of its video; empty for a photo
 ``x``, ``y``, ``w``, ``h``  the face box in pixels
 ``detector_score``        the detector's confidence, 0-1
+``turn``, ``tilt``        how far the head is turned (the nose's offset from the eyes' midpoint, in eye
+                          distances; 0 frontal) and the eye line's angle in degrees, from the detector's
+                          landmarks (:attr:`~ferkit.inference.Face.turn` and ``tilt``); empty without them (Haar)
 ``label``, ``confidence``  the most probable emotion and its probability
 one column per label      the model's probabilities, exactly as it gave them
 ========================  =====================================================================
@@ -30,8 +33,8 @@ from .results import ImageResult
 #: The columns before the per-label probabilities, with their types.
 LEADING_COLUMNS: dict[str, type] = {
     "source": str, "kind": str, "frame": int, "time_s": float, "width": int, "height": int, "faces": int,
-    "face": int, "track": int, "x": int, "y": int, "w": int, "h": int, "detector_score": float, "label": str,
-    "confidence": float,
+    "face": int, "track": int, "x": int, "y": int, "w": int, "h": int, "detector_score": float, "turn": float,
+    "tilt": float, "label": str, "confidence": float,
 }
 #: The columns a photo or frame without faces leaves empty (besides the probabilities).
 FACE_COLUMNS = tuple(list(LEADING_COLUMNS)[list(LEADING_COLUMNS).index("face"):])
@@ -56,9 +59,15 @@ def result_rows(result: ImageResult, labels: Sequence[str], source: str | None =
     for i, face in enumerate(result.faces):
         x, y, w, h = face.box
         rows.append({**head, "face": i, "track": face.track, "x": x, "y": y, "w": w, "h": h,
-                     "detector_score": face.detector_score, "label": face.label, "confidence": face.confidence,
+                     "detector_score": face.detector_score, "turn": _rounded(face.turn, 3),
+                     "tilt": _rounded(face.tilt, 1), "label": face.label, "confidence": face.confidence,
                      **{label: face.scores.get(label) for label in labels}})
     return rows
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    """``value`` to ``digits`` decimals (landmarks are whole pixels: more would be noise); None stays None."""
+    return None if value is None else round(value, digits)
 
 
 def label_order(results: Iterable[ImageResult]) -> list[str]:

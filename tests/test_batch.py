@@ -285,6 +285,21 @@ def test_unreadable_leftovers_and_settings(collection: Path, reference: Path, tm
         run_batch(_all_inputs(collection), out)
 
 
+def test_a_folder_of_an_older_row_layout_is_refused(collection: Path, tmp_path: Path, monkeypatch) -> None:
+    from ferkit.batch import run as batch_run
+
+    out, inputs = tmp_path / "out", tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(collection / "good" / "couple.jpg", inputs / "couple.jpg")
+    monkeypatch.setattr(batch_run, "ROWS_VERSION", batch_run.ROWS_VERSION - 1)  # as a previous release wrote it
+    run_batch(inputs, out)
+    written = read_faces(out)
+    monkeypatch.undo()
+    with pytest.raises(FerkitError, match=f"rows: {batch_run.ROWS_VERSION - 1} before, {batch_run.ROWS_VERSION} now"):
+        run_batch(inputs, out)
+    assert read_faces(out).equals(written)  # the refused run touched nothing
+
+
 def test_retry_failed(collection: Path, tmp_path: Path) -> None:
     out, inputs = tmp_path / "out", tmp_path / "in"
     shutil.copytree(collection / "bad", inputs / "bad")

@@ -220,7 +220,7 @@ def test_real_photos_give_faces_with_probabilities(recognizer, shared_data):
 
 
 def test_faces_carry_the_detectors_landmarks(shared_data):
-    from ferkit.inference import ImageResult
+    from ferkit.inference import Face, ImageResult
 
     rec = Recognizer()
     result = rec(str(shared_data / "photos" / "person01.jpg"))
@@ -238,7 +238,9 @@ def test_faces_carry_the_detectors_landmarks(shared_data):
     assert face.tilt == pytest.approx(math.degrees(math.atan2(ly - ry, lx - rx)))
     again = ImageResult.from_json(result.to_json())
     assert again.faces[0].landmarks == face.landmarks
-    assert "landmarks" in face.to_dict()
+    assert "landmarks" in face.to_dict() and face.to_dict()["turn"] == round(face.turn, 3)
+    no_landmarks = Face.from_dict({**face.to_dict(), "landmarks": None})
+    assert "turn" not in no_landmarks.to_dict() and no_landmarks.turn is None
 
 
 def test_turn_and_tilt_come_from_the_landmarks_and_are_none_without_them():

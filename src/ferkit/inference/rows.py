@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .results import ImageResult
+from .results import ImageResult, round_or_none
 
 #: The columns before the per-label probabilities, with their types.
 LEADING_COLUMNS: dict[str, type] = {
@@ -59,15 +59,10 @@ def result_rows(result: ImageResult, labels: Sequence[str], source: str | None =
     for i, face in enumerate(result.faces):
         x, y, w, h = face.box
         rows.append({**head, "face": i, "track": face.track, "x": x, "y": y, "w": w, "h": h,
-                     "detector_score": face.detector_score, "turn": _rounded(face.turn, 3),
-                     "tilt": _rounded(face.tilt, 1), "label": face.label, "confidence": face.confidence,
+                     "detector_score": face.detector_score, "turn": round_or_none(face.turn, 3),
+                     "tilt": round_or_none(face.tilt, 1), "label": face.label, "confidence": face.confidence,
                      **{label: face.scores.get(label) for label in labels}})
     return rows
-
-
-def _rounded(value: float | None, digits: int) -> float | None:
-    """``value`` to ``digits`` decimals (landmarks are whole pixels: more would be noise); None stays None."""
-    return None if value is None else round(value, digits)
 
 
 def label_order(results: Iterable[ImageResult]) -> list[str]:

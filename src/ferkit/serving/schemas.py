@@ -19,6 +19,9 @@ class FaceOut(BaseModel):
     landmarks: list[list[int]] | None = Field(
         default=None, description="the detector's five [x, y] points (right eye, left eye, nose tip, right and "
                                   "left mouth corner), when it gives them")
+    turn: float | None = Field(default=None, description="with landmarks: how far the head is turned, the nose's "
+                               "offset from the eyes' midpoint in eye distances (0 frontal)")
+    tilt: float | None = Field(default=None, description="with landmarks: the eye line's angle in degrees")
 
 
 class AnalyzeResponse(BaseModel):

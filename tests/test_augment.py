@@ -54,6 +54,26 @@ def test_rotation_preserves_a_centred_disc():
     assert float((rotated - disc).abs().mean()) < 0.02
 
 
+def test_turn_keeps_the_centre_column_and_grows_one_side():
+    """A horizontal ramp (value = input column): p = 0 changes nothing; with p the output column u reads the input
+    at u / (1 + p u), so the centre column stays, the left side shrinks and the right grows, every row alike."""
+    from ferkit.data.augment import _perspective
+
+    ramp = torch.linspace(-1, 1, 48).repeat(48, 1)[None, None].repeat(2, 1, 1, 1)
+    out = _perspective(ramp, torch.tensor([0.0, 0.3]))
+    assert torch.allclose(out[0], ramp[0], atol=1e-5)  # p = 0: unchanged
+    row = out[1, 0, 24]
+    assert torch.all(row[1:] >= row[:-1])  # still a ramp: nothing folded
+    u = torch.linspace(-1, 1, 48) * 47 / 48  # the pixel centres in grid units, where the ramp is u * 48 / 47
+    expected = (u / (1 + 0.3 * u) * 48 / 47).clamp(-1, 1)  # borders replicate
+    assert torch.allclose(row, expected, atol=2e-3)
+    assert torch.allclose(out[1, 0, 0], row)  # every row the same: a turn about the vertical axis only
+    turned = Augment(turn=0.3)(ramp, torch.Generator().manual_seed(0))
+    assert not torch.equal(turned, ramp) and turned.shape == ramp.shape
+    with pytest.raises(Exception, match="augment.turn must be < 1"):
+        Augment(turn=1.0).check()
+
+
 def test_erasing_blanks_a_rectangle_in_every_image():
     x = torch.ones(32, 1, 48, 48)
     out = Augment(erasing=1.0)(x, torch.Generator().manual_seed(0))

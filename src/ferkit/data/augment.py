@@ -34,8 +34,11 @@ class Augment:
 
     ``shift`` is a fraction of the side, ``rotation`` and ``shear`` are degrees, ``zoom`` a
     relative scale range (0.1 = 0.9-1.1), ``flip`` the probability of a horizontal mirror and
-    ``erasing`` the probability of blanking one random rectangle (2-20% of the area). ``x`` may live on any
-    device; ``generator`` (default: torch's global CPU generator) draws the parameters.
+    ``erasing`` the probability of blanking one random rectangle (2-20% of the area). ``turn`` (after the
+    affine warp, before the flip) is a perspective warp that mimics a head turned about the vertical axis: the
+    output's point (u, v) (grid units, -1 to 1) reads the input at (u, v) / (1 + p u), p ~ U(-turn, turn), so
+    one side grows and the other shrinks. ``x`` may live on any device; ``generator`` (default: torch's global
+    CPU generator) draws the parameters.
 
     Robustness (after the above, in this order; inputs in [0, 1] for the ones in :data:`UNIT_RANGE`, which
     clamp to it; ``blur`` and ``lowres`` are linear and work on any range): ``brightness`` adds
@@ -52,6 +55,7 @@ class Augment:
     shear: float = 0.0
     flip: float = 0.0
     erasing: float = 0.0
+    turn: float = 0.0
     brightness: float = 0.0
     contrast: float = 0.0
     gamma: float = 0.0
@@ -71,7 +75,8 @@ class Augment:
                 raise FerkitError(f"augment.{f.name} must be >= 0 (0 = off), got {value!r}")
             if f.name in PROBABILITIES and value > 1:
                 raise FerkitError(f"augment.{f.name} is a probability: between 0 and 1, got {value!r}")
-        for name in ("zoom", "contrast", "brightness"):  # a scale of 1 - value must stay > 0; a shift < the range
+        # a scale of 1 - value must stay > 0, a shift below the range, the perspective's 1 + p u above 0
+        for name in ("zoom", "contrast", "brightness", "turn"):
             if getattr(self, name) >= 1:
                 raise FerkitError(f"augment.{name} must be < 1, got {getattr(self, name)!r}")
 
@@ -86,6 +91,8 @@ class Augment:
         rand, uniform = draw.rand, draw.uniform
         if self.shift or self.rotation or self.zoom or self.shear:
             x = _affine(x, uniform, self)
+        if self.turn:
+            x = _perspective(x, uniform(-self.turn, self.turn))
         if self.flip:
             mirror = _to(rand() < self.flip, x.device)
             x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
@@ -156,6 +163,15 @@ def _affine(x: torch.Tensor, uniform: Uniform, aug: Augment) -> torch.Tensor:
     )
     theta = _to(theta, x.device).to(x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _perspective(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """A plane turned about the vertical axis, one ``p`` per image: output (u, v) reads input (u, v) / (1 + p u)
+    (grid units); borders replicate."""
+    identity = torch.eye(2, 3, dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
+    grid = F.affine_grid(identity, list(x.shape), align_corners=False)
+    grid = grid / (1 + _to(p, x.device).to(x.dtype)[:, None, None, None] * grid[..., :1])
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 

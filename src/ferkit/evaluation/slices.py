@@ -56,9 +56,14 @@ class Slice:
         bounds = {key: np.nan if row[key] is None else float(row[key]) for key in ("low", "high")}
         return cls(**(row | bounds | {"interval": tuple(row["interval"])}))
 
+    @property
+    def measured(self) -> bool:
+        """Whether the slice holds faces the measure could be taken on (else: the faces without landmarks)."""
+        return not np.isnan(self.low)
+
     def describe(self) -> str:
         """The slice's range as text, e.g. ``0.12-0.25`` or ``no face found``."""
-        if np.isnan(self.low):
+        if not self.measured:
             return "no face found"
         return f"{_number(self.low)}-{_number(self.high)}"
 

@@ -75,7 +75,8 @@ def trust_notes(name: str, *, int8: bool = False) -> list[str]:
     on the test sets, then its limits. For a report beside the answers (``ferkit predict --report``)."""
     record = shipped_record(name, int8=int8)
     scores = [f"{heading}: {_scores(record[key])}" for key, heading in EVALUATIONS.items() if key in record]
-    return [*scores, *_condition_note(shipped_record(name).get("privatetest", {})), *LIMITS]
+    measured = shipped_record(name) if int8 else record  # the quarters were measured on the float file
+    return [*scores, *_condition_note(measured.get("privatetest", {})), *LIMITS]
 
 
 def _about(name: str, record: dict) -> list[str]:
@@ -109,18 +110,27 @@ def _scores(block: dict) -> str:
     return ", ".join(parts)
 
 
-def _conditions(block: dict) -> list[str]:
-    """Each measure's quarters of FER2013 PrivateTest (``ferkit evaluate --slices``), where the record has them."""
-    from ..evaluation.slices import MEASURES, Slice
+def _quarters(block: dict) -> dict:
+    """The ``slices`` of an evaluation block (``ferkit evaluate --slices``) by measure, in order; empty without them."""
+    from ..evaluation.slices import Slice
 
-    if "slices" not in block:
+    by_measure: dict = {}
+    for row in block.get("slices", []):
+        by_measure.setdefault(row["measure"], []).append(Slice.from_row(row))
+    return by_measure
+
+
+def _conditions(block: dict) -> list[str]:
+    """Each measure's quarters of FER2013 PrivateTest, where the record has them."""
+    from ..evaluation.slices import MEASURES
+
+    quarters = _quarters(block)
+    if not quarters:
         return []
-    slices = [Slice.from_row(row) for row in block["slices"]]
     lines = ["", *textwrap.wrap("By the condition of the faces (PrivateTest, plain; each quarter's accuracy, in "
                                 "brackets what its class mix alone predicts):", WIDTH)]
-    for measure in dict.fromkeys(piece.measure for piece in slices):
-        parts = [f"{piece.describe()} {piece.accuracy:.1%} ({piece.expected:.1%})"
-                 for piece in slices if piece.measure == measure]
+    for measure, pieces in quarters.items():
+        parts = [f"{piece.describe()} {piece.accuracy:.1%} ({piece.expected:.1%})" for piece in pieces]
         lines.append(textwrap.fill(f"{measure} ({MEASURES[measure]}): {'; '.join(parts)}", WIDTH,
                                    initial_indent="  ", subsequent_indent="    "))
     return lines
@@ -128,14 +138,11 @@ def _conditions(block: dict) -> list[str]:
 
 def _condition_note(block: dict) -> list[str]:
     """Each measure's lowest and highest quarter of FER2013 PrivateTest in one line, where the record has them."""
-    from ..evaluation.slices import MEASURES, Slice
+    from ..evaluation.slices import MEASURES
 
-    slices = [Slice.from_row(row) for row in block.get("slices", []) if row["low"] is not None]
-    ends = {piece.measure: [] for piece in slices}
-    for piece in slices:
-        ends[piece.measure].append(piece.accuracy)
+    ends = {measure: [p.accuracy for p in pieces if p.measured] for measure, pieces in _quarters(block).items()}
     parts = [f"{measure} ({MEASURES[measure]}) {accuracy[0]:.1%} in its lowest quarter, {accuracy[-1]:.1%} in its "
-             "highest" for measure, accuracy in ends.items()]
+             "highest" for measure, accuracy in ends.items() if accuracy]
     return [f"By the condition of the faces (PrivateTest, plain, the float file): {'; '.join(parts)}."] if parts else []
 
 

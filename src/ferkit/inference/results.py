@@ -7,11 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-def round_or_none(value: float | None, digits: int) -> float | None:
-    """``value`` to ``digits`` decimals (landmarks are whole pixels: more would be noise); None stays None."""
-    return None if value is None else round(value, digits)
-
-
 @dataclass(slots=True)
 class Face:
     """A detected, classified face: ``box`` is ``(x, y, w, h)`` pixels; ``scores`` are probabilities per label.
@@ -53,9 +48,15 @@ class Face:
 
         return None if self.landmarks is None else eye_angle(self.landmarks)
 
+    def rounded_pose(self) -> tuple[float | None, float | None]:
+        """``(turn, tilt)`` as every output gives them: 3 and 1 decimals (the landmarks are whole pixels, more
+        would be noise); None without landmarks."""
+        turn, tilt = self.turn, self.tilt
+        return (None if turn is None else round(turn, 3)), (None if tilt is None else round(tilt, 1))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain types for JSON; ``track`` only when the face has one, ``landmarks`` with ``turn`` and ``tilt``
-        (rounded as the face table rounds them) only when it has landmarks."""
+        (:meth:`rounded_pose`) only when it has landmarks."""
         d: dict[str, Any] = {
             "box": list(self.box),
             "detector_score": self.detector_score,
@@ -67,7 +68,7 @@ class Face:
             d["track"] = self.track
         if self.landmarks is not None:
             d["landmarks"] = [list(point) for point in self.landmarks]
-            d["turn"], d["tilt"] = round_or_none(self.turn, 3), round_or_none(self.tilt, 1)
+            d["turn"], d["tilt"] = self.rounded_pose()
         return d
 
     def to_json(self, **kwargs) -> str:

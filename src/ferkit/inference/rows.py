@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .results import ImageResult, round_or_none
+from .results import ImageResult
 
 #: The columns before the per-label probabilities, with their types.
 LEADING_COLUMNS: dict[str, type] = {
@@ -58,9 +58,10 @@ def result_rows(result: ImageResult, labels: Sequence[str], source: str | None =
     rows = []
     for i, face in enumerate(result.faces):
         x, y, w, h = face.box
+        turn, tilt = face.rounded_pose()
         rows.append({**head, "face": i, "track": face.track, "x": x, "y": y, "w": w, "h": h,
-                     "detector_score": face.detector_score, "turn": round_or_none(face.turn, 3),
-                     "tilt": round_or_none(face.tilt, 1), "label": face.label, "confidence": face.confidence,
+                     "detector_score": face.detector_score, "turn": turn, "tilt": tilt, "label": face.label,
+                     "confidence": face.confidence,
                      **{label: face.scores.get(label) for label in labels}})
     return rows
 

@@ -1,0 +1,83 @@
+"""Are turned (or dark) faces read worse because of the model, or because their labels are less sure?
+
+    python benchmarks/condition_labels.py [--model CKPT] [--split PrivateTest] [--measures turn brightness]
+
+`ferkit evaluate --slices` found the most turned quarter of the test faces read 11-14 points worse than the most
+frontal (docs/results.md, "By the condition of the faces"). FER2013's labels are one annotator's; FER+ had ten
+people vote on every face. On the faces whose FER+ votes have a majority among FER2013's seven emotions, this
+prints for each quarter of each measure: how often FER2013's label is the crowd's majority, the crowd's share of
+votes for FER2013's label and for its own majority (how sure the crowd is), and the model's accuracy against each of
+the two labels. If the model's gap against the
+crowd's labels is much smaller than against FER2013's, the gap is in the labels more than in the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT / ".." / "shared" / "data"
+DEFAULT_MODEL = ROOT / "src" / "ferkit" / "weights" / "default.pt"
+
+
+def crowd_labels(votes) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the FER+ majority as a FER2013 class (-1 when there is none among the seven) and the vote shares
+    over the seven classes."""
+    from ferkit.data.ferplus import soft_to_canonical, to_canonical
+
+    labels, keep = votes.majority()
+    majority = np.where(keep, to_canonical(np.where(keep, labels, 0), contempt=False), -1)
+    return majority, soft_to_canonical(votes.distribution(), contempt=False)
+
+
+def quarter_rows(values: np.ndarray, parts: int = 4) -> list[tuple[str, np.ndarray]]:
+    """``(range, rows)`` for each quarter of ``values`` (NaN rows as a last group), as ``slice_accuracy`` cuts."""
+    measured = ~np.isnan(values)
+    edges = np.quantile(values[measured], np.linspace(0.0, 1.0, parts + 1))
+    part = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, parts - 1)
+    groups = [(f"{edges[k]:.3g}-{edges[k + 1]:.3g}", measured & (part == k)) for k in range(parts)]
+    return groups + ([("not measured", ~measured)] if (~measured).any() else [])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--model", default=str(DEFAULT_MODEL))
+    parser.add_argument("--split", default="PrivateTest")
+    parser.add_argument("--measures", nargs="+", default=["turn", "brightness"])
+    parser.add_argument("--cache-dir", default=".cache")
+    args = parser.parse_args()
+
+    from ferkit.data.fer2013 import read_fer2013
+    from ferkit.data.ferplus import read_ferplus
+    from ferkit.evaluation.predict import predict_proba
+    from ferkit.evaluation.slices import face_conditions
+    from ferkit.models.checkpoint import load_model
+
+    data = read_fer2013(args.data / "fer2013" / "fer2013.csv.gz", cache_dir=args.cache_dir)
+    majority, shares = crowd_labels(read_ferplus(args.data / "fer2013" / "fer2013new.csv"))
+    rows = np.flatnonzero((data.splits == args.split) & (majority >= 0))
+    faces, label, crowd = data.images[rows], data.labels[rows], majority[rows]
+    model, info = load_model(args.model)
+    # the model's classes in FER2013's order; a class FER2013 lacks (FER+'s contempt) counts as wrong
+    to_data_order = np.array([data.label_names.index(n) if n in data.label_names else -1 for n in info.labels])
+    predicted = to_data_order[predict_proba(model, faces, info.preprocessing).argmax(1)]
+    conditions = face_conditions(faces, pose=any(m in ("turn", "tilt") for m in args.measures))
+    print(f"{args.split}: {len(rows)} faces with a FER+ majority among the 7 emotions; model {Path(args.model).name}\n")
+    print("| measure | quarter | faces | FER2013 label = crowd's | crowd's share for the FER2013 label "
+          "| crowd's share for its majority | model vs FER2013 | model vs crowd |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for measure in args.measures:
+        for span, chosen in [("all", np.ones(len(rows), bool))] + quarter_rows(conditions[measure]):
+            print(f"| {measure} | {span} | {chosen.sum()} | {np.mean(label[chosen] == crowd[chosen]):.1%} "
+                  f"| {shares[rows][chosen, label[chosen]].mean():.1%} "
+                  f"| {shares[rows][chosen, crowd[chosen]].mean():.1%} "
+                  f"| {np.mean(predicted[chosen] == label[chosen]):.1%} "
+                  f"| {np.mean(predicted[chosen] == crowd[chosen]):.1%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,8 +7,8 @@ frontal (docs/results.md, "By the condition of the faces"). FER2013's labels are
 people vote on every face. On the faces whose FER+ votes have a majority among FER2013's seven emotions, this
 prints for each quarter of each measure: how often FER2013's label is the crowd's majority, the crowd's share of
 votes for FER2013's label and for its own majority (how sure the crowd is), and the model's accuracy against each of
-the two labels. If the model's gap against the
-crowd's labels is much smaller than against FER2013's, the gap is in the labels more than in the model.
+the two labels; then each quarter's class mix under either label. Run it for a model trained on FER2013's labels
+and for one trained on the crowd's votes (checkpoints/ferplus_ferkit_cnn.pt) to see how much of a gap the labels make.
 """
 
 from __future__ import annotations
@@ -70,13 +70,23 @@ def main() -> None:
     print("| measure | quarter | faces | FER2013 label = crowd's | crowd's share for the FER2013 label "
           "| crowd's share for its majority | model vs FER2013 | model vs crowd |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for measure in args.measures:
-        for span, chosen in [("all", np.ones(len(rows), bool))] + quarter_rows(conditions[measure]):
+    groups = {measure: [("all", np.ones(len(rows), bool))] + quarter_rows(conditions[measure])
+              for measure in args.measures}
+    for measure, quarters in groups.items():
+        for span, chosen in quarters:
             print(f"| {measure} | {span} | {chosen.sum()} | {np.mean(label[chosen] == crowd[chosen]):.1%} "
                   f"| {shares[rows][chosen, label[chosen]].mean():.1%} "
                   f"| {shares[rows][chosen, crowd[chosen]].mean():.1%} "
                   f"| {np.mean(predicted[chosen] == label[chosen]):.1%} "
                   f"| {np.mean(predicted[chosen] == crowd[chosen]):.1%} |", flush=True)
+    print("\nClass mix of each quarter, FER2013's labels / the crowd's majorities:\n")
+    print(f"| measure | quarter | {' | '.join(data.label_names)} |")
+    print(f"| --- | --- |{' ---: |' * len(data.label_names)}")
+    for measure, quarters in groups.items():
+        for span, chosen in quarters:
+            mixes = [np.bincount(which[chosen], minlength=len(data.label_names)) / chosen.sum()
+                     for which in (label, crowd)]
+            print(f"| {measure} | {span} | " + " | ".join(f"{a:.0%} / {b:.0%}" for a, b in zip(*mixes)) + " |")
 
 
 if __name__ == "__main__":

@@ -23,25 +23,6 @@ DEFAULT_DATA = ROOT / ".." / "shared" / "data"
 DEFAULT_MODEL = ROOT / "src" / "ferkit" / "weights" / "default.pt"
 
 
-def crowd_labels(votes) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the FER+ majority as a FER2013 class (-1 when there is none among the seven) and the vote shares
-    over the seven classes."""
-    from ferkit.data.ferplus import soft_to_canonical, to_canonical
-
-    labels, keep = votes.majority()
-    majority = np.where(keep, to_canonical(np.where(keep, labels, 0), contempt=False), -1)
-    return majority, soft_to_canonical(votes.distribution(), contempt=False)
-
-
-def quarter_rows(values: np.ndarray, parts: int = 4) -> list[tuple[str, np.ndarray]]:
-    """``(range, rows)`` for each quarter of ``values`` (NaN rows as a last group), as ``slice_accuracy`` cuts."""
-    measured = ~np.isnan(values)
-    edges = np.quantile(values[measured], np.linspace(0.0, 1.0, parts + 1))
-    part = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, parts - 1)
-    groups = [(f"{edges[k]:.3g}-{edges[k + 1]:.3g}", measured & (part == k)) for k in range(parts)]
-    return groups + ([("not measured", ~measured)] if (~measured).any() else [])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -52,42 +33,52 @@ def main() -> None:
     args = parser.parse_args()
 
     from ferkit.data.fer2013 import read_fer2013
-    from ferkit.data.ferplus import read_ferplus
+    from ferkit.data.ferplus import ferplus_facedata, read_ferplus
     from ferkit.evaluation.predict import predict_proba
-    from ferkit.evaluation.slices import face_conditions
+    from ferkit.evaluation.slices import face_conditions, quantile_groups
     from ferkit.models.checkpoint import load_model
 
     data = read_fer2013(args.data / "fer2013" / "fer2013.csv.gz", cache_dir=args.cache_dir)
-    majority, shares = crowd_labels(read_ferplus(args.data / "fer2013" / "fer2013new.csv"))
-    rows = np.flatnonzero((data.splits == args.split) & (majority >= 0))
-    faces, label, crowd = data.images[rows], data.labels[rows], majority[rows]
+    crowd_data = ferplus_facedata(data, read_ferplus(args.data / "fer2013" / "fer2013new.csv"))
+    here = crowd_data.splits == args.split  # the split's faces with a FER+ majority among the seven emotions
+    rows, crowd, shares = crowd_data.sources[here], crowd_data.labels[here], crowd_data.soft_labels[here]
+    faces, label = data.images[rows], data.labels[rows]
     model, info = load_model(args.model)
     # the model's classes in FER2013's order; a class FER2013 lacks (FER+'s contempt) counts as wrong
     to_data_order = np.array([data.label_names.index(n) if n in data.label_names else -1 for n in info.labels])
     predicted = to_data_order[predict_proba(model, faces, info.preprocessing).argmax(1)]
     conditions = face_conditions(faces, pose=any(m in ("turn", "tilt") for m in args.measures))
     print(f"{args.split}: {len(rows)} faces with a FER+ majority among the 7 emotions; model {Path(args.model).name}\n")
+    groups = {measure: [("all", np.ones(len(rows), bool))] + [
+        ("not measured" if np.isnan(low) else f"{low:.3g}-{high:.3g}", chosen)
+        for low, high, chosen in quantile_groups(conditions[measure])] for measure in args.measures}
+    print_agreement(groups, label, crowd, shares, predicted)
+    print_class_mix(groups, label, crowd, data.label_names)
+
+
+def print_agreement(groups: dict, label: np.ndarray, crowd: np.ndarray, shares: np.ndarray,
+                    predicted: np.ndarray) -> None:
+    """One row per quarter: the two labels' agreement, the crowd's shares, the model against either label."""
     print("| measure | quarter | faces | FER2013 label = crowd's | crowd's share for the FER2013 label "
           "| crowd's share for its majority | model vs FER2013 | model vs crowd |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    groups = {measure: [("all", np.ones(len(rows), bool))] + quarter_rows(conditions[measure])
-              for measure in args.measures}
     for measure, quarters in groups.items():
         for span, chosen in quarters:
             print(f"| {measure} | {span} | {chosen.sum()} | {np.mean(label[chosen] == crowd[chosen]):.1%} "
-                  f"| {shares[rows][chosen, label[chosen]].mean():.1%} "
-                  f"| {shares[rows][chosen, crowd[chosen]].mean():.1%} "
+                  f"| {shares[chosen, label[chosen]].mean():.1%} | {shares[chosen, crowd[chosen]].mean():.1%} "
                   f"| {np.mean(predicted[chosen] == label[chosen]):.1%} "
                   f"| {np.mean(predicted[chosen] == crowd[chosen]):.1%} |", flush=True)
+
+
+def print_class_mix(groups: dict, label: np.ndarray, crowd: np.ndarray, names: tuple[str, ...]) -> None:
+    """One row per quarter: each class's share of its faces under FER2013's labels and the crowd's."""
     print("\nClass mix of each quarter, FER2013's labels / the crowd's majorities:\n")
-    print(f"| measure | quarter | {' | '.join(data.label_names)} |")
-    print(f"| --- | --- |{' ---: |' * len(data.label_names)}")
+    print(f"| measure | quarter | {' | '.join(names)} |")
+    print(f"| --- | --- |{' ---: |' * len(names)}")
     for measure, quarters in groups.items():
         for span, chosen in quarters:
-            mixes = [np.bincount(which[chosen], minlength=len(data.label_names)) / chosen.sum()
-                     for which in (label, crowd)]
+            mixes = [np.bincount(which[chosen], minlength=len(names)) / chosen.sum() for which in (label, crowd)]
             print(f"| {measure} | {span} | " + " | ".join(f"{a:.0%} / {b:.0%}" for a, b in zip(*mixes)) + " |")
-
 
 if __name__ == "__main__":
     main()

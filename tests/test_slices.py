@@ -13,6 +13,7 @@ from ferkit.evaluation.slices import (
     pixel_conditions,
     plot_slices,
     pose_conditions,
+    quantile_groups,
     slice_accuracy,
     slices_by_condition,
     slices_json,
@@ -84,6 +85,23 @@ def test_slice_accuracy_cuts_equal_quarters_and_keeps_the_unmeasured_apart():
         slice_accuracy(correct[:3], values, "turn")
     with pytest.raises(ValueError, match="parts"):
         slice_accuracy(correct, values, "turn", parts=0)
+
+
+def test_quantile_groups_cover_every_row_once_in_order_of_value():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=101)
+    values[[3, 50]] = np.nan
+    groups = quantile_groups(values, parts=4)
+    masks = np.stack([rows for _, _, rows in groups])
+    assert (masks.sum(axis=0) == 1).all()  # each row in exactly one group
+    sizes = [int(rows.sum()) for _, _, rows in groups]
+    assert sizes[-1] == 2 and sum(sizes[:4]) == 99 and max(sizes[:4]) - min(sizes[:4]) <= 1  # equal quarters
+    assert np.isnan(groups[-1][0]) and groups[-1][2][[3, 50]].all()
+    for (low, high, rows), (next_low, _, _) in zip(groups[:3], groups[1:4]):
+        assert values[rows].min() >= low and values[rows].max() <= high == next_low
+    assert len(quantile_groups(np.arange(5.0), parts=2)) == 2  # no NaN: no empty group
+    with pytest.raises(ValueError, match="parts"):
+        quantile_groups(values, parts=0)
 
 
 def test_class_mix_expectation_is_each_faces_class_recall():

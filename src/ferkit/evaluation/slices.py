@@ -110,21 +110,28 @@ def slice_accuracy(correct: np.ndarray, values: np.ndarray, measure: str, parts:
     """``correct`` (bool per face) cut into ``parts`` equal slices at the quantiles of ``values``; the faces with
     NaN values, if any, as one more slice. ``expected`` (per face: the chance of being right that its class alone
     gives; default ``correct``'s mean) is averaged over each slice."""
-    if parts < 1:
-        raise ValueError(f"parts must be at least 1, got {parts}")
     correct, values = np.asarray(correct, dtype=bool), np.asarray(values, dtype=np.float64)
     if correct.shape != values.shape:
         raise ValueError(f"{len(correct)} answers for {len(values)} values of {measure}")
     expected = np.full(len(correct), correct.mean()) if expected is None else np.asarray(expected, dtype=np.float64)
+    return [_slice(measure, low, high, correct[chosen], expected[chosen])
+            for low, high, chosen in quantile_groups(values, parts)]
+
+
+def quantile_groups(values: np.ndarray, parts: int = 4) -> list[tuple[float, float, np.ndarray]]:
+    """``(low, high, rows)`` for each of ``parts`` equal slices of ``values`` cut at its quantiles, then
+    ``(nan, nan, rows)`` for its NaN values; each ``rows`` a boolean mask, empty groups left out."""
+    if parts < 1:
+        raise ValueError(f"parts must be at least 1, got {parts}")
+    values = np.asarray(values, dtype=np.float64)
     measured = ~np.isnan(values)
     groups = []
     if measured.any():
         edges = np.quantile(values[measured], np.linspace(0.0, 1.0, parts + 1))
         part = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, parts - 1)
-        groups = [(edges[k], edges[k + 1], measured & (part == k)) for k in range(parts)]
+        groups = [(float(edges[k]), float(edges[k + 1]), measured & (part == k)) for k in range(parts)]
     groups.append((np.nan, np.nan, ~measured))
-    return [_slice(measure, low, high, correct[chosen], expected[chosen]) for low, high, chosen in groups
-            if chosen.any()]
+    return [(low, high, rows) for low, high, rows in groups if rows.any()]
 
 
 def _slice(measure: str, low: float, high: float, correct: np.ndarray, expected: np.ndarray) -> Slice:

@@ -47,9 +47,9 @@ def main() -> None:
     groups = {measure: [("all", np.ones(len(rows), bool))] + [
         ("not measured" if np.isnan(low) else f"{low:.3g}-{high:.3g}", chosen)
         for low, high, chosen in quantile_groups(conditions[measure])] for measure in args.measures}
-    names = ", ".join(Path(m).name for m in args.model)
-    print(f"{args.split}: {len(rows)} faces with a FER+ majority among the 7 emotions; model(s) {names}\n")
-    predictions = {Path(m).name: predict_classes(m, faces, data.label_names) for m in args.model}
+    print(f"{args.split}: {len(rows)} faces with a FER+ majority among the 7 emotions; "
+          f"model(s) {', '.join(args.model)}\n")
+    predictions = {m: predict_classes(m, faces, data.label_names) for m in args.model}  # keyed as given: unique
     if len(predictions) == 1:
         print_agreement(groups, label, crowd, shares, next(iter(predictions.values())))
     else:

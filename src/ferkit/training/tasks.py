@@ -123,4 +123,6 @@ def build_task(config: Config, labels: tuple[str, ...], preprocessing: Preproces
     if mixer is not None:
         log.info("mixing batches: mixup alpha %g, cutmix alpha %g, probability %g", tc.mixup, tc.cutmix,
                  tc.mix_prob)
+    if tc.sam_rho > 0:
+        log.info("sharpness-aware minimisation: rho %g, two forward and backward passes a step", tc.sam_rho)
     return ClassifyTask(config, teacher, mixer)

@@ -13,8 +13,8 @@ def add_recognition_options(parser: argparse.ArgumentParser, *, video: bool = Tr
     from ..inference.backends import AUTO, BACKENDS
 
     parser.add_argument("--model", default=None,
-                        help="checkpoint, .onnx file, or a shipped model: default, fast (about 2.5x the classifier's "
-                             "speed, 3.6 points less accurate) or accurate (an ensemble of four: a quarter of the "
+                        help="checkpoint, .onnx file, or a shipped model: default, fast (about 2x the default's "
+                             "int8 speed, 3.6 points less accurate) or accurate (an ensemble of four: a quarter of the "
                              "speed, 1.8 points more accurate); default: default")
     parser.add_argument("--backend", default=AUTO, choices=[AUTO, *BACKENDS],
                         help="classifier runtime: auto (default: the shipped model's int8 copy on a CPU with VNNI, "

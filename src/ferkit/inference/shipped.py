@@ -20,7 +20,7 @@ DEFAULT_MODEL = "default"
 #: The shipped models: name -> what it is for (FER2013 PrivateTest accuracy and the int8 speed, docs/results.md).
 SHIPPED_MODELS: dict[str, str] = {
     DEFAULT_MODEL: "speed and accuracy: ferkit_cnn 32-64-128-256, 70.2% plain on FER2013 PrivateTest",
-    "fast": "a quarter of the default's compute, about 2.5x its int8 faces/s: ferkit_cnn 16-32-64-128, 66.6%",
+    "fast": "a quarter of the default's compute, about 2x its int8 faces/s: ferkit_cnn 16-32-64-128, 66.6%",
     "accurate": "about four times the default's compute: four networks of two families averaged, 72.0%",
 }
 

@@ -254,15 +254,16 @@ def test_killed_command_resumes(collection: Path, reference: Path, tmp_path: Pat
         proc.send_signal(sig)
         returncode = proc.wait(timeout=60)
     kept = len(list(out.glob("faces/part-*")))
-    assert 2 <= kept < 8, "the job was not killed half-way"
+    assert 2 <= kept < 8, f"the job was not killed half-way: {kept} parts kept, status {returncode}"
     if sig == signal.SIGTERM:
-        assert returncode == 130
-        assert len(read_inputs(out)) == kept  # the tables were brought up to date before it stopped
+        assert returncode == 130, f"status {returncode} after SIGTERM with {kept} parts kept"
+        # the tables were brought up to date before it stopped
+        assert len(read_inputs(out)) == kept, f"{len(read_inputs(out))} inputs saved for {kept} parts kept"
     else:
         assert not (out / "inputs.parquet").exists()  # it never reached its end
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr  # 1: the output folder has failed inputs
-    assert "8 input(s): " in done.stdout and f", {kept} skipped (finished before)" in done.stdout
+    assert "8 input(s): " in done.stdout and f", {kept} skipped (finished before)" in done.stdout, done.stdout
     assert read_faces(out).equals(read_faces(reference))
     assert read_errors(out).equals(read_errors(reference))
     assert not list((out / "faces").glob(".*"))  # no temporary file left

@@ -1,7 +1,8 @@
 """What this machine is, in one line, for results files and benchmark headers.
 
 Speed figures (and an int8 model's accuracy) depend on the CPU's vector extensions: AVX2 or AVX-512, VNNI
-(fast int8 dot products), native bf16. Every benchmark and published run describes its machine the same way.
+(fast int8 dot products), native bf16, AMX tiles. Every benchmark and published run describes its machine the same
+way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 CPUINFO = Path("/proc/cpuinfo")
 VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
+AMX_FLAG = "amx_tile"
 
 
 def _cpuinfo(text: str | None) -> str:
@@ -49,10 +51,19 @@ def has_vnni(cpuinfo: str | None = None) -> bool:
     return bool(VNNI_FLAGS & cpu_flags(cpuinfo))
 
 
+def has_amx(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has AMX matrix tiles (Intel Sapphire Rapids and later): its bf16 and int8 kernels, and so
+    a bf16 training run's numbers, differ from an AVX-512 CPU's."""
+    return AMX_FLAG in cpu_flags(cpuinfo)
+
+
 def cpu_capability(cpuinfo: str | None = None) -> str:
-    """The instruction set torch dispatches to here with VNNI noted, e.g. ``AVX2, no VNNI``."""
-    vnni = "with VNNI" if has_vnni(cpuinfo) else "no VNNI"
-    return f"{torch.backends.cpu.get_cpu_capability()}, {vnni}"
+    """The instruction set torch dispatches to here with VNNI and AMX noted, e.g. ``AVX2, no VNNI`` or
+    ``AVX512, with VNNI, AMX``."""
+    text = _cpuinfo(cpuinfo)  # read once for both flags
+    vnni = "with VNNI" if has_vnni(text) else "no VNNI"
+    amx = ", AMX" if has_amx(text) else ""
+    return f"{torch.backends.cpu.get_cpu_capability()}, {vnni}{amx}"
 
 
 def describe(cpuinfo: str | None = None) -> str:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ferkit.cli import main
+from ferkit.data.fer2013 import read_fer2013
 from ferkit.errors import FerkitError
 from ferkit.evaluation import expected_calibration_error, log_loss, predict_proba
 from ferkit.evaluation.calibration import fit_temperature, fold_temperature, soften
@@ -78,6 +79,9 @@ def test_ferkit_calibrate_writes_a_checkpoint_with_the_temperature_folded_in(che
     (model, info), (calibrated, calibrated_info) = load_model(path), load_model(out)
     record = calibrated_info.metrics["temperature"]
     assert "PublicTest" in record["chosen_on"] and record["log_loss"][1] <= record["log_loss"][0]
+    public = read_fer2013(csv_path).split("PublicTest")  # the temperature is PublicTest's, fitted independently here
+    assert record["value"] == pytest.approx(
+        fit_temperature(predict_proba(model, public.images, info.preprocessing), public.labels), abs=0.05)
     assert f"temperature {record['value']:.2f}" in printed and "the same class for 42 of 42 faces" in printed
     faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
     expected = soften(predict_proba(model, faces, info.preprocessing), record["value"])

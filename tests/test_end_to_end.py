@@ -64,6 +64,7 @@ def test_cli_scores_the_photos_end_to_end(labelled_photos, tmp_path, capsys):
         probs = recognizer.predict_faces(recognizer.prepare_faces(path, [_largest(recognizer, path)]))
         assert predicted[f"{label}/{name}"] == recognizer.labels[int(probs.argmax())]
         right += recognizer.labels[int(probs.argmax())] == label
+    assert 0 < right < 3, f"{right} of 3 right: the figures below could not tell photos from faces"
     report = json.loads((tmp_path / "out" / "plain" / "report.json").read_text())
     assert report["n"] == 3 and report["accuracy"] == pytest.approx(right / 3)
     assert report["extras"]["end_to_end_accuracy"] == pytest.approx(right / 4)

@@ -46,14 +46,20 @@ def _check_faces(result: ImageResult, n: int):
         assert face.confidence == face.scores[face.label]
 
 
-def test_predict_faces_probabilities(recognizer):
+def test_predict_faces_probabilities(recognizer, checkpoint):
+    from ferkit.evaluation import predict_proba
+    from ferkit.models import load_model
+
+    model, info = load_model(checkpoint)  # the evaluation's path: the plain model, one batch
     faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
-    probs = recognizer.predict_faces(faces)  # batch_size 2: three chunks
+    probs = recognizer.predict_faces(faces)  # batch_size 2: three chunks, each in its own rows
     assert probs.shape == (5, len(LABELS))
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs, predict_proba(model, faces, info.preprocessing), atol=1e-5)
     assert recognizer.predict_faces(np.zeros((0, 48, 48), np.uint8)).shape == (0, len(LABELS))
     # other sizes go through the checkpoint's preprocessing
-    assert recognizer.predict_faces(faces[:, :40, :40]).shape == (5, len(LABELS))
+    small = faces[:, :40, :40]
+    np.testing.assert_allclose(recognizer.predict_faces(small), predict_proba(model, small, info.preprocessing),
+                               atol=1e-5)
 
 
 def test_blank_array_gives_no_faces(recognizer):
@@ -166,7 +172,9 @@ def test_draw_faces_keeps_tag_inside_image():
     rgb = np.full((100, 100, 3), 255, np.uint8)
     face = Face(box=(0, 0, 100, 100), detector_score=0.9, label="surprise", confidence=1.0, scores={})
     out = draw_faces(rgb, [face])
-    assert out.shape == rgb.shape and (out[:20] != 255).any()
+    assert out.shape == rgb.shape
+    # no room above the box: the tag is filled inside its top edge, below the 2-px border that paints rows 0-1
+    assert (out[4:12, 4:60] != 255).any(axis=-1).mean() > 0.9
 
 
 def test_list_input_returns_list(recognizer):

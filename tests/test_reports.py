@@ -31,16 +31,19 @@ def report(preds):
 
 
 def test_report_numbers(report, preds):
-    y_true, y_pred, _ = preds
+    y_true, y_pred, probs = preds
     assert report.accuracy == pytest.approx(metrics.accuracy(y_true, y_pred))
-    low, high = report.accuracy_ci
+    low, high = report.accuracy_ci  # a bootstrap interval about as wide as the normal approximation's
     assert low <= report.accuracy <= high
+    assert high - low == pytest.approx(2 * 1.96 * np.sqrt(report.accuracy * (1 - report.accuracy) / 200), rel=0.2)
     assert report.n == 200 and sum(report.support) == 200
     assert report.macro_f1 == pytest.approx(metrics.macro_f1(y_true, y_pred, 7))
     assert report.precision[EMOTIONS.index("disgust")] == 0.0
     np.testing.assert_array_equal(report.confusion, metrics.confusion_matrix(y_true, y_pred, 7))
     assert set(report.extras) == {"top2_accuracy", "log_loss", "ece"}
-    assert report.extras["top2_accuracy"] >= report.accuracy
+    top2 = np.argsort(-probs, axis=1)[:, :2]  # against the true labels, not the predictions
+    assert report.extras["top2_accuracy"] == pytest.approx(np.mean((top2 == y_true[:, None]).any(axis=1)))
+    assert report.extras["log_loss"] == pytest.approx(-np.mean(np.log(probs[np.arange(200), y_true])))
 
 
 def test_macro_scores_average_over_the_classes_the_data_has():

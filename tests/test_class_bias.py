@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ferkit.cli import main
+from ferkit.data.fer2013 import read_fer2013
 from ferkit.errors import FerkitError
 from ferkit.evaluation import accuracy, balanced_accuracy, predict_proba
 from ferkit.evaluation.class_bias import bias_objective, fit_class_bias, fold_class_bias
@@ -76,8 +77,31 @@ def checkpoint(tmp_path_factory):
     return csv_and_checkpoint(root, public_per_class=4, seed=5)
 
 
+def _leaning_model(csv_path, path, out):
+    """``path``'s random model with its last layer fitted to PublicTest's labels (least squares on its features),
+    then pushed one logit towards angry: a model whose argmax follows the faces and that offsets can improve (the
+    random model alone calls every face the same class, so no offset changes anything)."""
+    from ferkit.evaluation.class_bias import logit_layer
+    from ferkit.models import save_model
+
+    model, info = load_model(path)
+    public, layer, features = read_fer2013(csv_path).split("PublicTest"), logit_layer(model, 7), []
+    hook = layer.register_forward_hook(lambda module, inputs, output: features.append(inputs[0].detach()))
+    predict_proba(model, public.images, info.preprocessing)
+    hook.remove()
+    f = torch.cat(features).double()
+    f = torch.cat([f, torch.ones(len(f), 1, dtype=f.dtype)], dim=1)
+    targets = 6.0 * torch.eye(7, dtype=f.dtype)[torch.as_tensor(public.labels)]
+    w = torch.linalg.solve(f.T @ f + 1e-3 * torch.eye(f.shape[1], dtype=f.dtype), f.T @ targets)
+    with torch.no_grad():
+        layer.weight.copy_(w[:-1].T.float())
+        layer.bias.copy_(w[-1].float() + torch.eye(7)[EMOTIONS.index("angry")])
+    return save_model(out, model, info, half=True)
+
+
 def test_ferkit_balance_writes_a_checkpoint_with_the_offsets_folded_in(checkpoint, tmp_path, capsys):
-    csv_path, path = checkpoint
+    csv_path, random_path = checkpoint
+    path = _leaning_model(csv_path, random_path, tmp_path / "leaning.pt")
     out = tmp_path / "balanced.pt"
     assert main(["balance", str(path), "--data", str(csv_path), "--out", str(out)]) == 0
     assert "balanced accuracy" in capsys.readouterr().out
@@ -85,6 +109,10 @@ def test_ferkit_balance_writes_a_checkpoint_with_the_offsets_folded_in(checkpoin
     record = balanced_info.metrics["class_bias"]
     assert "PublicTest" in record["chosen_on"] and list(record["offsets"]) == list(EMOTIONS)
     offsets = np.array(list(record["offsets"].values()))
+    public = read_fer2013(csv_path).split("PublicTest")  # fitted again here, on PublicTest's own probabilities
+    log_probs = np.log(predict_proba(model, public.images, info.preprocessing) + 1e-12)
+    np.testing.assert_allclose(offsets, fit_class_bias(log_probs, public.labels), atol=1e-4)
+    assert offsets[EMOTIONS.index("angry")] < -0.5  # the push towards angry is taken back, so zeros would not pass
     faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
     expected = np.log(predict_proba(model, faces, info.preprocessing)) + offsets
     expected = np.exp(expected) / np.exp(expected).sum(1, keepdims=True)

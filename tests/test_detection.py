@@ -48,6 +48,10 @@ def test_crop_face_at_corner_is_padded_to_size():
     image = np.arange(100 * 120, dtype=np.uint32).reshape(100, 120).astype(np.uint8)
     crop = crop_face(image, (0, 0, 30, 40), margin=0.2)
     assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    # the 56-px square starts 13 px left of and 8 px above the image: the missing part repeats the edge pixels
+    padded = np.pad(image, ((8, 0), (13, 0)), mode="edge")[:56, :56]
+    np.testing.assert_array_equal(crop_face(image, (0, 0, 30, 40), margin=0.2, size=56), padded)
+    np.testing.assert_array_equal(crop, cv2.resize(padded, (48, 48), interpolation=cv2.INTER_AREA))
     # bottom-right corner box reaching past the image, and a tiny box (enlarged)
     assert crop_face(image, (100, 80, 40, 40)).shape == (48, 48)
     assert crop_face(image, (60, 50, 10, 12), size=64).shape == (64, 64)

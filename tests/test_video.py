@@ -321,6 +321,7 @@ def test_analyze_video_tables_parse_back(fmt, checkpoint, square_clip, tmp_path)
     for r in with_face:
         assert r["label"] in LABELS and math.isclose(sum(float(r[k]) for k in LABELS), 1.0, abs_tol=1e-5)
         assert abs(int(r["y"]) - 24) <= 1 and abs(int(r["w"]) - 24) <= 2
+        assert abs(int(r["x"]) - (4 + 2 * int(r["frame"]))) <= 1  # this frame's box, not a neighbour's
         assert float(r["time_s"]) == pytest.approx(int(r["frame"]) / 10)
     assert summary.frames == 12 and summary.frames_with_faces == 9 and summary.faces == 9
     assert [(t.track, t.frames) for t in summary.tracks] == [(0, 9)]

@@ -219,15 +219,15 @@ def _lowest(row: dict) -> str:
 def markdown(rows: list[dict], commands: dict[str, str]) -> str:
     import torch
 
-    from ferkit.machine import cpu_capability, cpu_name
+    from ferkit.machine import describe
 
     lines = ["# FER2013 leaderboard", "",
              "Written by `python benchmarks/leaderboard.py` (ferkit rows measured on this machine; each model "
              "file's accuracy figures kept in benchmarks/leaderboard_scores/ and scored again by `--no-cache`; "
              "faces/s measured in the run, wall clock, so a busy machine lowers it).", "",
-             f"{cpu_name()}, nproc {os.cpu_count()}, this run on {len(os.sched_getaffinity(0))} core(s) with "
-             f"{torch.get_num_threads()} torch thread(s), CPU capability {cpu_capability()} (the int8 row's accuracy "
-             f"and speed depend on it: VNNI or not), load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}", "",
+             f"{describe()}; this run on {len(os.sched_getaffinity(0))} core(s) with {torch.get_num_threads()} "
+             "torch thread(s) (the int8 row's accuracy and speed depend on the CPU: VNNI or not), load average "
+             f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}", "",
              "| model | PrivateTest plain (95% CI) | flip | ten-crop | macro-F1 | PublicTest | CK+48 zero-shot (lowest "
              "class recall) | size | parameters | faces/s (batch 256) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

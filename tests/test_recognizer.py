@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from ferkit.errors import FerkitError
+from ferkit.evaluation import predict_proba
 from ferkit.inference import (
     Face,
     ImageResult,
@@ -22,6 +23,7 @@ from ferkit.inference import (
 )
 from ferkit.inference.detectors import Detection
 from ferkit.labels import EMOTIONS
+from ferkit.models import load_model
 from synthetic import small_checkpoint
 
 LABELS = tuple(EMOTIONS)
@@ -47,9 +49,6 @@ def _check_faces(result: ImageResult, n: int):
 
 
 def test_predict_faces_probabilities(recognizer, checkpoint):
-    from ferkit.evaluation import predict_proba
-    from ferkit.models import load_model
-
     model, info = load_model(checkpoint)  # the evaluation's path: the plain model, one batch
     faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
     probs = recognizer.predict_faces(faces)  # batch_size 2: three chunks, each in its own rows

@@ -9,6 +9,7 @@ import logging
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -199,6 +200,27 @@ def test_the_layout_keeps_1_to_10_faces_beside_the_photo_at_a_readable_size(n):
     assert canvas.shape[0] == 34 + 720  # the faces fit beside the photo, no taller than it
     beside = canvas.shape[1] - 1200 - 12
     assert 150 * math.ceil(n / 3) <= beside <= 800  # up to 3 rows of tiles, each at least 150 px wide
+
+
+def test_each_tile_shows_its_own_faces_heat_where_the_map_puts_it():
+    """Three faces whose maps are hot on the left, on the right and nowhere: each tile's red (hot) lies there."""
+    explanation = _synthetic(3)
+    halves = np.zeros((48, 48)), np.zeros((48, 48))
+    halves[0][:, :24], halves[1][:, 24:] = 1.0, 1.0
+    for item, heat in zip(explanation.faces, [*halves, np.zeros((48, 48))]):  # left, right, no evidence
+        item.crop[:], item.heatmap = 128, heat
+    canvas = render_explanation(explanation).astype(int)
+    grid = canvas[34:, 1200 + 12:]  # beside the 1200 px photo: one column of three tiles
+    n, _, stats, _ = cv2.connectedComponentsWithStats((grid.min(axis=2) < 250).astype(np.uint8))
+    tiles = sorted((y, x, w) for x, y, w, _, area in stats[1:n] if area > 5000)
+    assert len(tiles) == 3
+    sides = []
+    for y, x, w in tiles:
+        inner = grid[y + 4:y + w - 4, x + 4:x + w - 4]  # the square image inside its frame
+        red = np.clip(inner[:, :, 0] - inner[:, :, 2], 0, None)  # hot is red over the gray crop, cold blue
+        sides.append(None if red.sum() == 0 else float((red.sum(axis=0) * np.arange(red.shape[1])).sum()
+                                                       / red.sum() / red.shape[1]))
+    assert sides[0] < 0.3 and sides[1] > 0.7 and sides[2] is None, sides
 
 
 def test_help_shows_examples(capsys):

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from ferkit.errors import FerkitError
+from ferkit.evaluation.class_bias import logit_layer
 from ferkit.inference import (
     Detection,
     EmotionTimeline,
@@ -48,6 +49,7 @@ from ferkit.inference import (
 from ferkit.inference import webcam as webcam_module
 from ferkit.inference.video import VideoWriter, default_detect_threads
 from ferkit.labels import EMOTIONS
+from ferkit.models import load_model, save_model
 from synthetic import small_checkpoint
 
 LABELS = tuple(EMOTIONS)
@@ -325,6 +327,38 @@ def test_analyze_video_tables_parse_back(fmt, checkpoint, square_clip, tmp_path)
         assert float(r["time_s"]) == pytest.approx(int(r["frame"]) / 10)
     assert summary.frames == 12 and summary.frames_with_faces == 9 and summary.faces == 9
     assert [(t.track, t.frames) for t in summary.tracks] == [(0, 9)]
+
+
+def test_analyze_video_rows_carry_the_tracks_smoothed_scores(checkpoint, tmp_path):
+    """With smoothing alpha, each face row holds alpha * this frame + (1 - alpha) * the track's last row, carried
+    across frames without a face; label and confidence follow the smoothed scores."""
+    frames = list(square_frames(12, gap_every=4))
+    rng = np.random.default_rng(0)
+    for rgb in frames:  # a face whose look changes from frame to frame, so its own scores do too
+        rgb[:, :, 1:][rgb[:, :, 1:] == 230] = rng.integers(0, 255, int((rgb[:, :, 1:] == 230).sum()))
+    clip = write_clip(tmp_path / "noisy.mp4", frames)
+    model, info = load_model(checkpoint)
+    with torch.no_grad():  # the random model's scores barely move; sharpened, they follow the noise
+        logit_layer(model, len(LABELS)).weight.mul_(100)
+    sharp = save_model(tmp_path / "sharp.pt", model, info)
+    rows = {}
+    for alpha in (None, 0.3):
+        rec = Recognizer.from_checkpoint(sharp, detector=blob_detector())
+        rec.options = rec.options.replace(smoothing=alpha, detect_every=1)
+        analyze_video(rec, clip, tmp_path / str(alpha), table_format="jsonl", annotate=False)
+        found = _read_table(tmp_path / str(alpha) / "noisy_frames.jsonl", "jsonl")
+        rows[alpha] = [np.array([r[k] for k in LABELS]) for r in found if r["faces"] == 1]
+        if alpha:
+            labels = [(r["label"], r["confidence"]) for r in found if r["faces"] == 1]
+    raw, smoothed = rows[None], rows[0.3]
+    assert len(raw) == len(smoothed) == 9
+    assert max(np.abs(a - b).max() for a, b in zip(raw, raw[1:])) > 1e-3  # the frames' own scores differ
+    expected = [raw[0]]
+    for p in raw[1:]:
+        expected.append(0.3 * p + 0.7 * expected[-1])
+    np.testing.assert_allclose(np.array(smoothed), np.array(expected), atol=1e-5)
+    assert not np.allclose(np.array(smoothed), np.array(raw), atol=1e-4)
+    assert labels == [(LABELS[int(np.argmax(s))], pytest.approx(float(s.max()), abs=1e-5)) for s in smoothed]
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])

@@ -109,7 +109,7 @@ def test_a_named_target_gets_its_own_map_and_probability(rec, photos):
         explain_settings(rec, "bored")
 
 
-@pytest.mark.parametrize("name", ["se_cnn_fer2013_s0", "cnn_attention_fer2013"])
+@pytest.mark.parametrize("name", ["se_cnn_fer2013_s0", "cnn_attention_fer2013", "system_d_vgg16_bn_simclr8_f1_e50_reg"])
 def test_committed_checkpoints_explain_what_they_predict(name, photos, tmp_path, capsys):
     checkpoint = CHECKPOINTS / f"{name}.pt"
     if not checkpoint.is_file():

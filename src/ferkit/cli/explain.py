@@ -12,6 +12,7 @@ HELP = "Show where the model looks: a Grad-CAM heat map over every face of each 
 EXAMPLES = """examples:
   ferkit explain photo.jpg                       # ferkit-out/photo_explain.png: where the model looked, per face
   ferkit explain a.jpg b.png --out cams/ --model checkpoints/se_cnn_fer2013_s0.pt
+  ferkit explain photo.jpg --model checkpoints/system_d_vgg16_bn_simclr8_f1_e50_reg.pt   # System D (VGG16-BN)
   ferkit explain group.jpg --target happy        # every face's map for "happy", whatever it was predicted
   ferkit explain photo.jpg --layer features.19   # the shipped model one block earlier: a finer 12x12 map"""
 
